@@ -1,0 +1,301 @@
+"""params.yaml -> typed, frozen, validated configuration.
+
+One frozen dataclass per stage group. Validation is strict and happens before any
+work: unknown keys, wrong types, out-of-range values and inconsistent combinations
+raise `ConfigError` naming the key path (e.g. `organism.reasoner.lr`) and what is allowed.
+Field constraints live in `field(metadata=...)`: `ge`/`gt`/`le`/`lt` bounds, `choices`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from r1interp.errors import ConfigError
+
+PROFILES = ("organism", "r1-distill-qwen-1.5b")
+
+
+def _f(default: Any = dataclasses.MISSING, *, doc: str = "", **constraints: Any) -> Any:
+    kwargs: dict[str, Any] = {"metadata": {"doc": doc, **constraints}}
+    if isinstance(default, (list, dict)):
+        kwargs["default_factory"] = lambda d=default: type(d)(d)
+    elif default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    return field(**kwargs)
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    profile: str = _f("organism", choices=PROFILES, doc="which model pair the pipeline studies")
+    device: str = _f("auto", choices=("auto", "cpu", "cuda"))
+    threads: int = _f(1, ge=1, le=256, doc="torch CPU threads for model stages")
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    min_digits: int = _f(2, ge=1, le=12)
+    max_digits: int = _f(3, ge=1, le=12)
+
+    def check(self, path: str) -> None:
+        if self.min_digits > self.max_digits:
+            raise ConfigError(
+                f"{path}.min_digits ({self.min_digits}) must be <= {path}.max_digits ({self.max_digits})"
+            )
+
+
+@dataclass(frozen=True)
+class HubCorpusParams:
+    """The real profile's corpus: OpenR1-Math-220k through `datasets`."""
+
+    dataset: str = _f("open-r1/OpenR1-Math-220k")
+    revision: str = _f("main", doc="pin a commit sha for reproducibility")
+    config_name: str = _f("default")
+    split: str = _f("train")
+    data_files: str = _f("", doc="a local parquet/json file instead of the Hub (tests, offline mirrors)")
+    max_examples: int = _f(2000, ge=1)
+
+
+@dataclass(frozen=True)
+class CorpusParams:
+    seed: int = _f(0, ge=0)
+    train_per_task: int = _f(20000, ge=1)
+    heldout_per_task: int = _f(500, ge=1)
+    tasks: dict[str, TaskParams] = _f(
+        {"add": TaskParams(2, 3), "mul": TaskParams(2, 3)}, key_choices=("add", "mul")
+    )
+    hub: HubCorpusParams = _f(HubCorpusParams())
+
+    def check(self, path: str) -> None:
+        if not self.tasks:
+            raise ConfigError(f"{path}.tasks: at least one task is required; allowed: add, mul")
+
+
+@dataclass(frozen=True)
+class TrainPhaseParams:
+    steps: int = _f(400, ge=0)
+    lr: float = _f(3e-3, gt=0.0, le=1.0)
+    batch_size: int = _f(64, ge=1)
+    warmup_steps: int = _f(50, ge=0)
+    weight_decay: float = _f(0.0, ge=0.0, le=1.0)
+    final_lr_fraction: float = _f(0.05, ge=0.0, le=1.0)
+
+    def check(self, path: str) -> None:
+        if self.warmup_steps > self.steps:
+            raise ConfigError(f"{path}.warmup_steps ({self.warmup_steps}) must be <= {path}.steps ({self.steps})")
+
+
+@dataclass(frozen=True)
+class OrganismEvalParams:
+    problems_per_task: int = _f(200, ge=1)
+    batch_size: int = _f(100, ge=1)
+    max_new_tokens: int = _f(160, ge=8)
+
+
+@dataclass(frozen=True)
+class OrganismParams:
+    seed: int = _f(0, ge=0)
+    vocab_size: int = _f(384, ge=270, le=65536, doc="BPE vocabulary (256 bytes + specials + merges)")
+    layers: int = _f(4, ge=1, le=64)
+    hidden: int = _f(64, ge=8)
+    intermediate: int = _f(256, ge=8)
+    heads: int = _f(4, ge=1)
+    kv_heads: int = _f(2, ge=1)
+    max_positions: int = _f(256, ge=32)
+    rope_theta: float = _f(10000.0, gt=0.0)
+    base: TrainPhaseParams = _f(TrainPhaseParams(400, 3e-3, 64, 50))
+    reasoner: TrainPhaseParams = _f(TrainPhaseParams(1500, 1e-2, 64, 100))
+    reasoner_init: str = _f("base", choices=("base", "scratch"), doc="fine-tune the base (as R1-distill) or train from the same init")
+    eval: OrganismEvalParams = _f(OrganismEvalParams())
+
+    def check(self, path: str) -> None:
+        if self.hidden % self.heads:
+            raise ConfigError(f"{path}.hidden ({self.hidden}) must be divisible by {path}.heads ({self.heads})")
+        if self.heads % self.kv_heads:
+            raise ConfigError(f"{path}.heads ({self.heads}) must be divisible by {path}.kv_heads ({self.kv_heads})")
+        if (self.hidden // self.heads) % 2:
+            raise ConfigError(f"{path}.hidden / {path}.heads must be even (rotary embeddings need pairs)")
+
+
+@dataclass(frozen=True)
+class TokensParams:
+    ctx_len: int = _f(128, ge=8, le=32768, doc="tokens per row, as sparsify consumes them")
+    max_train_tokens: int = _f(2_000_000, ge=1)
+    max_heldout_tokens: int = _f(200_000, ge=1)
+    tokenizer_of: str = _f("reasoner", choices=("reasoner", "base"))
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = _f(0, ge=0)
+    model: ModelParams = _f(ModelParams())
+    corpus: CorpusParams = _f(CorpusParams())
+    organism: OrganismParams = _f(OrganismParams())
+    tokens: TokensParams = _f(TokensParams())
+
+    def check(self, path: str) -> None:
+        ctx_needed = self.tokens.ctx_len
+        if self.model.profile == "organism" and ctx_needed > self.organism.max_positions:
+            raise ConfigError(
+                f"tokens.ctx_len ({ctx_needed}) exceeds organism.max_positions ({self.organism.max_positions})"
+            )
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    if origin in (list, tuple):
+        return "list"
+    if origin is dict:
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, path: str, meta: dict) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        return _build(tp, value, path)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        key_tp, val_tp = typing.get_args(tp)
+        allowed = meta.get("key_choices")
+        out = {}
+        for k, v in value.items():
+            if allowed and k not in allowed:
+                raise ConfigError(f"{path}.{k}: unknown key; allowed: {', '.join(allowed)}")
+            out[str(k)] = _coerce(v, val_tp, f"{path}.{k}", {})
+        return out
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        (item_tp, *_) = typing.get_args(tp)
+        items = [_coerce(v, item_tp, f"{path}[{i}]", {}) for i, v in enumerate(value)]
+        for i, item in enumerate(items):
+            _check_scalar(item, f"{path}[{i}]", meta)
+        return tuple(items) if origin is tuple else items
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, path, meta)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{path}: {value!r} matches none of {_type_name(tp)}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # YAML reads `1e-3` (no dot) as a string: accept it when it parses as a number.
+            if isinstance(value, str):
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp}")  # programming error, still one line
+
+
+def _check_scalar(value: Any, path: str, meta: dict) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{path}: {value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
+    for key, op, word in (("ge", float.__ge__, ">="), ("gt", float.__gt__, ">"), ("le", float.__le__, "<="), ("lt", float.__lt__, "<")):
+        if key in meta and isinstance(value, (int, float)) and not op(float(value), float(meta[key])):
+            raise ConfigError(f"{path}: {value!r} is out of range; must be {word} {meta[key]}")
+
+
+def _build(cls: type, data: dict, path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"{where}: unknown key; allowed: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        where = f"{path}.{name}" if path else name
+        if name not in data:
+            continue
+        value = _coerce(data[name], hints[name], where, dict(f.metadata))
+        if not isinstance(value, (list, tuple, dict)) and not dataclasses.is_dataclass(value):
+            _check_scalar(value, where, dict(f.metadata))
+        kwargs[name] = value
+    obj = cls(**kwargs)
+    _run_checks(obj, path)
+    return obj
+
+
+def _run_checks(obj: Any, path: str) -> None:
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(path or "params")
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        where = f"{path}.{f.name}" if path else f.name
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if dataclasses.is_dataclass(v) and hasattr(v, "check"):
+                    v.check(f"{where}.{k}")
+
+
+def parse_params(data: Any, source: str = "params") -> Params:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return _build(Params, data, "")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; every error names the file and the key path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    try:
+        return parse_params(data, str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data view (for metrics, manifests, hashes)."""
+    return dataclasses.asdict(obj)

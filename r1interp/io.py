@@ -1,0 +1,65 @@
+"""Atomic artifact writes: a temp file/dir in the same folder, then a rename.
+
+An interrupted stage therefore leaves either the previous artifact or none at all,
+never a half-written file that a later stage would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; move it into place only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}.tmp-"
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def replace(src: Path, target: Path) -> None:
+    """Move `src` onto `target`; for directories the old one is removed only after the swap."""
+    if src.is_dir() and target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        _remove(old)
+        os.replace(target, old)
+        os.replace(src, target)
+        _remove(old)
+    else:
+        os.replace(src, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_parquet(path: str | Path, df: Any) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)

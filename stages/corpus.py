@@ -1,0 +1,21 @@
+"""Stage `corpus`: synthetic R1-style arithmetic (organism) or OpenR1-Math (real profile) -> parquet."""
+
+from r1interp import corpus, stage
+from r1interp.io import write_parquet
+from r1interp.schemas import CorpusSchema, validate
+
+OUT = "data/corpus/corpus.parquet"
+
+
+def main(params, args):
+    if params.model.profile == "organism":
+        df = corpus.synthetic_corpus(params.corpus)
+    else:
+        df = corpus.openr1_corpus(params.corpus.hub, seed=params.corpus.seed)
+    write_parquet(OUT, validate(df, CorpusSchema, OUT))
+    counts = df.groupby(["task", "split"]).size().to_dict()
+    print(f"corpus: {len(df)} problems -> {OUT} {counts}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,42 @@
+"""Stage `organism-eval`: greedy held-out accuracy per task of both organisms -> metrics."""
+
+from r1interp import organism, stage
+from r1interp.io import write_json
+from r1interp.models import load_role, model_spec
+from r1interp.organism.evaluate import accuracy_by_task
+from r1interp.schemas import CorpusSchema, read_parquet
+
+CORPUS = "data/corpus/corpus.parquet"
+OUT = "reports/metrics/organism.json"
+
+
+def main(params, args):
+    corpus = read_parquet(CORPUS, CorpusSchema, rebuild_hint="run `dvc repro corpus`")
+    n = params.organism.eval.problems_per_task
+    heldout = corpus[corpus["split"] == "heldout"].groupby("task", group_keys=False).head(n)
+    problems = [(r.task, r.prompt, int(r.answer.removeprefix("The answer is ").rstrip("."))) for r in heldout.itertuples()]
+    metrics = {}
+    for role in ("base", "reasoner"):
+        loaded = load_role("organism", role)
+        acc = accuracy_by_task(
+            loaded.model,
+            loaded.tokenizer,
+            problems,
+            max_new_tokens=params.organism.eval.max_new_tokens,
+            batch_size=params.organism.eval.batch_size,
+            desc=f"eval {role}",
+        )
+        log = organism.read_training_log(model_spec("organism", role).local_dir)
+        metrics[role] = {
+            "accuracy": {k: round(v, 4) for k, v in acc.items()},
+            "train_cpu_seconds": log.get("cpu_seconds"),
+            "final_loss": log.get("final_loss"),
+        }
+        print(f"{role}: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()))
+    metrics["heldout_problems"] = len(problems)
+    metrics["total_train_cpu_seconds"] = round(sum(metrics[r]["train_cpu_seconds"] or 0 for r in ("base", "reasoner")), 1)
+    write_json(OUT, metrics)
+
+
+if __name__ == "__main__":
+    stage.run(main)

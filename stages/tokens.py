@@ -1,0 +1,41 @@
+"""Stage `tokens`: corpus -> fixed-length token rows (a datasets.Dataset per split) for sparsify."""
+
+import pandas as pd
+
+from r1interp import data, stage
+from r1interp.models import check_vocab, load_role, model_spec, read_architecture
+from r1interp.schemas import CorpusSchema, read_parquet
+
+CORPUS = "data/corpus/corpus.parquet"
+OUT = "data/tokens"
+
+
+def main(params, args):
+    from transformers import AutoTokenizer
+
+    corpus = read_parquet(CORPUS, CorpusSchema, rebuild_hint="run `dvc repro corpus`")
+    spec = model_spec(params.model.profile, params.tokens.tokenizer_of)
+    arch = read_architecture(spec.local_dir)
+    tokenizer = AutoTokenizer.from_pretrained(spec.local_dir)
+    check_vocab(tokenizer, arch, str(spec.local_dir))
+    budgets = {"train": params.tokens.max_train_tokens, "heldout": params.tokens.max_heldout_tokens}
+    for split, budget in budgets.items():
+        docs = corpus[corpus["split"] == split].reset_index(drop=True)
+        ids, doc_ids, think = data.tokenize_documents(list(docs["text"]), tokenizer, budget)
+        rows = data.pack_rows(ids, doc_ids, think, params.tokens.ctx_len)
+        meta = {
+            "split": split,
+            "rows": int(rows["input_ids"].shape[0]),
+            "ctx_len": params.tokens.ctx_len,
+            "tokens": int(rows["input_ids"].size),
+            "vocab_size": arch.vocab_size,
+            "tokenizer": str(spec.local_dir),
+            "think_fraction": round(float(rows["in_think"].mean()), 4),
+        }
+        documents = pd.DataFrame({"doc_index": range(len(docs)), "id": docs["id"], "task": docs["task"]})
+        data.write_token_split(f"{OUT}/{split}", rows, documents, meta)
+        print(f"tokens {split}: {meta['rows']} rows x {meta['ctx_len']} = {meta['tokens']} tokens")
+
+
+if __name__ == "__main__":
+    stage.run(main)
