@@ -1,0 +1,54 @@
+"""Shared fixtures: a small trained tokenizer and the texts it was trained on."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_VOCAB = 320
+
+
+def sample_texts(n: int = 200, seed: int = 0) -> list[str]:
+    """Full chat-formatted R1-style texts of sampled add/mul problems."""
+    from r1interp.corpus import full_text
+    from r1interp.organism import tasks
+
+    rng = random.Random(seed)
+    texts = []
+    for i in range(n):
+        p = tasks.sample_problem("add" if i % 2 else "mul", rng, 1, 3)
+        texts.append(full_text(p.prompt, p.think, p.answer_text))
+    return texts
+
+
+@pytest.fixture(scope="session")
+def corpus_texts() -> list[str]:
+    return sample_texts()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(corpus_texts):
+    from r1interp.organism.tokenizer import train_tokenizer
+
+    return train_tokenizer(corpus_texts, TINY_VOCAB)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_kwargs(tokenizer) -> dict:
+    return dict(
+        layers=2,
+        hidden=32,
+        intermediate=64,
+        heads=4,
+        kv_heads=2,
+        max_positions=64,
+        rope_theta=10000.0,
+        tokenizer=tokenizer,
+        seed=0,
+    )
