@@ -76,7 +76,13 @@ def load_token_split(path: str | Path, vocab_size: int | None = None, hint: str 
     meta_file = path / "meta.json"
     if not meta_file.is_file():
         raise ArtifactError(f"{path}: not a token split (no meta.json)", hint=hint)
-    meta = json.loads(meta_file.read_text())
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ArtifactError(f"{path}: meta.json is unreadable ({type(exc).__name__}: {exc})", hint=hint) from None
+    missing = {"rows", "ctx_len", "vocab_size"} - set(meta if isinstance(meta, dict) else ())
+    if missing:
+        raise ArtifactError(f"{path}: meta.json lacks keys {sorted(missing)}", hint=hint)
     try:
         ds = load_from_disk(str(path / "dataset"))
     except Exception as exc:

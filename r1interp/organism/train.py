@@ -118,8 +118,8 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        history.append({"step": step, "loss": float(loss), "lr": current_lr})
+        history.append({"step": step, "loss": loss.item(), "lr": current_lr})
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{history[-1]["loss"]:.4f}")
     model.eval()
     return history
