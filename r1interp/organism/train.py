@@ -120,6 +120,6 @@ def train(
         opt.step()
         history.append({"step": step, "loss": loss.item(), "lr": current_lr})
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{history[-1]["loss"]:.4f}")
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
     model.eval()
     return history
