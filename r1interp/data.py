@@ -2,8 +2,8 @@
 
 Documents are tokenized, concatenated (each starts with BOS and ends with EOS, as
 in the chat format) and cut into rows of `ctx_len` tokens, without padding. Each
-token keeps the index of its document and whether it lies inside `<think>…</think>`,
-so evaluations can separate the reasoning span from the answer.
+token keeps the index of its document and whether it lies inside `<think>…</think>` or in
+the final answer after it, so evaluations can separate the reasoning span from the answer.
 """
 
 from __future__ import annotations
@@ -19,42 +19,47 @@ from r1interp import chat
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
 
-COLUMNS = ("input_ids", "doc_ids", "in_think")
+COLUMNS = ("input_ids", "doc_ids", "in_think", "in_answer")
 
 
-def tokenize_documents(texts: list[str], tokenizer, max_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenated ids, document indices and think-mask, stopping once `max_tokens` are collected."""
-    ids, docs, think = [], [], []
+def _segment_masks(text: str, offsets: list[tuple[int, int]]) -> tuple[list[bool], list[bool]]:
+    """Per-token flags: inside `<think>…</think>` (inclusive), and in the final answer after it."""
+    span = chat.think_span(text)
+    if span is None:
+        return [False] * len(offsets), [False] * len(offsets)
+    think = [span[0] <= start < span[1] for start, _ in offsets]
+    answer = [start >= span[1] for start, _ in offsets]
+    return think, answer
+
+
+def tokenize_documents(texts: list[str], tokenizer, max_tokens: int) -> dict[str, np.ndarray]:
+    """Concatenated per-token streams (ids, document index, think/answer flags), up to `max_tokens`."""
+    streams: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
     total = 0
     for doc, text in enumerate(tqdm(texts, desc="tokenize", unit="doc", mininterval=1.0)):
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        span = chat.think_span(text)
-        tok_ids = enc["input_ids"]
-        if span is None:
-            mask = [False] * len(tok_ids)
-        else:
-            mask = [span[0] <= start < span[1] for start, _ in enc["offset_mapping"]]
-        ids.append(np.asarray(tok_ids, dtype=np.int32))
-        docs.append(np.full(len(tok_ids), doc, dtype=np.int32))
-        think.append(np.asarray(mask, dtype=bool))
-        total += len(tok_ids)
+        think, answer = _segment_masks(text, enc["offset_mapping"])
+        n = len(enc["input_ids"])
+        streams["input_ids"].append(np.asarray(enc["input_ids"], dtype=np.int32))
+        streams["doc_ids"].append(np.full(n, doc, dtype=np.int32))
+        streams["in_think"].append(np.asarray(think, dtype=bool))
+        streams["in_answer"].append(np.asarray(answer, dtype=bool))
+        total += n
         if total >= max_tokens:
             break
-    if not ids:
+    if not streams["input_ids"]:
         raise ArtifactError("tokens: the corpus split is empty")
-    return np.concatenate(ids)[:max_tokens], np.concatenate(docs)[:max_tokens], np.concatenate(think)[:max_tokens]
+    return {c: np.concatenate(parts)[:max_tokens] for c, parts in streams.items()}
 
 
-def pack_rows(ids: np.ndarray, docs: np.ndarray, think: np.ndarray, ctx_len: int) -> dict[str, np.ndarray]:
-    n_rows = len(ids) // ctx_len
+def pack_rows(streams: dict[str, np.ndarray], ctx_len: int) -> dict[str, np.ndarray]:
+    """Cut every per-token stream into rows of `ctx_len` (the remainder is dropped, never padded)."""
+    length = len(streams["input_ids"])
+    n_rows = length // ctx_len
     if n_rows == 0:
-        raise ArtifactError(f"tokens: only {len(ids)} tokens, fewer than one row of tokens.ctx_len={ctx_len}")
+        raise ArtifactError(f"tokens: only {length} tokens, fewer than one row of tokens.ctx_len={ctx_len}")
     cut = n_rows * ctx_len
-    return {
-        "input_ids": ids[:cut].reshape(n_rows, ctx_len),
-        "doc_ids": docs[:cut].reshape(n_rows, ctx_len),
-        "in_think": think[:cut].reshape(n_rows, ctx_len),
-    }
+    return {c: streams[c][:cut].reshape(n_rows, ctx_len) for c in COLUMNS}
 
 
 def write_token_split(path: str | Path, rows: dict[str, np.ndarray], documents: pd.DataFrame, meta: dict) -> None:

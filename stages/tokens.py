@@ -21,8 +21,8 @@ def main(params, args):
     budgets = {"train": params.tokens.max_train_tokens, "heldout": params.tokens.max_heldout_tokens}
     for split, budget in budgets.items():
         docs = corpus[corpus["split"] == split].reset_index(drop=True)
-        ids, doc_ids, think = data.tokenize_documents(list(docs["text"]), tokenizer, budget)
-        rows = data.pack_rows(ids, doc_ids, think, params.tokens.ctx_len)
+        streams = data.tokenize_documents(list(docs["text"]), tokenizer, budget)
+        rows = data.pack_rows(streams, params.tokens.ctx_len)
         meta = {
             "split": split,
             "rows": int(rows["input_ids"].shape[0]),
@@ -31,6 +31,7 @@ def main(params, args):
             "vocab_size": arch.vocab_size,
             "tokenizer": str(spec.local_dir),
             "think_fraction": round(float(rows["in_think"].mean()), 4),
+            "answer_fraction": round(float(rows["in_answer"].mean()), 4),
         }
         documents = pd.DataFrame({"doc_index": range(len(docs)), "id": docs["id"], "task": docs["task"]})
         data.write_token_split(f"{OUT}/{split}", rows, documents, meta)

@@ -25,9 +25,10 @@ def _texts(corpus_texts) -> list[str]:
 
 def test_think_mask_matches_decoded_tokens(tokenizer, corpus_texts):
     texts = _texts(corpus_texts)
-    ids, docs, think = tokenize_documents(texts, tokenizer, max_tokens=10**6)
-    assert ids.dtype == np.int32 and docs.dtype == np.int32 and think.dtype == bool
-    assert len(ids) == len(docs) == len(think)
+    streams = tokenize_documents(texts, tokenizer, max_tokens=10**6)
+    ids, docs, think, answer = (streams[c] for c in COLUMNS)
+    assert ids.dtype == np.int32 and docs.dtype == np.int32 and think.dtype == bool and answer.dtype == bool
+    assert len(ids) == len(docs) == len(think) == len(answer)
     open_id = tokenizer.convert_tokens_to_ids(chat.THINK_OPEN)
     close_id = tokenizer.convert_tokens_to_ids(chat.THINK_CLOSE)
     for d, text in enumerate(texts):
@@ -44,28 +45,31 @@ def test_think_mask_matches_decoded_tokens(tokenizer, corpus_texts):
         span = chat.think_span(text)
         inside = tokenizer.decode(doc_ids[mask].tolist())
         assert inside == ("" if span is None else text[span[0] : span[1]])
+        # The answer is everything after `</think>`; think and answer never overlap.
+        after = tokenizer.decode(doc_ids[answer[sel]].tolist())
+        assert after == ("" if span is None else text[span[1] :])
+        assert not (mask & answer[sel]).any()
     # The answer-only document has no think tokens; reasoning documents have some outside too.
     assert not think[docs == 6].any()
     assert think[docs == 0].any() and not think[docs == 0].all()
 
 
 def test_doc_ids_are_monotonic_and_contiguous(tokenizer, corpus_texts):
-    _, docs, _ = tokenize_documents(corpus_texts[:30], tokenizer, max_tokens=10**6)
+    docs = tokenize_documents(corpus_texts[:30], tokenizer, max_tokens=10**6)["doc_ids"]
     assert docs[0] == 0
     assert np.all(np.diff(docs) >= 0)
     assert set(np.unique(docs)) == set(range(30))
 
 
 def test_token_budget_is_respected(tokenizer, corpus_texts):
-    full, full_docs, full_think = tokenize_documents(corpus_texts[:40], tokenizer, max_tokens=10**6)
-    budget = len(full) // 3 + 7
-    ids, docs, think = tokenize_documents(corpus_texts[:40], tokenizer, max_tokens=budget)
-    assert len(ids) == len(docs) == len(think) == budget
-    np.testing.assert_array_equal(ids, full[:budget])
-    np.testing.assert_array_equal(docs, full_docs[:budget])
-    np.testing.assert_array_equal(think, full_think[:budget])
+    full = tokenize_documents(corpus_texts[:40], tokenizer, max_tokens=10**6)
+    budget = len(full["input_ids"]) // 3 + 7
+    part = tokenize_documents(corpus_texts[:40], tokenizer, max_tokens=budget)
+    for column in COLUMNS:
+        assert len(part[column]) == budget
+        np.testing.assert_array_equal(part[column], full[column][:budget])
     # Documents after the budget were not needed.
-    assert docs.max() < 39
+    assert part["doc_ids"].max() < 39
 
 
 def test_tokenize_empty_split(tokenizer):
@@ -75,30 +79,29 @@ def test_tokenize_empty_split(tokenizer):
 
 def test_pack_rows_shapes():
     ids = np.arange(50, dtype=np.int32)
-    docs = ids // 10
-    think = ids % 2 == 0
-    rows = pack_rows(ids, docs, think, CTX)
+    streams = {"input_ids": ids, "doc_ids": ids // 10, "in_think": ids % 2 == 0, "in_answer": ids % 3 == 0}
+    think = streams["in_think"]
+    rows = pack_rows(streams, CTX)
     assert set(rows) == set(COLUMNS)
     for key in COLUMNS:
         assert rows[key].shape == (3, CTX)
     np.testing.assert_array_equal(rows["input_ids"].ravel(), ids[:48])
-    np.testing.assert_array_equal(rows["doc_ids"][1], docs[16:32])
+    np.testing.assert_array_equal(rows["doc_ids"][1], streams["doc_ids"][16:32])
     np.testing.assert_array_equal(rows["in_think"][2], think[32:48])
-    assert pack_rows(ids[:16], docs[:16], think[:16], CTX)["input_ids"].shape == (1, CTX)
+    assert pack_rows({c: v[:16] for c, v in streams.items()}, CTX)["input_ids"].shape == (1, CTX)
 
 
 def test_pack_rows_too_few_tokens():
     ids = np.arange(15, dtype=np.int32)
     with pytest.raises(ArtifactError, match=r"only 15 tokens.*ctx_len=16"):
-        pack_rows(ids, ids, ids > 3, CTX)
+        pack_rows({"input_ids": ids, "doc_ids": ids, "in_think": ids > 3, "in_answer": ids > 3}, CTX)
 
 
 # ------------------------------------------------------------------ on-disk split
 
 
 def _split(tokenizer, corpus_texts, path, **meta_over):
-    ids, docs, think = tokenize_documents(corpus_texts[:20], tokenizer, max_tokens=10**6)
-    rows = pack_rows(ids, docs, think, CTX)
+    rows = pack_rows(tokenize_documents(corpus_texts[:20], tokenizer, max_tokens=10**6), CTX)
     meta = {"split": "train", "rows": int(rows["input_ids"].shape[0]), "ctx_len": CTX, "vocab_size": len(tokenizer)}
     meta.update(meta_over)
     documents = pd.DataFrame({"doc_index": range(20), "id": [f"d{i}" for i in range(20)]})
@@ -221,8 +224,7 @@ def test_corrupted_dataset(split_dir, damage):
 
 
 def test_missing_column(tokenizer, corpus_texts, tmp_path):
-    ids, docs, think = tokenize_documents(corpus_texts[:10], tokenizer, max_tokens=10**6)
-    rows = pack_rows(ids, docs, think, CTX)
+    rows = pack_rows(tokenize_documents(corpus_texts[:10], tokenizer, max_tokens=10**6), CTX)
     del rows["in_think"]
     path = tmp_path / "split"
     write_token_split(path, rows, pd.DataFrame({"doc_index": [0]}), {"rows": len(rows["input_ids"]), "ctx_len": CTX, "vocab_size": 999})

@@ -55,6 +55,18 @@ class Problem:
         return [s.kind for s in self.steps]
 
 
+COLUMN_NAMES = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands")
+# Naming the column in every step gives the model a positional anchor for the digit lookup.
+LABEL_COLUMNS = False
+
+
+def _column(i: int) -> str:
+    if not LABEL_COLUMNS:
+        return ""
+    name = COLUMN_NAMES[i] if i < len(COLUMN_NAMES) else f"10^{i}"
+    return f"{name}: "
+
+
 def _digits_lsb_first(n: int) -> list[int]:
     return [int(c) for c in reversed(str(n))]
 
@@ -69,7 +81,7 @@ def addition(a: int, b: int) -> Problem:
         expr = f"{x}+{y}" + (f"+{carry}" if carry else "")
         carried_in = carry > 0
         carry = total // 10
-        text = f"{expr}={total}, write {total % 10}" + (f", carry {carry}." if carry else ".")
+        text = f"{_column(i)}{expr}={total}, write {total % 10}" + (f", carry {carry}." if carry else ".")
         kind = "column_sum_carry" if (carry or carried_in) else "column_sum"
         steps.append(Step(text, kind))
     if carry:
@@ -81,12 +93,12 @@ def multiplication(a: int, b: int) -> Problem:
     if not 0 <= b <= 9:
         raise ValueError(f"multiplication organisms use a one-digit multiplier, got {b}")
     steps, carry = [], 0
-    for x in _digits_lsb_first(a):
+    for i, x in enumerate(_digits_lsb_first(a)):
         total = x * b + carry
         expr = f"{x}*{b}" + (f"+{carry}" if carry else "")
         carried_in = carry > 0
         carry = total // 10
-        text = f"{expr}={total}, write {total % 10}" + (f", carry {carry}." if carry else ".")
+        text = f"{_column(i)}{expr}={total}, write {total % 10}" + (f", carry {carry}." if carry else ".")
         kind = "column_product_carry" if (carry or carried_in) else "column_product"
         steps.append(Step(text, kind))
     if carry:
