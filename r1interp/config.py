@@ -134,6 +134,63 @@ class TokensParams:
     tokenizer_of: str = _f("reasoner", choices=("reasoner", "base"))
 
 
+LAYER_GROUP_RE = r"^(all|\d+(-\d+)?)$"
+
+
+@dataclass(frozen=True)
+class DistributedParams:
+    enabled: bool = _f(False, doc="train under torchrun with sparsify's distribute_modules (layers sharded over ranks)")
+    nproc: int = _f(2, ge=1, le=64)
+    backend: str = _f("auto", choices=("auto", "gloo", "nccl"))
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Skip transcoders (sparsify, transcode=True, skip_connection=True) on every MLP."""
+
+    source: str = _f("train", choices=("train", "pull"), doc="train coders here, or use a released set")
+    models: list[str] = _f(["reasoner"], choices=("reasoner", "base"), doc="whose MLPs get transcoders")
+    layer_groups: list[str] = _f(["all"], doc="DVC matrix: 'all', 'N' or 'A-B' (inclusive), disjoint")
+    expansion_factor: int = _f(16, ge=1, le=1024)
+    num_latents: int = _f(0, ge=0, doc="0: d_model x expansion_factor")
+    k: int = _f(16, ge=1)
+    optimizer: str = _f("adam", choices=("adam", "signum", "muon"))
+    lr: float = _f(0.0, ge=0.0, le=1.0, doc="0: sparsify's automatic learning rate")
+    lr_warmup_steps: int = _f(50, ge=0)
+    auxk_alpha: float = _f(0.03125, ge=0.0)
+    max_tokens: int = _f(1_000_000, ge=1, doc="token budget (rows of the tokens stage are subset to it)")
+    batch_size: int = _f(16, ge=1, doc="sequences per step")
+    dead_feature_threshold: int = _f(200_000, ge=1, doc="tokens without firing before a feature counts as dead")
+    exclude_special_tokens: bool = _f(True)
+    seed: int = _f(0, ge=0)
+    log_every: int = _f(10, ge=1)
+    distributed: DistributedParams = _f(DistributedParams())
+
+    def check(self, path: str) -> None:
+        import re
+
+        if not self.models:
+            raise ConfigError(f"{path}.models: at least one of reasoner, base is required")
+        if not self.layer_groups:
+            raise ConfigError(f"{path}.layer_groups: at least one group is required (e.g. 'all')")
+        for i, group in enumerate(self.layer_groups):
+            if not re.match(LAYER_GROUP_RE, group):
+                raise ConfigError(f"{path}.layer_groups[{i}]: {group!r} is not 'all', 'N' or 'A-B'")
+            if "-" in group and int(group.split("-")[0]) > int(group.split("-")[1]):
+                raise ConfigError(f"{path}.layer_groups[{i}]: {group!r} has start > end")
+        if "all" in self.layer_groups and len(self.layer_groups) > 1:
+            raise ConfigError(f"{path}.layer_groups: 'all' cannot be combined with other groups")
+        latents = self.num_latents
+        if latents and self.k > latents:
+            raise ConfigError(f"{path}.k ({self.k}) must be <= {path}.num_latents ({latents})")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    max_tokens: int = _f(100_000, ge=1, doc="held-out tokens for the spliced evaluation")
+    batch_size: int = _f(32, ge=1)
+
+
 @dataclass(frozen=True)
 class Params:
     seed: int = _f(0, ge=0)
@@ -141,8 +198,17 @@ class Params:
     corpus: CorpusParams = _f(CorpusParams())
     organism: OrganismParams = _f(OrganismParams())
     tokens: TokensParams = _f(TokensParams())
+    train: TrainParams = _f(TrainParams())
+    evaluate: EvaluateParams = _f(EvaluateParams())
 
     def check(self, path: str) -> None:
+        if self.model.profile == "organism" and not self.train.num_latents:
+            latents = self.organism.hidden * self.train.expansion_factor
+            if self.train.k > latents:
+                raise ConfigError(
+                    f"train.k ({self.train.k}) must be <= the number of latents "
+                    f"(organism.hidden x train.expansion_factor = {latents})"
+                )
         ctx_needed = self.tokens.ctx_len
         if self.model.profile == "organism" and ctx_needed > self.organism.max_positions:
             raise ConfigError(

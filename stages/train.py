@@ -1,0 +1,43 @@
+"""Stage `train@<group>`: sparsify skip transcoders on the MLPs of one layer group, per model."""
+
+import json
+from pathlib import Path
+
+from r1interp import chat, stage
+from r1interp.data import load_token_split
+from r1interp.io import atomic_path
+from r1interp.models import load_role, resolve_device
+from r1interp.transcoders import TRAIN_ROOT, group_layers
+from r1interp.transcoders.train import fit
+
+
+def add_args(parser):
+    parser.add_argument("group")
+
+
+def main(params, args):
+    from dvclive import Live
+
+    tp = params.train
+    device = resolve_device(params.model.device)
+    ds, meta = load_token_split("data/tokens/train", hint="run `dvc repro tokens`")
+    rows = min(len(ds), max(1, tp.max_tokens // meta["ctx_len"]))
+    dataset = ds.shuffle(seed=tp.seed).select(range(rows)).select_columns(["input_ids"]).with_format("torch")
+    out = TRAIN_ROOT / args.group
+    with atomic_path(out, directory=True) as tmp:
+        summary = {}
+        for role in tp.models:
+            loaded = load_role(params.model.profile, role, device=device)
+            layers = group_layers(args.group, loaded.arch.n_layers)
+            hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
+            specials = [loaded.tokenizer.convert_tokens_to_ids(t) for t in (chat.BOS, chat.EOS, chat.PAD, chat.USER, chat.ASSISTANT)]
+            exclude = [i for i in specials if i is not None and i != loaded.tokenizer.unk_token_id] if tp.exclude_special_tokens else []
+            with Live(dir=f"reports/train/{role}-{args.group}", save_dvc_exp=False, dvcyaml=None, report=None) as live:
+                result = fit(loaded.model, dataset, tp, hookpoints, exclude, tmp / role, live)
+            summary[role] = {k: v for k, v in result.items() if k != "history"}
+            print(f"train {role} {args.group}: {len(hookpoints)} coders, {result['tokens']} tokens, {result['tokens_per_second']:.0f} tok/s")
+        (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    stage.run(main, add_args)
