@@ -151,7 +151,7 @@ def load_model(path: str | Path, *, device: str = "cpu", hint: str | None = None
     path = Path(path)
     check_model_dir(path, hint)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
     model.to(device).eval()
     arch = Architecture.from_config(model.config)
     check_vocab(tokenizer, arch, str(path))
