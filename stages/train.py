@@ -8,7 +8,8 @@ from r1interp.data import load_token_split
 from r1interp.io import atomic_path
 from r1interp.models import load_role, resolve_device
 from r1interp.transcoders import TRAIN_ROOT, group_layers
-from r1interp.transcoders.train import fit
+from r1interp.models import model_spec
+from r1interp.transcoders.train import fit, fit_distributed
 
 
 def add_args(parser):
@@ -32,8 +33,19 @@ def main(params, args):
             hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
             specials = [loaded.tokenizer.convert_tokens_to_ids(t) for t in (chat.BOS, chat.EOS, chat.PAD, chat.USER, chat.ASSISTANT)]
             exclude = [i for i in specials if i is not None and i != loaded.tokenizer.unk_token_id] if tp.exclude_special_tokens else []
-            with Live(dir=f"reports/train/{role}-{args.group}", save_dvc_exp=False, dvcyaml=None, report=None) as live:
-                result = fit(loaded.model, dataset, tp, hookpoints, exclude, tmp / role, live)
+            live_dir = f"reports/train/{role}-{args.group}"
+            if tp.distributed.enabled:
+                job = {
+                    "model_dir": str(model_spec(params.model.profile, role).local_dir),
+                    "tokens": "data/tokens/train",
+                    "rows": rows,
+                    "exclude_tokens": exclude,
+                    "live_dir": live_dir,
+                }
+                result = fit_distributed(job, tp, hookpoints, loaded.arch.d_model, tmp / role)
+            else:
+                with Live(dir=live_dir, save_dvc_exp=False, dvcyaml=None, report=None) as live:
+                    result = fit(loaded.model, dataset, tp, hookpoints, exclude, tmp / role, live)
             summary[role] = {k: v for k, v in result.items() if k != "history"}
             print(f"train {role} {args.group}: {len(hookpoints)} coders, {result['tokens']} tokens, {result['tokens_per_second']:.0f} tok/s")
         (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
