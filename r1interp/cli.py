@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from r1interp.errors import R1InterpError
 
@@ -27,6 +28,36 @@ def _prompts_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_pareto(args: argparse.Namespace) -> int:
+    from r1interp import sweep
+
+    points = sweep.points_from_exp_show(sweep.exp_show_json(args.repo))
+    if not points:
+        print("no experiment has transcoder metrics yet: run `dvc exp run --queue -S ...` then `dvc exp run --run-all`")
+        return 1
+    front = sweep.pareto_front(points)
+    path = sweep.write_report(points, front, Path(args.repo) / args.out)
+    for p in sorted(points, key=lambda p: (p.model, p.l0)):
+        mark = "*" if p in front else " "
+        print(f"{mark} {p.name:<24} {p.model:<9} CE+ {p.ce_increase:.4f}  L0 {p.l0:6.2f}  dead {p.dead_pct:5.1f}%  {p.params}")
+    print(f"Pareto front (*): {len(front)} of {len(points)} points -> {path}")
+    return 0
+
+
+def _sweep_apply(args: argparse.Namespace) -> int:
+    from r1interp import sweep
+    from r1interp.errors import R1InterpError
+
+    points = sweep.points_from_exp_show(sweep.exp_show_json(args.repo))
+    chosen = [p for p in points if args.experiment in (p.name, p.rev) or p.rev.startswith(args.experiment)]
+    if not chosen:
+        names = ", ".join(sorted({p.name for p in points})) or "none"
+        raise R1InterpError(f"no experiment named {args.experiment!r} with transcoder metrics; known: {names}")
+    changed = sweep.apply(chosen[0].params, Path(args.repo) / args.params)
+    print(f"{args.params}: " + (", ".join(f"train.{k} = {v}" for k, v in changed.items()) or "already matches") + f" (from {chosen[0].name})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="r1interp",
@@ -46,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     pcheck = prompts_sub.add_parser("check", help="validate prompt files")
     pcheck.add_argument("files", nargs="+")
     pcheck.set_defaults(func=_prompts_check)
+
+    sweep = sub.add_parser("sweep", help="transcoder sweeps run as DVC experiments")
+    sweep_sub = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
+    pareto = sweep_sub.add_parser("pareto", help="Pareto front of CE increase vs L0 (and dead %%) over experiments")
+    pareto.add_argument("--repo", default=".")
+    pareto.add_argument("--out", default="reports/sweep")
+    pareto.set_defaults(func=_sweep_pareto)
+    apply = sweep_sub.add_parser("apply", help="write an experiment's transcoder params into params.yaml")
+    apply.add_argument("experiment", help="experiment name or revision")
+    apply.add_argument("--repo", default=".")
+    apply.add_argument("--params", default="params.yaml")
+    apply.set_defaults(func=_sweep_apply)
     return parser
 
 
