@@ -3,58 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "params-tiny.yaml"
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Stage commands say `python ...`: make that the interpreter running the tests.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.setdefault("GIT_AUTHOR_NAME", "test")
-    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.invalid")
-    env.setdefault("GIT_COMMITTER_NAME", "test")
-    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.invalid")
-    return env
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def make_project(dest: Path) -> Path:
-    """Copy the project's files (tracked and new, not ignored) into a fresh git repo with tiny params."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\n")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file() and not rel.startswith(("data/corpus", "data/tokens", "models/", "reports/")) and rel != "dvc.lock":
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    shutil.copy2(TINY, dest / "params.yaml")
-    run(["git", "init", "-q"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-qm", "tiny project"], dest)
-    return dest
+from helpers import make_project, run
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("project"))
-    run([sys.executable, "-m", "dvc", "repro"], project)
+    run([sys.executable, "-m", "dvc", "repro", "tokens", "organism-eval"], project)
     return project
 
 
@@ -84,7 +43,7 @@ def test_repro_builds_every_foundation_stage(built: Path):
 
 @pytest.mark.slow
 def test_second_repro_is_up_to_date_and_metrics_show(built: Path):
-    again = run([sys.executable, "-m", "dvc", "repro"], built)
+    again = run([sys.executable, "-m", "dvc", "repro", "tokens", "organism-eval"], built)
     assert "Data and pipelines are up to date" in again.stdout
     shown = json.loads(run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], built).stdout)
     flat = json.dumps(shown)
@@ -98,11 +57,12 @@ def test_broken_params_fail_clearly_and_keep_outputs(built: Path):
     before = sorted(p.name for p in (built / "models/organisms/base").iterdir())
     try:
         params.write_text(good.replace("  layers: 2\n", "  layers: 0\n", 1))
-        proc = run([sys.executable, "-m", "dvc", "repro"], built, check=False)
+        proc = run([sys.executable, "-m", "dvc", "repro", "tokens", "organism-eval"], built, check=False)
         assert proc.returncode != 0
         assert "error: params.yaml: organism.layers: 0 is out of range; must be >= 1" in proc.stderr + proc.stdout
         # persist: true + atomic writes -> the last good model is still there
         assert sorted(p.name for p in (built / "models/organisms/base").iterdir()) == before
     finally:
         params.write_text(good)
-    assert "up to date" in run([sys.executable, "-m", "dvc", "status"], built).stdout
+    status = run([sys.executable, "-m", "dvc", "status", "tokens", "organism-eval", "--with-deps"], built).stdout
+    assert "up to date" in status
