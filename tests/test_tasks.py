@@ -9,7 +9,9 @@ import pytest
 
 from r1interp.organism import tasks
 
-STEP_RE = re.compile(r"^(\d)([+*])(\d)(?:\+(\d))?=(\d+), write (\d)(?:, carry (\d))?\.$")
+COLUMNS = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands")
+ADD_RE = re.compile(r"^(\w[\w-]*): (\d)\+(\d)(?:\+(\d))?=(\d+), write (\d)(?:, carry (\d))?\.$")
+MUL_RE = re.compile(r"^(\w[\w-]*): (\d)\*(\d)=(\d+)(?:, (\d+)\+(\d)=(\d+))?, write (\d)(?:, carry (\d))?\.$")
 FINAL_RE = re.compile(r"^carry (\d) goes in front\.$")
 
 
@@ -27,12 +29,22 @@ def _result_from_trace(think: str) -> tuple[int, list[bool]]:
             digits.append(final.group(1))
             carry_flags.append(True)
             continue
-        m = STEP_RE.match(line)
-        assert m, f"unparseable step {line!r}"
-        x, op, y, cin, total, write, cout = m.groups()
+        if m := ADD_RE.match(line):
+            column, x, y, cin, total, write, cout = m.groups()
+            value = int(x) + int(y)
+        elif m := MUL_RE.match(line):
+            column, x, y, product, again, cin, total, write, cout = m.groups()
+            value = int(x) * int(y)
+            assert int(product) == value, "the product step must be right"
+            if cin is None:
+                total = product
+            else:
+                assert int(again) == value, "the carry is added to the product just computed"
+        else:
+            raise AssertionError(f"unparseable step {line!r}")
+        assert column == COLUMNS[i], "every step names its column, ones first"
         cin = int(cin or 0)
         assert cin == carry_out, "each column must consume the previous column's carry"
-        value = int(x) + int(y) if op == "+" else int(x) * int(y)
         assert value + cin == int(total)
         assert int(write) == int(total) % 10
         assert int(cout or 0) == int(total) // 10
@@ -93,7 +105,7 @@ def test_has_carry_examples():
     p = tasks.addition(19, 1)
     assert p.has_carry
     assert p.step_types == ["column_sum_carry", "column_sum_carry"]
-    assert p.think == "9+1=10, write 0, carry 1.\n1+0+1=2, write 2."
+    assert p.think == "ones: 9+1=10, write 0, carry 1.\ntens: 1+0+1=2, write 2."
     q = tasks.addition(95, 7)
     assert q.step_types == ["column_sum_carry", "column_sum_carry", "final_carry"]
     assert q.think.endswith("carry 1 goes in front.")
