@@ -3,7 +3,7 @@
 import torch
 
 from r1interp import stage
-from r1interp.data import load_token_split
+from r1interp.data import check_token_dataset, load_token_split
 from r1interp.io import write_json
 from r1interp.models import load_role, resolve_device
 from r1interp.transcoders import SET_ROOT, load_coders
@@ -17,14 +17,15 @@ def main(params, args):
     device = resolve_device(params.model.device)
     ds, meta = load_token_split("data/tokens/heldout", hint="run `dvc repro tokens`")
     rows = min(len(ds), max(1, params.evaluate.max_tokens // meta["ctx_len"]))
-    ds = ds.select(range(rows)).with_format("torch")
+    subset = ds.select(range(rows)).with_format("torch")
     bs = params.evaluate.batch_size
     batches = [
-        {k: ds[i : i + bs][k].to(device) for k in ("input_ids", "in_think", "in_answer")} for i in range(0, rows, bs)
+        {k: subset[i : i + bs][k].to(device) for k in ("input_ids", "in_think", "in_answer")} for i in range(0, rows, bs)
     ]
     metrics, plot_rows = {}, []
     for role in params.train.models:
         loaded = load_role(params.model.profile, role, device=device)
+        check_token_dataset(ds, meta, "data/tokens/heldout", loaded.arch.vocab_size)
         coders = load_coders(SET_ROOT / role / "sparsify", device=device)
         result = evaluate(loaded.model, coders, batches)
         metrics[role] = result

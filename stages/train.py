@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from r1interp import chat, stage
-from r1interp.data import load_token_split
+from r1interp.data import check_token_dataset, load_token_split
 from r1interp.io import atomic_path
 from r1interp.models import load_role, resolve_device
 from r1interp.transcoders import TRAIN_ROOT, group_layers
@@ -29,6 +29,7 @@ def main(params, args):
         summary = {}
         for role in tp.models:
             loaded = load_role(params.model.profile, role, device=device)
+            check_token_dataset(ds, meta, "data/tokens/train", loaded.arch.vocab_size)
             layers = group_layers(args.group, loaded.arch.n_layers)
             hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
             specials = [loaded.tokenizer.convert_tokens_to_ids(t) for t in (chat.BOS, chat.EOS, chat.PAD, chat.USER, chat.ASSISTANT)]
