@@ -51,7 +51,7 @@ def main() -> None:
     loaded = load_model(args.model)
     ds, meta = load_token_split(args.tokens)
     rows = min(len(ds), args.max_tokens // meta["ctx_len"])
-    dataset = ds.shuffle(seed=0).select(range(rows)).select_columns(["input_ids"]).with_format("torch")
+    dataset = ds.shuffle(seed=0, keep_in_memory=True).select(range(rows)).select_columns(["input_ids"]).with_format("torch")
     tokens = rows * meta["ctx_len"]
     hookpoints = loaded.arch.mlp_hookpoints
     base_t, ours_t = [], []

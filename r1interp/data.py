@@ -75,7 +75,11 @@ def write_token_split(path: str | Path, rows: dict[str, np.ndarray], documents: 
 
 def load_token_split(path: str | Path, vocab_size: int | None = None, hint: str | None = None):
     """Load and validate a split: columns, fixed length, ids within the vocabulary."""
+    import datasets
     from datasets import load_from_disk
+
+    # Transforms (shuffle, shard) must never write cache files into a DVC-tracked output.
+    datasets.disable_caching()
 
     path = Path(path)
     meta_file = path / "meta.json"

@@ -23,7 +23,7 @@ def main(params, args):
     device = resolve_device(params.model.device)
     ds, meta = load_token_split("data/tokens/train", hint="run `dvc repro tokens`")
     rows = min(len(ds), max(1, tp.max_tokens // meta["ctx_len"]))
-    dataset = ds.shuffle(seed=tp.seed).select(range(rows)).select_columns(["input_ids"]).with_format("torch")
+    dataset = ds.shuffle(seed=tp.seed, keep_in_memory=True).select(range(rows)).select_columns(["input_ids"]).with_format("torch")
     out = TRAIN_ROOT / args.group
     with atomic_path(out, directory=True) as tmp:
         summary = {}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -53,18 +54,16 @@ def test_interrupted_training_is_never_trusted(project: Path):
     good = params.read_text()
     data = yaml.safe_load(good)
     data["train"]["seed"] = 1
-    data["train"]["max_tokens"] = 2_000_000  # long enough to be killed mid-way
+    data["train"]["batch_size"] = 1  # many small steps: the run is still going when we kill it
     params.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
         proc = subprocess.Popen(DVC + ["repro", "train@all"], cwd=project, env=_env(), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         scratch = project / "models/transcoders/train"
         deadline = time.time() + 120
-        while time.time() < deadline and not list(scratch.rglob(".*.training")):
-            time.sleep(0.5)
-        time.sleep(3)
-        import os
-
+        while time.time() < deadline and proc.poll() is None and not list(scratch.rglob(".*.training")):
+            time.sleep(0.05)
+        assert proc.poll() is None, "training finished before it could be interrupted"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         # the last complete checkpoint is untouched and dvc knows the stage must rerun

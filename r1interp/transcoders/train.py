@@ -200,7 +200,7 @@ def _rank_main(job_file: str) -> None:
     loaded = load_model(job["model_dir"], device=device)
     ds, _ = load_token_split(job["tokens"])
     rows = job["rows"] - job["rows"] % world
-    dataset = ds.shuffle(seed=tp.seed).select(range(rows)).select_columns(["input_ids"]).shard(world, rank).with_format("torch")
+    dataset = ds.shuffle(seed=tp.seed, keep_in_memory=True).select(range(rows)).select_columns(["input_ids"]).shard(world, rank).with_format("torch")
     live = None
     if rank == 0 and job.get("live_dir"):
         from dvclive import Live
