@@ -107,9 +107,11 @@ def test_sweep_as_dvc_experiments(project: Path):
     assert len({(p["params"]["k"], p["params"]["expansion_factor"]) for p in swept}) == 4
     assert report["front"] and (project / "reports/sweep/pareto.png").stat().st_size > 1000
     assert "Pareto front" in pareto.stdout
-    exps = [p["name"] for p in swept]
-    diff = run(DVC + ["metrics", "diff", exps[0], exps[1], "--json"], project).stdout
-    assert "reports/metrics/transcoders.json" in diff
+    branch = run(["git", "branch", "--show-current"], project).stdout.strip()
+    by_params = {(p["params"]["k"], p["params"]["expansion_factor"]): p["name"] for p in swept if p["name"] != branch}
+    diff = json.loads(run(DVC + ["metrics", "diff", by_params[(4, 4)], by_params[(8, 8)], "--all", "--json"], project).stdout)
+    changed = diff["reports/metrics/transcoders.json"]
+    assert changed["reasoner.summary.mean_l0"]["old"] < changed["reasoner.summary.mean_l0"]["new"]  # k=4 -> k=8
     chosen = next(p for p in swept if p["params"]["k"] == 4 and p["params"]["expansion_factor"] == 4)
     run([sys.executable, "-m", "r1interp.cli", "sweep", "apply", chosen["name"]], project)
     applied = yaml.safe_load((project / "params.yaml").read_text())["train"]
