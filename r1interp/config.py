@@ -132,6 +132,12 @@ class TokensParams:
     max_train_tokens: int = _f(2_000_000, ge=1)
     max_heldout_tokens: int = _f(200_000, ge=1)
     tokenizer_of: str = _f("reasoner", choices=("reasoner", "base"))
+    packing: str = _f(
+        "pad",
+        choices=("pad", "concat"),
+        doc="pad: one document per row, padded (the organisms only ever saw single turns); "
+        "concat: documents concatenated and cut (long real traces)",
+    )
 
 
 LAYER_GROUP_RE = r"^(all|\d+(-\d+)?)$"

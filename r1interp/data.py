@@ -62,6 +62,28 @@ def pack_rows(streams: dict[str, np.ndarray], ctx_len: int) -> dict[str, np.ndar
     return {c: streams[c][:cut].reshape(n_rows, ctx_len) for c in COLUMNS}
 
 
+def pad_rows(streams: dict[str, np.ndarray], ctx_len: int, pad_id: int) -> tuple[dict[str, np.ndarray], int]:
+    """One document per row, right-padded with `pad_id` (which sparsify is told to exclude).
+
+    A model trained on single chat turns never saw two documents in one context; packing
+    them would feed it (and the transcoders) out-of-distribution activations. Returns the
+    rows and how many documents had to be truncated to `ctx_len`.
+    """
+    docs = streams["doc_ids"]
+    starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+    ends = np.r_[starts[1:], len(docs)]
+    rows = {c: np.zeros((len(starts), ctx_len), dtype=streams[c].dtype) for c in COLUMNS}
+    rows["input_ids"][:] = pad_id
+    truncated = 0
+    for r, (a, b) in enumerate(zip(starts, ends)):
+        n = min(b - a, ctx_len)
+        truncated += int(b - a > ctx_len)
+        for c in COLUMNS:
+            rows[c][r, :n] = streams[c][a : a + n]
+        rows["doc_ids"][r, n:] = docs[a]
+    return rows, truncated
+
+
 def write_token_split(path: str | Path, rows: dict[str, np.ndarray], documents: pd.DataFrame, meta: dict) -> None:
     """One split as a `datasets.Dataset` on disk (+ documents.parquet, meta.json), atomically."""
     from datasets import Dataset

@@ -6,7 +6,7 @@ from r1interp import stage
 from r1interp.data import check_token_dataset, load_token_split
 from r1interp.io import write_json
 from r1interp.models import load_role, resolve_device
-from r1interp.transcoders import SET_ROOT, load_coders
+from r1interp.transcoders import SET_ROOT, excluded_token_ids, load_coders
 from r1interp.transcoders.evaluate import evaluate
 
 OUT = "reports/metrics/transcoders.json"
@@ -27,17 +27,18 @@ def main(params, args):
         loaded = load_role(params.model.profile, role, device=device)
         check_token_dataset(ds, meta, "data/tokens/heldout", loaded.arch.vocab_size)
         coders = load_coders(SET_ROOT / role / "sparsify", device=device)
-        result = evaluate(loaded.model, coders, batches)
+        keep = excluded_token_ids(loaded.tokenizer) if params.train.exclude_special_tokens else []
+        result = evaluate(loaded.model, coders, batches, keep_token_ids=keep)
         metrics[role] = result
         for layer, entry in result["layers"].items():
             plot_rows.append(
                 {
                     "model": role,
                     "layer": int(layer),
-                    "ce_increase": entry["all"]["ce_increase"],
+                    "ce_increase": entry["completion"]["ce_increase"],
                     "ce_increase_think": entry["think"]["ce_increase"],
                     "ce_increase_answer": entry["answer"]["ce_increase"],
-                    "kl": entry["all"]["kl"],
+                    "kl": entry["completion"]["kl"],
                     "fvu": entry["fvu"],
                     "l0": entry["l0"],
                     "dead_pct": entry["dead_pct"],

@@ -22,7 +22,10 @@ def main(params, args):
     for split, budget in budgets.items():
         docs = corpus[corpus["split"] == split].reset_index(drop=True)
         streams = data.tokenize_documents(list(docs["text"]), tokenizer, budget)
-        rows = data.pack_rows(streams, params.tokens.ctx_len)
+        if params.tokens.packing == "pad":
+            rows, truncated = data.pad_rows(streams, params.tokens.ctx_len, tokenizer.pad_token_id)
+        else:
+            rows, truncated = data.pack_rows(streams, params.tokens.ctx_len), 0
         meta = {
             "split": split,
             "rows": int(rows["input_ids"].shape[0]),
@@ -30,12 +33,16 @@ def main(params, args):
             "tokens": int(rows["input_ids"].size),
             "vocab_size": arch.vocab_size,
             "tokenizer": str(spec.local_dir),
+            "packing": params.tokens.packing,
+            "truncated_documents": truncated,
+            "padding_fraction": round(float((rows["input_ids"] == tokenizer.pad_token_id).mean()), 4),
             "think_fraction": round(float(rows["in_think"].mean()), 4),
             "answer_fraction": round(float(rows["in_answer"].mean()), 4),
         }
         documents = pd.DataFrame({"doc_index": range(len(docs)), "id": docs["id"], "task": docs["task"]})
         data.write_token_split(f"{OUT}/{split}", rows, documents, meta)
-        print(f"tokens {split}: {meta['rows']} rows x {meta['ctx_len']} = {meta['tokens']} tokens")
+        print(f"tokens {split}: {meta['rows']} rows x {meta['ctx_len']} = {meta['tokens']} tokens "
+              f"({params.tokens.packing}; padding {meta['padding_fraction']:.0%}, truncated documents {truncated})")
 
 
 if __name__ == "__main__":

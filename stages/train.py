@@ -3,11 +3,11 @@
 import json
 from pathlib import Path
 
-from r1interp import chat, stage
+from r1interp import stage
 from r1interp.data import check_token_dataset, load_token_split
 from r1interp.io import atomic_path
 from r1interp.models import load_role, resolve_device
-from r1interp.transcoders import TRAIN_ROOT, group_layers
+from r1interp.transcoders import TRAIN_ROOT, excluded_token_ids, group_layers
 from r1interp.models import model_spec
 from r1interp.transcoders.train import fit, fit_distributed
 
@@ -32,8 +32,7 @@ def main(params, args):
             check_token_dataset(ds, meta, "data/tokens/train", loaded.arch.vocab_size)
             layers = group_layers(args.group, loaded.arch.n_layers)
             hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
-            specials = [loaded.tokenizer.convert_tokens_to_ids(t) for t in (chat.BOS, chat.EOS, chat.PAD, chat.USER, chat.ASSISTANT)]
-            exclude = [i for i in specials if i is not None and i != loaded.tokenizer.unk_token_id] if tp.exclude_special_tokens else []
+            exclude = excluded_token_ids(loaded.tokenizer) if tp.exclude_special_tokens else []
             live_dir = f"reports/train/{role}-{args.group}"
             if tp.distributed.enabled:
                 job = {

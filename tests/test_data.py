@@ -239,3 +239,21 @@ def test_meta_not_a_mapping(split_dir):
     with pytest.raises(ArtifactError, match="meta.json lacks") as info:
         load_token_split(path)
     assert str(path) in str(info.value)
+
+
+def test_pad_rows_one_document_per_row(tokenizer, corpus_texts):
+    from r1interp.data import pad_rows
+
+    streams = tokenize_documents(corpus_texts[:5], tokenizer, max_tokens=10**6)
+    lengths = np.bincount(streams["doc_ids"])
+    ctx = int(lengths.max())
+    rows, truncated = pad_rows(streams, ctx, pad_id=tokenizer.pad_token_id)
+    assert truncated == 0 and rows["input_ids"].shape == (5, ctx)
+    for r, n in enumerate(lengths):
+        assert tokenizer.decode(rows["input_ids"][r, :n].tolist()) == corpus_texts[r]
+        assert (rows["input_ids"][r, n:] == tokenizer.pad_token_id).all()
+        assert not rows["in_think"][r, n:].any() and not rows["in_answer"][r, n:].any()
+        assert (rows["doc_ids"][r] == r).all()
+    short, truncated = pad_rows(streams, int(lengths.min()), pad_id=tokenizer.pad_token_id)
+    assert truncated == int((lengths > lengths.min()).sum())
+    assert short["input_ids"].shape == (5, int(lengths.min()))

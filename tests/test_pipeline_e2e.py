@@ -33,7 +33,10 @@ def test_repro_builds_every_foundation_stage(built: Path):
         )
         assert text.endswith("<｜Assistant｜>")
     ds, meta = load_token_split(built / "data/tokens/train")
-    assert meta["ctx_len"] == 64 and len(ds) == meta["rows"] > 0
+    assert meta["ctx_len"] == 128 and len(ds) == meta["rows"] > 0
+    assert meta["packing"] == "pad" and meta["truncated_documents"] == 0
+    first = ds[0]["input_ids"]
+    assert first[0] == loaded.tokenizer.bos_token_id  # one chat turn per row, from its BOS
     assert 0 < meta["think_fraction"] < 1
     metrics = json.loads((built / "reports/metrics/organism.json").read_text())
     for role in ("base", "reasoner"):

@@ -10,6 +10,15 @@ TRAIN_ROOT = Path("models/transcoders/train")  # train@<group> outputs: <group>/
 SET_ROOT = Path("models/transcoders")  # assembled sets: <model>/{sparsify,circuit-tracer}/
 
 
+def excluded_token_ids(tokenizer) -> list[int]:
+    """BOS/EOS/pad and the chat role tags: not trained on, and left unspliced in evaluation."""
+    from r1interp import chat
+
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in (chat.BOS, chat.EOS, chat.PAD, chat.USER, chat.ASSISTANT)]
+    ids += [tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id]
+    return sorted({i for i in ids if i is not None and i != tokenizer.unk_token_id})
+
+
 def group_layers(group: str, n_layers: int) -> list[int]:
     """'all' | 'N' | 'A-B' (inclusive) -> layer indices, checked against the model's depth."""
     if group == "all":

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from r1interp.transcoders.splice import mlp_modules, splice
 
-SPANS = ("all", "think", "answer")
+SPANS = ("all", "completion", "think", "answer")  # completion = think + answer (what the model was trained to produce)
 
 
 class _Sums:
@@ -69,8 +69,13 @@ def mean_mlp_outputs(model, batches) -> dict[int, torch.Tensor]:
 
 
 @torch.no_grad()
-def evaluate(model, coders: dict[int, object], batches: list[dict[str, torch.Tensor]]) -> dict:
-    """Metrics per layer (spliced alone) and for all layers; see the module docstring."""
+def evaluate(model, coders: dict[int, object], batches: list[dict[str, torch.Tensor]], keep_token_ids=()) -> dict:
+    """Metrics per layer (spliced alone) and for all layers; see the module docstring.
+
+    Positions holding `keep_token_ids` (the special tokens excluded from training) keep the
+    model's own MLP output; statistics (FVU, L0, dead) cover the replaced positions.
+    """
+    keep_ids = torch.tensor(sorted(set(keep_token_ids)), dtype=torch.long)
     means = mean_mlp_outputs(model, batches)
     layers = sorted(coders)
     conditions = {("clean", None): {}}
@@ -90,13 +95,17 @@ def evaluate(model, coders: dict[int, object], batches: list[dict[str, torch.Ten
     y_sum = defaultdict(lambda: 0)
     y_sq = defaultdict(float)
     n_tokens = 0
+    n_replaced = 0
 
     for batch in tqdm(batches, desc="evaluate", unit="batch", mininterval=2.0):
         ids = batch["input_ids"]
+        keep = torch.isin(ids, keep_ids.to(ids.device)) if len(keep_ids) else None
         masks = {
-            "all": torch.ones_like(ids[:, 1:], dtype=torch.bool),
+            # every next-token prediction except those of the kept special tokens (padding, tags)
+            "all": ~torch.isin(ids[:, 1:], keep_ids.to(ids.device)),
             "think": batch["in_think"][:, 1:].bool(),
             "answer": batch["in_answer"][:, 1:].bool(),
+            "completion": batch["in_think"][:, 1:].bool() | batch["in_answer"][:, 1:].bool(),
         }
         clean_logp, ce, _ = _next_token_stats(model(ids).logits, ids, None)
         sums[("clean", None)].add(ce, torch.zeros_like(ce), masks)
@@ -104,7 +113,7 @@ def evaluate(model, coders: dict[int, object], batches: list[dict[str, torch.Ten
             if key[0] == "clean":
                 continue
             record = {} if key[0] == "coder" and key[1] != "all" else None
-            with splice(model, replacements, record):
+            with splice(model, replacements, record, keep=keep if key[0] == "coder" else None):
                 logits = model(ids).logits
             _, ce, kl = _next_token_stats(logits, ids, clean_logp)
             sums[key].add(ce, kl, masks)
@@ -118,8 +127,9 @@ def evaluate(model, coders: dict[int, object], batches: list[dict[str, torch.Ten
                 l0_sum[layer] += float((acts > 0).sum())
                 fired[layer][idx[acts > 0]] = True
         n_tokens += ids.numel()
+        n_replaced += ids.numel() - (0 if keep is None else int(keep.sum()))
 
-    result: dict = {"tokens": n_tokens, "layers": {}}
+    result: dict = {"tokens": n_tokens, "replaced_tokens": n_replaced, "layers": {}}
     clean = sums[("clean", None)]
 
     def summarize(tag) -> dict:
@@ -144,19 +154,22 @@ def evaluate(model, coders: dict[int, object], batches: list[dict[str, torch.Ten
         return out
 
     for layer in layers:
-        total_var = y_sq[layer] - float((y_sum[layer] ** 2).sum()) / n_tokens
+        total_var = y_sq[layer] - float((y_sum[layer] ** 2).sum()) / n_replaced
         entry = summarize(layer)
         entry["fvu"] = round(fvu_num[layer] / max(total_var, 1e-12), 6)
-        entry["l0"] = round(l0_sum[layer] / n_tokens, 3)
+        entry["l0"] = round(l0_sum[layer] / n_replaced, 3)
         entry["dead_pct"] = round(100.0 * float((~fired[layer]).float().mean()), 3)
         entry["num_latents"] = int(coders[layer].num_latents)
         entry["k"] = int(coders[layer].cfg.k)
         result["layers"][str(layer)] = entry
     result["all_layers"] = summarize("all")
     per_layer = [result["layers"][str(layer)] for layer in layers]
+    # Targets are judged on the completion: prompt positions were never trained (their
+    # next tokens are random operands), so CE there measures nothing the model learned.
     result["summary"] = {
-        "max_ce_increase_single": round(max(e["all"]["ce_increase"] for e in per_layer), 6),
-        "ce_increase_all_layers": result["all_layers"]["all"]["ce_increase"],
+        "max_ce_increase_single": round(max(e["completion"]["ce_increase"] for e in per_layer), 6),
+        "ce_increase_all_layers": result["all_layers"]["completion"]["ce_increase"],
+        "kl_all_layers": result["all_layers"]["completion"]["kl"],
         "mean_fvu": round(float(np.mean([e["fvu"] for e in per_layer])), 6),
         "max_dead_pct": round(max(e["dead_pct"] for e in per_layer), 3),
         "mean_l0": round(float(np.mean([e["l0"] for e in per_layer])), 3),

@@ -29,12 +29,16 @@ def coder_forward(coder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
 
 
 @contextlib.contextmanager
-def splice(model, replacements: dict[int, object], record: dict | None = None) -> Iterator[None]:
+def splice(
+    model, replacements: dict[int, object], record: dict | None = None, keep: torch.Tensor | None = None
+) -> Iterator[None]:
     """Replace the MLP output of each layer in `replacements`.
 
     A replacement is a sparsify coder, the string "zero", or a tensor (a mean output).
+    `keep` ([batch, seq] bool) marks positions left untouched: the special tokens the coders
+    were not trained on (BOS and chat tags carry outlier activations that act as attention sinks).
     If `record` is given, record[layer] receives (mlp_input, true_output, replaced_output,
-    top_acts, top_indices) of the last forward pass, for FVU/L0/dead-feature statistics.
+    top_acts, top_indices) of the last forward pass, over the replaced positions only.
     """
     handles = []
     mlps = mlp_modules(model)
@@ -50,8 +54,12 @@ def splice(model, replacements: dict[int, object], record: dict | None = None) -
                 acts = idx = None
             else:
                 new, acts, idx = coder_forward(replacement, x)
+            if keep is not None:
+                new = torch.where(keep[..., None], output, new)
             if record is not None:
-                record[layer] = (x.detach(), output.detach(), new.detach(), acts, idx)
+                sel = slice(None) if keep is None else ~keep.reshape(-1)
+                flat = lambda t: t.reshape(-1, t.shape[-1])[sel].detach()  # noqa: E731
+                record[layer] = (flat(x), flat(output), flat(new), None if acts is None else acts[sel], None if idx is None else idx[sel])
             return new
 
         handles.append(mlps[layer].register_forward_hook(hook))
