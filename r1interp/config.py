@@ -343,6 +343,11 @@ def _run_checks(obj: Any, path: str) -> None:
                     v.check(f"{where}.{k}")
 
 
+def parse_section(cls: type, data: dict, path: str) -> Any:
+    """Validate one section (e.g. `TrainParams` sent to a worker process) like the whole file."""
+    return _build(cls, data, path)
+
+
 def parse_params(data: Any, source: str = "params") -> Params:
     if data is None:
         data = {}

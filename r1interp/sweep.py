@@ -11,6 +11,7 @@ objective and strictly better on one.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -154,8 +155,6 @@ def apply(point_params: dict, params_file: str | Path = "params.yaml") -> dict:
     text = params_file.read_text()
     for key, (old, new) in changed.items():
         # Edit the values in place so comments and layout of params.yaml survive.
-        import re
-
         pattern = re.compile(rf"^(\s+{key}:\s*)([^#\n]*?)(\s*(#.*)?)$", re.M)
         section = text.index("\ntrain:")
         match = pattern.search(text, section)

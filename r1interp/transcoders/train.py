@@ -182,12 +182,12 @@ def _rank_main(job_file: str) -> None:
     import torch
     import torch.distributed as dist
 
-    from r1interp.config import TrainParams, _build
+    from r1interp.config import TrainParams, parse_section
     from r1interp.data import load_token_split
     from r1interp.models import load_model
 
     job = json.loads(Path(job_file).read_text())
-    tp = _build(TrainParams, job["train"], "train")
+    tp = parse_section(TrainParams, job["train"], "train")
     backend = tp.distributed.backend
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
