@@ -154,7 +154,8 @@ class DistributedParams:
 class TrainParams:
     """Skip transcoders (sparsify, transcode=True, skip_connection=True) on every MLP."""
 
-    source: str = _f("train", choices=("train", "pull"), doc="train coders here, or use a released set")
+    # "pull" (use a released set from the Hub) arrives with the registry work; until then only "train".
+    source: str = _f("train", choices=("train",), doc="where the transcoders come from")
     models: list[str] = _f(["reasoner"], choices=("reasoner", "base"), doc="whose MLPs get transcoders")
     layer_groups: list[str] = _f(["all"], doc="DVC matrix: 'all', 'N' or 'A-B' (inclusive), disjoint")
     expansion_factor: int = _f(16, ge=1, le=1024)
