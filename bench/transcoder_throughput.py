@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from r1interp.config import load_params  # noqa: E402
-from r1interp.data import load_token_split  # noqa: E402
+from r1interp.data import load_token_split, training_rows  # noqa: E402
 from r1interp.models import load_model  # noqa: E402
 from r1interp.transcoders.train import fit, sparsify_configs  # noqa: E402
 
@@ -51,7 +51,7 @@ def main() -> None:
     loaded = load_model(args.model)
     ds, meta = load_token_split(args.tokens)
     rows = min(len(ds), args.max_tokens // meta["ctx_len"])
-    dataset = ds.shuffle(seed=0, keep_in_memory=True).select(range(rows)).select_columns(["input_ids"]).with_format("torch")
+    dataset = training_rows(ds, rows, seed=0).with_format("torch")
     tokens = rows * meta["ctx_len"]
     hookpoints = loaded.arch.mlp_hookpoints
     base_t, ours_t = [], []

@@ -84,6 +84,15 @@ def pad_rows(streams: dict[str, np.ndarray], ctx_len: int, pad_id: int) -> tuple
     return rows, truncated
 
 
+def training_rows(ds, rows: int, seed: int):
+    """A seeded random subset of `rows` rows, input_ids only (what sparsify consumes).
+
+    The shuffle's index mapping stays in memory: a cache file would land inside the
+    DVC-tracked token directory and change its hash.
+    """
+    return ds.shuffle(seed=seed, keep_in_memory=True).select(range(rows)).select_columns(["input_ids"])
+
+
 def write_token_split(path: str | Path, rows: dict[str, np.ndarray], documents: pd.DataFrame, meta: dict) -> None:
     """One split as a `datasets.Dataset` on disk (+ documents.parquet, meta.json), atomically."""
     from datasets import Dataset

@@ -7,7 +7,7 @@ count, widths, MLP hook names); layers are chosen by fraction of depth.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,4 +176,4 @@ def resolve_device(device: str) -> str:
 def describe(path: str | Path) -> dict:
     """JSON-able summary of a model directory (for metrics and model cards)."""
     arch = read_architecture(path)
-    return {"path": str(path), **json.loads(json.dumps(arch.__dict__))}
+    return {"path": str(path), **dataclasses.asdict(arch)}

@@ -3,7 +3,7 @@
 from r1interp import organism, stage
 from r1interp.io import write_json
 from r1interp.models import load_role, model_spec
-from r1interp.organism.evaluate import accuracy_by_task
+from r1interp.organism.evaluate import accuracy_by_task, parse_answer
 from r1interp.schemas import CorpusSchema, read_parquet
 
 CORPUS = "data/corpus/corpus.parquet"
@@ -14,7 +14,7 @@ def main(params, args):
     corpus = read_parquet(CORPUS, CorpusSchema, rebuild_hint="run `dvc repro corpus`")
     n = params.organism.eval.problems_per_task
     heldout = corpus[corpus["split"] == "heldout"].groupby("task", group_keys=False).head(n)
-    problems = [(r.task, r.prompt, int(r.answer.removeprefix("The answer is ").rstrip("."))) for r in heldout.itertuples()]
+    problems = [(r.task, r.prompt, parse_answer(r.answer)) for r in heldout.itertuples()]
     metrics = {}
     for role in ("base", "reasoner"):
         loaded = load_role("organism", role)

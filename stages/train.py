@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from r1interp import stage
-from r1interp.data import check_token_dataset, load_token_split
+from r1interp.data import check_token_dataset, load_token_split, training_rows
 from r1interp.io import atomic_path
 from r1interp.models import load_role, resolve_device
 from r1interp.transcoders import TRAIN_ROOT, excluded_token_ids, group_layers
@@ -23,7 +23,7 @@ def main(params, args):
     device = resolve_device(params.model.device)
     ds, meta = load_token_split("data/tokens/train", hint="run `dvc repro tokens`")
     rows = min(len(ds), max(1, tp.max_tokens // meta["ctx_len"]))
-    dataset = ds.shuffle(seed=tp.seed, keep_in_memory=True).select(range(rows)).select_columns(["input_ids"]).with_format("torch")
+    dataset = training_rows(ds, rows, tp.seed).with_format("torch")
     out = TRAIN_ROOT / args.group
     with atomic_path(out, directory=True) as tmp:
         summary = {}

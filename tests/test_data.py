@@ -15,6 +15,13 @@ from r1interp.errors import ArtifactError
 CTX = 16
 
 
+def _assert_rejected(path, match) -> None:
+    """Loading the split fails with an ArtifactError that names the split's path."""
+    with pytest.raises(ArtifactError, match=match) as info:
+        load_token_split(path)
+    assert str(path) in str(info.value)
+
+
 def _texts(corpus_texts) -> list[str]:
     # Mixed documents: reasoning ones, one answer-only one, one with an unfinished think.
     return corpus_texts[:6] + [
@@ -175,25 +182,19 @@ def test_missing_split_dir(tmp_path):
 def test_meta_disagrees_with_dataset(split_dir, change, expected):
     path, _, meta, _ = split_dir
     (path / "meta.json").write_text(json.dumps({**meta, **change}))
-    with pytest.raises(ArtifactError, match=expected) as info:
-        load_token_split(path)
-    assert str(path) in str(info.value)
+    _assert_rejected(path, expected)
 
 
 def test_garbled_meta(split_dir):
     path, *_ = split_dir
     (path / "meta.json").write_text('{"rows": 3, "ctx_')
-    with pytest.raises(ArtifactError, match="meta.json") as info:
-        load_token_split(path)
-    assert str(path) in str(info.value)
+    _assert_rejected(path, "meta.json")
 
 
 def test_meta_missing_keys(split_dir):
     path, _, meta, _ = split_dir
     (path / "meta.json").write_text(json.dumps({"rows": meta["rows"]}))
-    with pytest.raises(ArtifactError, match="ctx_len") as info:
-        load_token_split(path)
-    assert str(path) in str(info.value)
+    _assert_rejected(path, "ctx_len")
 
 
 def _arrow_files(path):
@@ -228,17 +229,13 @@ def test_missing_column(tokenizer, corpus_texts, tmp_path):
     del rows["in_think"]
     path = tmp_path / "split"
     write_token_split(path, rows, pd.DataFrame({"doc_index": [0]}), {"rows": len(rows["input_ids"]), "ctx_len": CTX, "vocab_size": 999})
-    with pytest.raises(ArtifactError, match="in_think") as info:
-        load_token_split(path)
-    assert str(path) in str(info.value)
+    _assert_rejected(path, "in_think")
 
 
 def test_meta_not_a_mapping(split_dir):
     path, *_ = split_dir
     (path / "meta.json").write_text("[1, 2]")
-    with pytest.raises(ArtifactError, match="meta.json lacks") as info:
-        load_token_split(path)
-    assert str(path) in str(info.value)
+    _assert_rejected(path, "meta.json lacks")
 
 
 def test_pad_rows_one_document_per_row(tokenizer, corpus_texts):

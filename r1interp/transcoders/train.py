@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -154,7 +155,7 @@ def fit_distributed(job: dict, tp, hookpoints: list[str], d_model: int, out_dir:
         )
     out_dir = Path(out_dir)
     with _scratch_for(out_dir) as scratch:
-        job = {**job, "hookpoints": hookpoints, "scratch": str(scratch), "train": _train_params_dict(tp)}
+        job = {**job, "hookpoints": hookpoints, "scratch": str(scratch), "train": dataclasses.asdict(tp)}
         job_file = scratch / "job.json"
         job_file.write_text(json.dumps(job))
         cmd = [
@@ -172,18 +173,12 @@ def fit_distributed(job: dict, tp, hookpoints: list[str], d_model: int, out_dir:
     return result
 
 
-def _train_params_dict(tp) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(tp)
-
-
 def _rank_main(job_file: str) -> None:
     import torch
     import torch.distributed as dist
 
     from r1interp.config import TrainParams, parse_section
-    from r1interp.data import load_token_split
+    from r1interp.data import load_token_split, training_rows
     from r1interp.models import load_model
 
     job = json.loads(Path(job_file).read_text())
@@ -200,7 +195,7 @@ def _rank_main(job_file: str) -> None:
     loaded = load_model(job["model_dir"], device=device)
     ds, _ = load_token_split(job["tokens"])
     rows = job["rows"] - job["rows"] % world
-    dataset = ds.shuffle(seed=tp.seed, keep_in_memory=True).select(range(rows)).select_columns(["input_ids"]).shard(world, rank).with_format("torch")
+    dataset = training_rows(ds, rows, tp.seed).shard(world, rank).with_format("torch")
     live = None
     if rank == 0 and job.get("live_dir"):
         from dvclive import Live
