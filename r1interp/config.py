@@ -199,6 +199,52 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ActivationsParams:
+    """Feature activation tables and examples (delphi-style sampling), streamed over held-out tokens."""
+
+    max_tokens: int = _f(200_000, ge=1, doc="held-out token budget (rows are taken in order)")
+    batch_size: int = _f(32, ge=1)
+    window: int = _f(32, ge=4, le=512, doc="tokens per example window around the activating token")
+    top_n: int = _f(20, ge=1, doc="top-activating examples kept per feature")
+    quantile_bins: int = _f(10, ge=1, le=100, doc="equal-count activation bins over a uniform sample of activations")
+    per_quantile: int = _f(10, ge=1, doc="examples per bin (reservoir size = bins x per_quantile)")
+    non_activating: int = _f(50, ge=0, doc="random windows where the feature is silent throughout")
+    top_output_tokens: int = _f(10, ge=1, le=100, doc="tokens listed per feature by decoder-to-unembedding logit effect")
+    seed: int = _f(0, ge=0)
+
+
+@dataclass(frozen=True)
+class ClaudeParams:
+    """The `claude` labeler/scorer (anthropic SDK). The key comes from ANTHROPIC_API_KEY only."""
+
+    explainer_model: str = _f("claude-sonnet-4-5", doc="writes the explanations")
+    scorer_model: str = _f("claude-haiku-4-5", doc="answers the detection and fuzzing prompts")
+    max_tokens: int = _f(600, ge=16, le=64000, doc="max output tokens per request")
+    requests_per_minute: int = _f(50, ge=1)
+    tokens_per_minute: int = _f(40_000, ge=100, doc="input + output tokens per minute (estimated before sending)")
+    concurrency: int = _f(4, ge=1, le=64)
+    max_retries: int = _f(6, ge=0, le=100, doc="per request, on 429/5xx/529/timeouts/malformed bodies")
+    max_retry_wait_s: float = _f(60.0, gt=0.0, doc="cap on a single wait, whatever retry-after says")
+    timeout_s: float = _f(120.0, gt=0.0)
+    use_batches: bool = _f(False, doc="Message Batches API (half price, results within 24 h)")
+    batch_poll_s: float = _f(30.0, gt=0.0)
+
+
+@dataclass(frozen=True)
+class LabelsParams:
+    labeler: str = _f("offline", choices=("offline", "claude"), doc="offline: deterministic token rules; claude: the Messages API")
+    max_features_per_layer: int = _f(0, ge=0, doc="0: every feature with enough examples; else a seeded sample")
+    min_activating: int = _f(20, ge=2, doc="features with fewer sampled activating examples are not labeled")
+    explain_examples: int = _f(40, ge=1, doc="activating examples shown to the labeler (top first, then quantiles)")
+    test_activating: int = _f(20, ge=1, doc="held-out activating examples per feature, spread over the bins")
+    test_non_activating: int = _f(20, ge=1)
+    highlight_threshold: float = _f(0.3, gt=0.0, le=1.0, doc="tokens above this fraction of the feature's max are marked")
+    examples_per_prompt: int = _f(10, ge=1, le=100, doc="scoring examples per detection/fuzzing prompt")
+    seed: int = _f(0, ge=0)
+    claude: ClaudeParams = _f(ClaudeParams())
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = _f(0, ge=0)
     model: ModelParams = _f(ModelParams())
@@ -207,6 +253,8 @@ class Params:
     tokens: TokensParams = _f(TokensParams())
     train: TrainParams = _f(TrainParams())
     evaluate: EvaluateParams = _f(EvaluateParams())
+    activations: ActivationsParams = _f(ActivationsParams())
+    labels: LabelsParams = _f(LabelsParams())
 
     def check(self, path: str) -> None:
         if self.model.profile == "organism" and not self.train.num_latents:
@@ -216,6 +264,26 @@ class Params:
                     f"train.k ({self.train.k}) must be <= the number of latents "
                     f"(organism.hidden x train.expansion_factor = {latents})"
                 )
+        acts, labels = self.activations, self.labels
+        sampled = acts.top_n + acts.quantile_bins * acts.per_quantile
+        if labels.explain_examples + labels.test_activating > sampled:
+            raise ConfigError(
+                f"labels.explain_examples + labels.test_activating ({labels.explain_examples + labels.test_activating}) "
+                f"must be <= the activating examples collected per feature "
+                f"(activations.top_n + quantile_bins x per_quantile = {sampled})"
+            )
+        if labels.test_activating > acts.quantile_bins * acts.per_quantile:
+            raise ConfigError(
+                f"labels.test_activating ({labels.test_activating}) must be <= activations.quantile_bins x per_quantile "
+                f"({acts.quantile_bins * acts.per_quantile}): test examples come from the quantile sample"
+            )
+        if labels.test_non_activating > acts.non_activating:
+            raise ConfigError(
+                f"labels.test_non_activating ({labels.test_non_activating}) must be <= activations.non_activating "
+                f"({acts.non_activating})"
+            )
+        if labels.min_activating > sampled:
+            raise ConfigError(f"labels.min_activating ({labels.min_activating}) must be <= {sampled} (examples collected per feature)")
         ctx_needed = self.tokens.ctx_len
         if self.model.profile == "organism" and ctx_needed > self.organism.max_positions:
             raise ConfigError(
