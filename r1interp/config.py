@@ -217,7 +217,7 @@ class ActivationsParams:
 class ClaudeParams:
     """The `claude` labeler/scorer (anthropic SDK). The key comes from ANTHROPIC_API_KEY only."""
 
-    explainer_model: str = _f("claude-sonnet-4-5", doc="writes the explanations")
+    explainer_model: str = _f("claude-sonnet-4-6", doc="writes the explanations")
     scorer_model: str = _f("claude-haiku-4-5", doc="answers the detection and fuzzing prompts")
     max_tokens: int = _f(600, ge=16, le=64000, doc="max output tokens per request")
     requests_per_minute: int = _f(50, ge=1)

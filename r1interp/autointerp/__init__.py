@@ -1,0 +1,1 @@
+"""Automatic interpretation of transcoder features: evidence, labelers, scorers, the Claude transport."""
