@@ -22,15 +22,16 @@ def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.tmp-"
+    umask = os.umask(0)
+    os.umask(umask)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
-        umask = os.umask(0)
-        os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; artifacts get normal permissions
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
         os.close(fd)
         tmp = Path(name)
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600
     try:
         yield tmp
         replace(tmp, target)

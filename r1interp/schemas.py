@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -48,3 +49,63 @@ def read_parquet(path: str | Path, schema: type[pa.DataFrameModel], rebuild_hint
     except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
         raise ArtifactError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})", hint=rebuild_hint) from None
     return validate(df, schema, str(path))
+
+
+class FeatureSchema(pa.DataFrameModel):
+    """data/activations/<model>/features.parquet: one row per transcoder feature."""
+
+    model: Series[str]
+    layer: Series[int] = pa.Field(ge=0)
+    feature: Series[int] = pa.Field(ge=0)
+    n_tokens: Series[int] = pa.Field(ge=0, description="valid tokens scanned")
+    count: Series[int] = pa.Field(ge=0, description="tokens where the feature fired")
+    density: Series[float] = pa.Field(ge=0, le=1)
+    max_act: Series[float] = pa.Field(ge=0)
+    mean_act: Series[float] = pa.Field(ge=0)
+    think_fraction: Series[float] = pa.Field(ge=0, le=1)
+    top_output_tokens: Series[object]
+    top_output_logits: Series[object]
+
+    @pa.dataframe_check
+    def unique_features(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["model", "layer", "feature"]).any()
+
+    @pa.dataframe_check
+    def density_is_count_over_tokens(cls, df: pd.DataFrame) -> pd.Series:
+        return (df["density"] * df["n_tokens"] - df["count"]).abs() < 0.5
+
+    class Config:
+        strict = True
+        coerce = False
+
+
+class ExampleSchema(pa.DataFrameModel):
+    """data/activations/<model>/examples.parquet: sampled example windows."""
+
+    model: Series[str]
+    layer: Series[int] = pa.Field(ge=0)
+    kind: Series[str] = pa.Field(isin=["top", "quantile", "non_activating"])
+    feature: Series[int] = pa.Field(ge=0)
+    rank: Series[int] = pa.Field(ge=0)
+    quantile: Series[int] = pa.Field(ge=-1, description="-1 outside the quantile sample; 0 = weakest bin")
+    row: Series[int] = pa.Field(ge=0, description="row of data/tokens/heldout")
+    position: Series[int] = pa.Field(ge=0)
+    activation: Series[float] = pa.Field(ge=0)
+    in_think: Series[bool]
+    target: Series[int] = pa.Field(ge=0, description="index of the sampled token inside the window")
+    tokens: Series[object]
+    acts: Series[object]
+
+    @pa.dataframe_check
+    def windows_are_consistent(cls, df: pd.DataFrame) -> pd.Series:
+        lengths = df["tokens"].map(len)
+        return (lengths == df["acts"].map(len)) & (df["target"] < lengths)
+
+    @pa.dataframe_check
+    def activating_kinds_fire(cls, df: pd.DataFrame) -> pd.Series:
+        fires = df["activation"] > 0
+        return fires.where(df["kind"] != "non_activating", df["acts"].map(lambda a: float(np.abs(a).sum()) == 0.0))
+
+    class Config:
+        strict = True
+        coerce = False
