@@ -25,6 +25,7 @@ from r1interp.transcoders.splice import mlp_modules
 
 KINDS = ("top", "quantile", "non_activating")
 DENSE_LOOKUP_LIMIT = 1 << 24  # elements (64 MiB of float32) per layer and batch
+SILENT_WINDOWS_PER_ROW = 4  # random windows per row offered as negatives (dense features rarely fall silent)
 
 
 @dataclass
@@ -171,11 +172,11 @@ class LayerCollector:
             self._offer_silent(idx, acts, valid, valid_len, in_think)
 
     def _offer_silent(self, idx, acts, valid, valid_len, in_think):
-        """Negatives: one random window per row of the batch, offered to every feature that
-        stays silent throughout it (random keys, so the kept ones are a uniform sample)."""
+        """Negatives: random windows of the batch's rows, offered to every feature that stays
+        silent throughout one (random keys, so the kept ones are a uniform sample)."""
         B, T, k = idx.shape
         F = len(self.count)
-        rows = (valid_len > 0).nonzero().squeeze(1)
+        rows = (valid_len > 0).nonzero().squeeze(1).repeat(SILENT_WINDOWS_PER_ROW)
         if rows.numel() == 0:
             return
         pos = (torch.rand(len(rows), generator=self.gen) * valid_len[rows]).long()

@@ -109,3 +109,42 @@ class ExampleSchema(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = False
+
+
+class LabelSchema(pa.DataFrameModel):
+    """data/labels/labels.parquet: one row per labeled feature, with its scores."""
+
+    model: Series[str]
+    layer: Series[int] = pa.Field(ge=0)
+    feature: Series[int] = pa.Field(ge=0)
+    label: Series[str] = pa.Field(nullable=True, description="null when no label could be made or parsed")
+    status: Series[str] = pa.Field(isin=["ok", "no_rule", "unparsed"])
+    labeler: Series[str] = pa.Field(isin=["offline", "claude"])
+    explainer_model: Series[str]
+    scorer_model: Series[str]
+    prompt_hash: Series[str] = pa.Field(str_length={"min_value": 64, "max_value": 64})
+    n_explain: Series[int] = pa.Field(ge=0)
+    n_test_activating: Series[int] = pa.Field(ge=0)
+    n_test_negative: Series[int] = pa.Field(ge=0)
+    density: Series[float] = pa.Field(ge=0, le=1)
+    think_fraction: Series[float] = pa.Field(ge=0, le=1)
+    detection_balanced_accuracy: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    detection_precision: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    detection_recall: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    detection_f1: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    fuzzing_balanced_accuracy: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    fuzzing_precision: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    fuzzing_recall: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    fuzzing_f1: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+
+    @pa.dataframe_check
+    def unique_features(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["model", "layer", "feature"]).any()
+
+    @pa.dataframe_check
+    def labeled_rows_have_text(cls, df: pd.DataFrame) -> pd.Series:
+        return (df["status"] != "ok") | df["label"].notna()
+
+    class Config:
+        strict = True
+        coerce = False

@@ -1,0 +1,94 @@
+"""Label features, score the labels, and tabulate: the body of the `labels` stage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from r1interp.autointerp.evidence import FeatureEvidence
+from r1interp.autointerp.offline import Label
+from r1interp.autointerp.scoring import METHODS, METRICS, binary_metrics, detection_samples, fuzzing_samples
+
+
+def scoring_tasks(evidence: list[FeatureEvidence], labels: list[Label], threshold_fraction: float, seed: int):
+    """(evidence, label, method, samples) for every labeled feature; seeded per feature."""
+    tasks = []
+    for ev, label in zip(evidence, labels):
+        if label.text is None:
+            continue
+        rng = np.random.default_rng([seed, ev.layer, ev.feature])
+        tasks.append((ev, label, "detection", detection_samples(ev, rng)))
+        tasks.append((ev, label, "fuzzing", fuzzing_samples(ev, threshold_fraction, rng)))
+    return tasks
+
+
+def label_and_score(evidence, labeler, scorer, threshold_fraction: float, seed: int):
+    """-> (labels table, per-sample scores table)."""
+    labels = labeler.label_all(evidence)
+    tasks = scoring_tasks(evidence, labels, threshold_fraction, seed)
+    predictions = scorer.predict_all(tasks) if tasks else []
+    per_feature: dict[tuple[int, int], dict] = {}
+    score_rows = []
+    for (ev, label, method, samples), pred in zip(tasks, predictions):
+        truth = [s.truth for s in samples]
+        m = binary_metrics(truth, pred)
+        per_feature.setdefault((ev.layer, ev.feature), {}).update({f"{method}_{k}": v for k, v in m.items()})
+        for i, (s, p) in enumerate(zip(samples, pred)):
+            score_rows.append(
+                {
+                    "model": ev.model,
+                    "layer": ev.layer,
+                    "feature": ev.feature,
+                    "method": method,
+                    "sample": i,
+                    "truth": s.truth,
+                    "prediction": p,
+                    "text": "".join(s.example.tokens),
+                }
+            )
+    rows = []
+    for ev, label in zip(evidence, labels):
+        row = {
+            "model": ev.model,
+            "layer": ev.layer,
+            "feature": ev.feature,
+            "label": label.text,
+            "status": label.status,
+            "labeler": label.labeler,
+            "explainer_model": label.model,
+            "scorer_model": getattr(scorer, "model", ""),
+            "prompt_hash": label.prompt_hash,
+            "n_explain": len(ev.explain),
+            "n_test_activating": len(ev.test_activating),
+            "n_test_negative": len(ev.test_negative),
+            "density": ev.density,
+            "think_fraction": ev.think_fraction,
+        }
+        scores = per_feature.get((ev.layer, ev.feature), {})
+        for method in METHODS:
+            for metric in METRICS:
+                row[f"{method}_{metric}"] = float(scores.get(f"{method}_{metric}", np.nan))
+        rows.append(row)
+    labels_df = pd.DataFrame(rows)
+    scores_df = pd.DataFrame(score_rows, columns=["model", "layer", "feature", "method", "sample", "truth", "prediction", "text"])
+    return labels_df, scores_df
+
+
+def summarize(labels_df: pd.DataFrame) -> dict:
+    """Averages over labeled features, overall and per layer (for reports/metrics/labels.json)."""
+
+    def block(df: pd.DataFrame) -> dict:
+        scored = df[df["status"] == "ok"]
+        out = {"features": int(len(df)), "labeled": int(len(scored))}
+        for method in METHODS:
+            for metric in METRICS:
+                col = scored[f"{method}_{metric}"].dropna()
+                out[f"{method}_{metric}"] = round(float(col.mean()), 4) if len(col) else None
+        col = scored["detection_balanced_accuracy"].dropna()
+        out["detection_balanced_accuracy_ge_0.75"] = round(float((col >= 0.75).mean()), 4) if len(col) else None
+        return out
+
+    summary = {}
+    for model, df in labels_df.groupby("model"):
+        summary[model] = {**block(df), "by_layer": {str(layer): block(g) for layer, g in df.groupby("layer")}}
+    return summary

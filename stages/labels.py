@@ -1,0 +1,76 @@
+"""Stage `labels`: label features (offline rules or Claude) and score the labels on held-out examples."""
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from r1interp import stage
+from r1interp.autointerp.evidence import build_evidence
+from r1interp.autointerp.pipeline import label_and_score, summarize
+from r1interp.io import write_json, write_parquet
+from r1interp.models import model_spec
+from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, read_parquet, validate
+
+ACTIVATIONS = Path("data/activations")
+LABELS = "data/labels/labels.parquet"
+SCORES = "data/labels/scores.parquet"
+CACHE = Path("data/labels/cache")  # Claude answers: kept across runs (persist), so nothing is paid twice
+METRICS = "reports/metrics/labels.json"
+
+
+def labeler_and_scorer(cfg):
+    """Built before any work, so a missing API key fails fast."""
+    if cfg.labeler == "offline":
+        from r1interp.autointerp.offline import OfflineLabeler, OfflineScorer
+
+        return OfflineLabeler(cfg.highlight_threshold), OfflineScorer(), None
+    from r1interp.autointerp.claude import ClaudeLabeler, ClaudeScorer
+    from r1interp.autointerp.client import ClaudeClient
+
+    client = ClaudeClient(cfg.claude, CACHE)
+    labeler = ClaudeLabeler(client, cfg.claude.explainer_model, cfg.claude.max_tokens, cfg.highlight_threshold)
+    return labeler, ClaudeScorer(client, cfg.claude.scorer_model, cfg.examples_per_prompt), client
+
+
+def vocabulary(profile: str, role: str) -> list[str]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_spec(profile, role).local_dir)
+    return [tokenizer.decode([i]) for i in range(len(tokenizer))]
+
+
+def main(params, args):
+    cfg = params.labels
+    CACHE.mkdir(parents=True, exist_ok=True)
+    labeler, scorer, client = labeler_and_scorer(cfg)
+    hint = "run `dvc repro activations`"
+    tables, scores = [], []
+    started = time.perf_counter()
+    for role in params.train.models:
+        features = read_parquet(ACTIVATIONS / role / "features.parquet", FeatureSchema, hint)
+        examples = read_parquet(ACTIVATIONS / role / "examples.parquet", ExampleSchema, hint)
+        evidence = build_evidence(features, examples, vocabulary(params.model.profile, role), cfg)
+        print(f"{role}: labeling {len(evidence)} features with the {cfg.labeler} labeler")
+        labels_df, scores_df = label_and_score(evidence, labeler, scorer, cfg.highlight_threshold, cfg.seed)
+        tables.append(labels_df)
+        scores.append(scores_df)
+    labels_df = validate(pd.concat(tables, ignore_index=True), LabelSchema, LABELS)
+    write_parquet(SCORES, pd.concat(scores, ignore_index=True))
+    write_parquet(LABELS, labels_df)
+    metrics = summarize(labels_df)
+    metrics["labeler"] = cfg.labeler
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    if client is not None:
+        metrics["requests"] = client.stats
+    write_json(METRICS, metrics)
+    for role in params.train.models:
+        m = metrics.get(role, {})
+        print(
+            f"{role}: {m.get('labeled')} labeled; detection balanced accuracy {m.get('detection_balanced_accuracy')}, "
+            f"fuzzing {m.get('fuzzing_balanced_accuracy')}"
+        )
+
+
+if __name__ == "__main__":
+    stage.run(main)
