@@ -47,7 +47,8 @@ class Rule:
         return False
 
     def fires_in(self, tokens: list[str]) -> bool:
-        return any(self.matches_at(tokens, i) for i in range(len(tokens)))
+        present = set(all_grams(tokens))
+        return any(p in present for p in self.patterns)
 
 
 @dataclass
@@ -60,15 +61,30 @@ class Label:
     status: str = "ok"  # ok | no_rule | unparsed | failed
 
 
-def _ngrams(tokens: list[str], i: int):
-    """The n-grams ending at token i, literal and with digits generalized to DIGIT."""
+def _general(tokens: list[str]) -> list[str]:
+    return [DIGIT if t.isdigit() else t for t in tokens]
+
+
+def all_grams(tokens: list[str]) -> list[tuple[str, ...]]:
+    """Every n-gram (n <= MAX_NGRAM) of a window, literal and, where it differs, with digits
+    generalized to DIGIT. Built with zips: this is the offline labeler's inner loop."""
+    general = _general(tokens)
+    out = []
     for n in range(1, MAX_NGRAM + 1):
-        if i - n + 1 >= 0:
-            gram = tuple(tokens[i - n + 1 : i + 1])
-            yield gram
-            general = tuple(DIGIT if t.isdigit() else t for t in gram)
-            if general != gram:
-                yield general
+        literal = list(zip(*(tokens[j:] for j in range(n))))
+        out += literal
+        out += [g for lit, g in zip(literal, zip(*(general[j:] for j in range(n)))) if g != lit]
+    return out
+
+
+def grams_at(tokens: list[str], i: int) -> set[tuple[str, ...]]:
+    """The n-grams ending at position i (literal and generalized)."""
+    out = set()
+    for n in range(1, min(MAX_NGRAM, i + 1) + 1):
+        gram = tuple(tokens[i - n + 1 : i + 1])
+        out.add(gram)
+        out.add(tuple(_general(list(gram))))
+    return out
 
 
 def learn_rule(ev: FeatureEvidence, threshold_fraction: float) -> tuple[Rule, dict]:
@@ -83,18 +99,17 @@ def learn_rule(ev: FeatureEvidence, threshold_fraction: float) -> tuple[Rule, di
     act_hits: dict[tuple, set[int]] = {}
     neg_hits: dict[tuple, set[int]] = {}
     for j, e in enumerate(ev.explain):
-        marked = e.marked(threshold)
-        for i in range(len(e.tokens)):
-            for g in _ngrams(e.tokens, i):
-                seen[g] += 1
-                if marked[i]:
-                    fired[g] += 1
-                    act_hits.setdefault(g, set()).add(j)
+        seen.update(all_grams(e.tokens))
+        for i in np.flatnonzero(e.marked(threshold)):
+            at = grams_at(e.tokens, int(i))
+            fired.update(at)
+            for g in at:
+                act_hits.setdefault(g, set()).add(j)
     for j, e in enumerate(ev.explain_negative):
-        for i in range(len(e.tokens)):
-            for g in _ngrams(e.tokens, i):
-                seen[g] += 1
-                neg_hits.setdefault(g, set()).add(j)
+        grams = all_grams(e.tokens)
+        seen.update(grams)
+        for g in set(grams):
+            neg_hits.setdefault(g, set()).add(j)
     n_act, n_neg = max(1, len(ev.explain)), max(1, len(ev.explain_negative))
     precision = {g: fired[g] / seen[g] for g in fired}
     candidates = [g for g in act_hits if precision[g] >= MIN_PRECISION]
