@@ -38,7 +38,8 @@ def make_project(dest: Path) -> Path:
     ).stdout.split("\n")
     for rel in filter(None, listed):
         src = REPO / rel
-        if src.is_file() and not rel.startswith(("data/corpus", "data/tokens", "models/", "reports/")) and rel != "dvc.lock":
+        generated = rel.startswith(("data/", "models/", "reports/")) and not rel.startswith("data/prompts/")
+        if src.is_file() and not generated and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     shutil.copy2(TINY, dest / "params.yaml")

@@ -100,9 +100,11 @@ def build_evidence(features: pd.DataFrame, examples: pd.DataFrame, vocab: list[s
     if cfg.max_features_per_layer:
         keys = roles[["layer", "feature"]].drop_duplicates().sort_values(["layer", "feature"])
         rng = np.random.default_rng(cfg.seed)
-        picked = keys.groupby("layer", group_keys=False).apply(
-            lambda g: g.iloc[np.sort(rng.choice(len(g), size=min(len(g), cfg.max_features_per_layer), replace=False))]
-        )
+        picked = []
+        for _, group in keys.groupby("layer"):
+            take = rng.choice(len(group), size=min(len(group), cfg.max_features_per_layer), replace=False)
+            picked.append(group.iloc[np.sort(take)])
+        picked = pd.concat(picked)
         roles = roles.merge(picked, on=["layer", "feature"])
     vocab_arr = np.asarray(vocab + ["<?>"], dtype=object)
     stats = features.set_index(["layer", "feature"])

@@ -46,10 +46,15 @@ _EXPLANATION = re.compile(r"\[EXPLANATION\]:\s*(.+?)\s*$", re.MULTILINE)
 _LIST = re.compile(r"\[[\s01,]*\]")
 
 
+def visible(token: str) -> str:
+    """Newlines shown as \\n, so every excerpt stays on one line of the prompt."""
+    return token.replace("\n", "\\n")
+
+
 def _mark(tokens: list[str], marked: np.ndarray) -> str:
     """Tokens joined, with runs of marked tokens wrapped in << >>."""
     out, open_ = [], False
-    for token, m in zip(tokens, marked):
+    for token, m in zip(map(visible, tokens), marked):
         if m and not open_:
             out.append("<<")
             open_ = True
@@ -63,7 +68,7 @@ def _mark(tokens: list[str], marked: np.ndarray) -> str:
 
 
 def _levels(e: Example, marked: np.ndarray, max_act: float) -> str:
-    pairs = [f'("{t}", {round(10 * a / max_act) if max_act > 0 else 0})' for t, a, m in zip(e.tokens, e.acts, marked) if m]
+    pairs = [f'("{visible(t)}", {round(10 * a / max_act) if max_act > 0 else 0})' for t, a, m in zip(e.tokens, e.acts, marked) if m]
     return ", ".join(pairs)
 
 
@@ -75,7 +80,7 @@ def explanation_prompt(ev: FeatureEvidence, threshold_fraction: float) -> str:
         lines.append(f"Example {i}: {_mark(e.tokens, marked)}")
         lines.append(f"Activations: {_levels(e, marked, ev.max_act)}")
         lines.append("")
-    promoted = ", ".join(f'"{t}"' for t in ev.top_output_tokens[:5])
+    promoted = ", ".join(f'"{visible(t)}"' for t in ev.top_output_tokens[:5])
     lines.append(f"When the feature is active it directly promotes these next tokens: {promoted}.")
     return "\n".join(lines)
 
@@ -87,7 +92,7 @@ def scoring_prompt(label: str, excerpts: list[str]) -> str:
 
 
 def detection_excerpt(e: Example) -> str:
-    return "".join(e.tokens)
+    return "".join(map(visible, e.tokens))
 
 
 def fuzzing_excerpt(e: Example, highlight: np.ndarray) -> str:

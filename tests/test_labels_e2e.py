@@ -1,0 +1,144 @@
+"""End-to-end: activations -> labels on the tiny profile, offline and through the real anthropic
+SDK against a local Messages-API server (faults, resume after a kill, missing key)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from claude_responder import respond
+from helpers import _env, make_project, run
+from messages_server import MessagesServer
+
+DVC = [sys.executable, "-m", "dvc"]
+KEY = "sk-ant-test-key-e2e"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("labels-project"))
+    run(DVC + ["repro", "labels"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "built"], project)
+    return project
+
+
+def _set_params(project: Path, **labels) -> str:
+    path = project / "params.yaml"
+    good = path.read_text()
+    data = yaml.safe_load(good)
+    for key, value in labels.items():
+        section = data["labels"]
+        *parents, leaf = key.split("__")
+        for p in parents:
+            section = section[p]
+        section[leaf] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return good
+
+
+def _claude_env(server: MessagesServer) -> dict[str, str]:
+    env = _env()
+    env["ANTHROPIC_API_KEY"] = KEY
+    env["ANTHROPIC_BASE_URL"] = server.url
+    return env
+
+
+def test_offline_labels_are_validated_and_scored(project: Path):
+    from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, read_parquet
+
+    features = read_parquet(project / "data/activations/reasoner/features.parquet", FeatureSchema)
+    examples = read_parquet(project / "data/activations/reasoner/examples.parquet", ExampleSchema)
+    assert sorted(features["layer"].unique()) == [0, 1]
+    assert set(examples["kind"]) == {"top", "quantile", "non_activating"}
+    labels = read_parquet(project / "data/labels/labels.parquet", LabelSchema)
+    ok = labels[labels["status"] == "ok"]
+    assert len(ok) > 0 and (ok["labeler"] == "offline").all()
+    assert ok["label"].str.startswith("fires on ").all()
+    metrics = json.loads((project / "reports/metrics/labels.json").read_text())
+    assert metrics["labeler"] == "offline"
+    assert metrics["reasoner"]["labeled"] == len(ok)
+    assert 0.5 <= metrics["reasoner"]["detection_balanced_accuracy"] <= 1.0
+    shown = run(DVC + ["metrics", "show", "--json"], project).stdout
+    assert "detection_balanced_accuracy" in shown
+
+
+def test_missing_api_key_fails_before_any_work(project: Path):
+    good = _set_params(project, labeler="claude")
+    before = (project / "data/labels/labels.parquet").read_bytes()
+    try:
+        env = _env()
+        env.pop("ANTHROPIC_API_KEY", None)
+        proc = subprocess.run(DVC + ["repro", "labels"], cwd=project, env=env, capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert "ANTHROPIC_API_KEY is not set" in proc.stderr + proc.stdout
+        assert (project / "data/labels/labels.parquet").read_bytes() == before
+    finally:
+        (project / "params.yaml").write_text(good)
+
+
+def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
+    """Kill the stage after some answers, re-run it: no prompt is ever answered twice."""
+    good = _set_params(project, labeler="claude", max_features_per_layer=3, claude__concurrency=2,
+                       claude__max_retry_wait_s=0.5, claude__requests_per_minute=6000)
+    cache = project / "data/labels/cache/responses.jsonl"
+    try:
+        with MessagesServer(respond, api_key=KEY) as server:
+            server.faults = ["429", "529", "500", "malformed"]
+            server.max_delivered = 8  # later requests hang until we kill the stage
+            proc = subprocess.Popen(DVC + ["repro", "labels"], cwd=project, env=_claude_env(server),
+                                    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None:
+                if cache.exists() and len(cache.read_text().splitlines()) >= 8:
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, f"stage ended before the kill: {proc.stderr.read()[-2000:]}"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            first = Counter(server.delivered)
+            statuses = [status for _, _, status in server.message_requests()]
+            headers = list(server.headers_seen)
+        # held requests die with their server instead of being answered to a dead client
+        assert sum(first.values()) == 8
+        assert {429, 529, 500} <= set(statuses)  # the faults were really served, and retried
+
+        with MessagesServer(respond, api_key=KEY) as server:
+            done = subprocess.run(DVC + ["repro", "labels"], cwd=project, env=_claude_env(server),
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-3000:]
+            second = Counter(server.delivered)
+            headers += server.headers_seen
+        total = first + second
+        assert max(total.values()) == 1, "a prompt was paid for twice"
+        assert len(cache.read_text().splitlines()) == sum(total.values())
+        # every request carried the key as a Bearer token; the key is nowhere on disk
+        assert headers and all(h.get("authorization") == f"Bearer {KEY}" for h in headers)
+        labels = pd.read_parquet(project / "data/labels/labels.parquet")
+        assert len(labels) == 6 and (labels["labeler"] == "claude").all()
+        assert labels["label"].str.startswith("the token ").all()
+        assert labels["explainer_model"].eq("claude-sonnet-4-6").all()
+        metrics = json.loads((project / "reports/metrics/labels.json").read_text())
+        assert metrics["labeler"] == "claude" and metrics["requests"]["cache_hits"] >= 8
+        assert 0.0 <= metrics["reasoner"]["detection_balanced_accuracy"] <= 1.0
+        for path in [cache, project / "reports/metrics/labels.json", project / "dvc.lock"]:
+            assert KEY not in path.read_text()
+
+        # a third run with everything cached sends nothing at all
+        with MessagesServer(respond, api_key=KEY) as quiet:
+            again = subprocess.run(DVC + ["repro", "-f", "labels"], cwd=project, env=_claude_env(quiet),
+                                   capture_output=True, text=True)
+            assert again.returncode == 0, again.stderr[-3000:]
+            assert quiet.log == []
+    finally:
+        (project / "params.yaml").write_text(good)
