@@ -11,16 +11,13 @@ prints their peak RSS: the per-feature samples live in fixed slots, so it should
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,20 +54,38 @@ def bare(model, coders, stream) -> None:
             h.remove()
 
 
-def peak_rss_mb(max_tokens: int, params: dict) -> float:
-    """Peak RSS of the activations stage at a token budget (run in a fresh process)."""
-    params = json.loads(json.dumps(params))
-    params["activations"]["max_tokens"] = max_tokens
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "params.yaml"
-        path.write_text(yaml.safe_dump(params))
-        code = (
-            "import runpy, sys, resource; sys.argv=['activations', '--params', %r];"
-            "import stages.activations as s; import r1interp.stage as st;"
-            "s.OUT=%r; st.run(s.main);"
-            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-        ) % (str(path), str(Path(tmp) / "out"))
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+MEMORY_PROBE = """
+import resource, sys, torch
+sys.path.insert(0, {root!r})
+from r1interp.activations import collect, example_table
+from r1interp.config import load_params
+from r1interp.data import load_token_split
+from r1interp.models import load_role
+from r1interp.transcoders import SET_ROOT, excluded_token_ids, load_coders
+torch.set_grad_enabled(False); torch.set_num_threads(1)
+params = load_params({params!r}); cfg = params.activations
+ds, meta = load_token_split({split!r})
+role = params.train.models[0]
+loaded = load_role(params.model.profile, role)
+coders = load_coders(SET_ROOT / role / "sparsify")
+rows = {rows}
+def stream():
+    view = ds.with_format("torch")
+    for start in range(0, rows, cfg.batch_size):
+        chunk = view[start : min(rows, start + cfg.batch_size)]
+        yield {{"input_ids": chunk["input_ids"], "in_think": chunk["in_think"], "row_offset": start}}
+cols = collect(loaded.model, coders, stream(), cfg, exclude_token_ids=excluded_token_ids(loaded.tokenizer), progress=False)
+ids = ds.with_format("numpy")
+for layer, col in cols.items():
+    example_table(col, role, layer, lambda r: ids[r]["input_ids"])
+print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mb(params_path: str, split: str, rows: int) -> float:
+    """Peak RSS of collecting + tabulating `rows` rows of a token split, in a fresh process."""
+    code = MEMORY_PROBE.format(root=str(ROOT), params=params_path, split=split, rows=rows)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return int(out.split("RSS")[-1]) / 1024
 
 
@@ -106,10 +121,11 @@ def main() -> None:
     print(f"activation collection:   {c:.2f} s ({tokens / c:,.0f} tok/s)")
     print(f"ratio collection / bare: {c / b:.3f}  (overhead {100 * (c / b - 1):.1f}%)")
     if args.memory:
-        raw = yaml.safe_load((ROOT / args.params).read_text())
-        small, large = max(meta["ctx_len"], tokens // 4), tokens
-        for budget in (small, large):
-            print(f"peak RSS of the activations stage at {budget:,} tokens: {peak_rss_mb(budget, raw):.0f} MB")
+        # the held-out split is small; the train split has the same format and far more rows
+        train, _ = load_token_split("data/tokens/train")
+        for n in (len(train) // 32, len(train) // 4):  # 8x apart
+            mb = peak_rss_mb(args.params, "data/tokens/train", n)
+            print(f"peak RSS collecting {n * meta['ctx_len']:,} tokens ({n} rows): {mb:.0f} MB")
     print(f"(this process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
