@@ -87,16 +87,20 @@ class SlotTable:
         S = self.slots
         touched, group = torch.unique(feature, return_inverse=True)
         T = len(touched)
-        all_group = torch.cat([torch.arange(T).repeat_interleave(S), group])
-        all_key = torch.cat([self.key[touched].reshape(-1), key])
+        # A feature with c candidates can lose at most its c largest entries, so only the
+        # m = max(c) largest keys of each touched feature take part in the merge.
+        m = min(S, int(torch.bincount(group, minlength=T).max()))
+        old_key, old_slot = self.key[touched].topk(m, dim=1)
+        all_group = torch.cat([torch.arange(T).repeat_interleave(m), group])
+        all_key = torch.cat([old_key.reshape(-1), key])
         order, rank = _group_rank(all_group, all_key)
-        kept, is_old = rank < S, order < T * S
+        kept, is_old = rank < m, order < T * m
         # both lists come out grouped by feature, with equal counts per feature: pair them up
         evicted = order[~kept & is_old]
-        entering = order[kept & ~is_old] - T * S
+        entering = order[kept & ~is_old] - T * m
         if entering.numel() == 0:
             return
-        feat, slot = touched[evicted // S], evicted % S
+        feat, slot = touched[evicted // m], old_slot.reshape(-1)[evicted]
         payload = extract(entering)
         self.key[feat, slot] = key[entering]
         for name, table in self.fields.items():

@@ -7,8 +7,8 @@ import pandas as pd
 
 from r1interp import stage
 from r1interp.autointerp.evidence import build_evidence
-from r1interp.autointerp.pipeline import label_and_score, summarize
-from r1interp.io import write_json, write_parquet
+from r1interp.autointerp.pipeline import label_and_score, layer_rows, plot_scores, summarize
+from r1interp.io import write_json, write_parquet, write_text
 from r1interp.models import model_spec
 from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, read_parquet, validate
 
@@ -17,6 +17,15 @@ LABELS = "data/labels/labels.parquet"
 SCORES = "data/labels/scores.parquet"
 CACHE = Path("data/labels/cache")  # Claude answers: kept across runs (persist), so nothing is paid twice
 METRICS = "reports/metrics/labels.json"
+CACHE_README = """# Claude answer cache
+
+`responses.jsonl`: one line per Messages-API answer, keyed by a hash of (model, system, prompt,
+max_tokens), appended and fsynced as each answer arrives. The `labels` stage reads it first and only
+sends requests that have no answer here, so an interrupted or repeated run never pays twice.
+`batches.json`: Message Batches in flight (resumed by the next run). No secrets are stored here.
+"""
+PLOT = "reports/labels/by_layer.json"
+FIGURE = "reports/labels/scores.png"
 
 
 def labeler_and_scorer(cfg):
@@ -43,6 +52,9 @@ def vocabulary(profile: str, role: str) -> list[str]:
 def main(params, args):
     cfg = params.labels
     CACHE.mkdir(parents=True, exist_ok=True)
+    readme = CACHE / "README.md"
+    if not readme.exists():  # also keeps the DVC output non-empty for the offline labeler
+        write_text(readme, CACHE_README)
     labeler, scorer, client = labeler_and_scorer(cfg)
     hint = "run `dvc repro activations`"
     tables, scores = [], []
@@ -64,6 +76,8 @@ def main(params, args):
     if client is not None:
         metrics["requests"] = client.stats
     write_json(METRICS, metrics)
+    write_json(PLOT, layer_rows(labels_df))
+    plot_scores(labels_df, FIGURE)
     for role in params.train.models:
         m = metrics.get(role, {})
         print(

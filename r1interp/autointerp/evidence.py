@@ -77,7 +77,9 @@ def split_examples(examples: pd.DataFrame, cfg) -> pd.DataFrame:
     rest = act.drop(test.index)
     rest = rest.assign(_kind=(rest["kind"] != "top").astype(int)).sort_values(["_kind", "rank"])
     explain = rest[rest.groupby(["layer", "feature"]).cumcount() < cfg.explain_examples].drop(columns="_kind")
+    # random windows are drawn with replacement: keep one copy, so test and explanation never share one
     neg = examples[examples["kind"] == "non_activating"].sort_values("rank")
+    neg = neg.drop_duplicates(["layer", "feature", "row", "position"])
     neg = neg.merge(act[["layer", "feature"]].drop_duplicates(), on=["layer", "feature"])  # eligible features only
     n_neg = neg.groupby(["layer", "feature"])["row"].transform("size")
     neg_rank = neg.groupby(["layer", "feature"]).cumcount()
@@ -97,7 +99,7 @@ def build_evidence(features: pd.DataFrame, examples: pd.DataFrame, vocab: list[s
     """Evidence for every feature with at least `cfg.min_activating` distinct activating examples,
     or a seeded sample of `cfg.max_features_per_layer` of them per layer."""
     roles = split_examples(examples, cfg)
-    if cfg.max_features_per_layer:
+    if cfg.max_features_per_layer and len(roles):
         keys = roles[["layer", "feature"]].drop_duplicates().sort_values(["layer", "feature"])
         rng = np.random.default_rng(cfg.seed)
         picked = []

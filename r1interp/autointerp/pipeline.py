@@ -22,6 +22,14 @@ def scoring_tasks(evidence: list[FeatureEvidence], labels: list[Label], threshol
     return tasks
 
 
+def empty_labels() -> pd.DataFrame:
+    """A labels table with no rows but every column and dtype (no feature had enough examples)."""
+    from r1interp.schemas import LabelSchema
+
+    columns = LabelSchema.to_schema().columns
+    return pd.DataFrame({name: pd.Series(dtype=str(col.dtype)) for name, col in columns.items()})
+
+
 def label_and_score(evidence, labeler, scorer, threshold_fraction: float, seed: int):
     """-> (labels table, per-sample scores table)."""
     labels = labeler.label_all(evidence)
@@ -69,7 +77,7 @@ def label_and_score(evidence, labeler, scorer, threshold_fraction: float, seed: 
             for metric in METRICS:
                 row[f"{method}_{metric}"] = float(scores.get(f"{method}_{metric}", np.nan))
         rows.append(row)
-    labels_df = pd.DataFrame(rows)
+    labels_df = pd.DataFrame(rows) if rows else empty_labels()
     scores_df = pd.DataFrame(score_rows, columns=["model", "layer", "feature", "method", "sample", "truth", "prediction", "text"])
     return labels_df, scores_df
 
@@ -92,3 +100,42 @@ def summarize(labels_df: pd.DataFrame) -> dict:
     for model, df in labels_df.groupby("model"):
         summary[model] = {**block(df), "by_layer": {str(layer): block(g) for layer, g in df.groupby("layer")}}
     return summary
+
+
+def layer_rows(labels_df: pd.DataFrame) -> list[dict]:
+    """Mean scores per (model, layer): the `labels` stage's DVC plot."""
+    rows = []
+    scored = labels_df[labels_df["status"] == "ok"]
+    for (model, layer), df in scored.groupby(["model", "layer"]):
+        row = {"model": model, "layer": int(layer), "labeled": int(len(df))}
+        for method in METHODS:
+            row[f"{method}_balanced_accuracy"] = round(float(df[f"{method}_balanced_accuracy"].mean()), 4)
+        rows.append(row)
+    return rows
+
+
+def plot_scores(labels_df: pd.DataFrame, path) -> None:
+    """Histograms of per-feature detection and fuzzing balanced accuracy, one line per layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from r1interp.io import atomic_path
+
+    scored = labels_df[labels_df["status"] == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    bins = np.linspace(0, 1, 21)
+    for ax, method in zip(axes, METHODS):
+        for (model, layer), df in scored.groupby(["model", "layer"]):
+            values = df[f"{method}_balanced_accuracy"].dropna()
+            ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=f"{model} L{layer} (mean {values.mean():.2f})")
+        ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(f"{method} balanced accuracy")
+        ax.set_title(f"{method} (chance 0.5)")
+    axes[0].set_ylabel("features")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

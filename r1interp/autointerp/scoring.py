@@ -54,7 +54,7 @@ def binary_metrics(truth: list[bool], pred: list[bool | None]) -> dict[str, floa
     fn, tn = int((t & ~p).sum()), int((~t & ~p).sum())
     recall = tp / (tp + fn) if tp + fn else float("nan")
     specificity = tn / (tn + fp) if tn + fp else float("nan")
-    precision = tp / (tp + fp) if tp + fp else 0.0
+    precision = tp / (tp + fp) if tp + fp else (0.0 if pairs else float("nan"))
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
         "balanced_accuracy": float(np.nanmean([recall, specificity])) if pairs else float("nan"),
