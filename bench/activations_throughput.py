@@ -89,6 +89,30 @@ def peak_rss_mb(params_path: str, split: str, rows: int) -> float:
     return int(out.split("RSS")[-1]) / 1024
 
 
+def real_shape(layers: int, latents: int, k: int, rows: int, ctx: int, seed: int = 0):
+    """Random weights at DeepSeek-R1-Distill-Qwen-1.5B's shape (a few of its 28 layers) with random
+    skip transcoders of `latents` latents: throughput only, the labels would mean nothing."""
+    from sparsify import SparseCoder, SparseCoderConfig
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=layers,
+        num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False,
+    )
+    model = Qwen2ForCausalLM(config).eval()
+    cfg = SparseCoderConfig(num_latents=latents, k=k, transcode=True, skip_connection=True)
+    coders = {layer: SparseCoder(1536, cfg, device="cpu").eval() for layer in range(layers)}
+    ids = torch.randint(0, 151000, (rows, ctx))
+
+    def stream(batch_size):
+        for start in range(0, rows, batch_size):
+            chunk = ids[start : start + batch_size]
+            yield {"input_ids": chunk, "in_think": torch.ones_like(chunk, dtype=torch.bool), "row_offset": start}
+
+    return model, coders, stream
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--params", default="params.yaml")
@@ -96,10 +120,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--real-shape", type=int, default=0, metavar="LAYERS",
+                        help="random model at the 1.5B shape with this many layers and 65k-latent coders")
+    parser.add_argument("--latents", type=int, default=65536)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = load_params(args.params)
     cfg = params.activations
+    if args.real_shape:
+        rows, ctx, bs = args.rows or 8, 256, 2
+        model, coders, stream = real_shape(args.real_shape, args.latents, 32, rows, ctx)
+        times = {"bare": [], "collect": []}
+        with torch.no_grad():
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                bare(model, coders, stream(bs))
+                times["bare"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                collect(model, coders, stream(bs), cfg, progress=False)
+                times["collect"].append(time.perf_counter() - start)
+        b, c = min(times["bare"]), min(times["collect"])
+        print(f"real shape (random weights): d_model 1536, {args.real_shape} layers, {args.latents} latents, k 32, "
+              f"{rows * ctx} tokens, threads={args.threads}")
+        print(f"bare forward + encoders: {b:.2f} s; activation collection: {c:.2f} s; ratio {c / b:.3f}")
+        return
     ds, meta = load_token_split("data/tokens/heldout")
     rows = min(len(ds), args.rows or cfg.max_tokens // meta["ctx_len"])
     role = params.train.models[0]

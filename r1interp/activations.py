@@ -70,7 +70,7 @@ class SlotTable:
             "length": torch.zeros(n_features, slots, dtype=torch.long),
         }
         if with_acts:
-            self.fields["acts"] = torch.zeros(n_features, slots, window)
+            self.fields["acts"] = torch.zeros(n_features, slots, window, dtype=torch.float16)  # 65k latents x 28 layers add up
 
     def thresholds(self) -> torch.Tensor:
         """The key a candidate must beat to enter, per feature (1.0 while slots are free)."""
