@@ -140,10 +140,10 @@ class LayerCollector:
         self.row_offset = row_offset
         B, T, k = idx.shape
         F = len(self.count)
-        fires = (acts > 0) & valid[..., None]
-        flat_f = idx[fires]
-        flat_a = acts[fires].float()
-        pos_index = torch.arange(B * T).reshape(B, T, 1).expand(B, T, k)[fires]
+        nz = ((acts > 0) & valid[..., None]).reshape(-1).nonzero().squeeze(1)  # one pass, then gathers
+        flat_f = idx.reshape(-1)[nz]
+        flat_a = acts.reshape(-1)[nz].float()
+        pos_index = nz // k
         tok_think = in_think.reshape(-1)[pos_index]
         self.n_tokens += int(valid.sum())
         self.count += torch.bincount(flat_f, minlength=F)
@@ -162,11 +162,12 @@ class LayerCollector:
 
             return extract
 
-        # top-N: key = 1 / (1 + activation), in (0, 1) and smallest for the strongest
-        key = 1.0 / (1.0 + flat_a)
-        keep = key < self.top.thresholds()[flat_f]
-        sel = keep.nonzero().squeeze(1)
-        self.top.offer(flat_f[sel], key[sel], extractor(row_of[sel], pos_of[sel], flat_f[sel], flat_a[sel]))
+        # top-N: key = 1 / (1 + activation), in (0, 1) and smallest for the strongest;
+        # the prefilter compares activations with each feature's entry bar (1 / key - 1)
+        bar = 1.0 / self.top.thresholds() - 1.0
+        sel = (flat_a > bar[flat_f]).nonzero().squeeze(1)
+        key = 1.0 / (1.0 + flat_a[sel])
+        self.top.offer(flat_f[sel], key, extractor(row_of[sel], pos_of[sel], flat_f[sel], flat_a[sel]))
         # uniform sample of occurrences: bottom-S on random keys
         u = torch.rand(len(flat_f), generator=self.gen)
         keep = u < self.sample.thresholds()[flat_f]

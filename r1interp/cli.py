@@ -58,6 +58,20 @@ def _sweep_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features_show(args: argparse.Namespace) -> int:
+    from transformers import AutoTokenizer
+
+    from r1interp.autointerp.show import render_feature
+    from r1interp.config import load_params
+    from r1interp.models import model_spec
+
+    params = load_params(Path(args.repo) / "params.yaml")
+    tokenizer = AutoTokenizer.from_pretrained(Path(args.repo) / model_spec(params.model.profile, args.model).local_dir)
+    vocab = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    print(render_feature(Path(args.repo), args.model, args.layer, args.feature, vocab, args.n))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="r1interp",
@@ -89,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--repo", default=".")
     apply.add_argument("--params", default="params.yaml")
     apply.set_defaults(func=_sweep_apply)
+
+    features = sub.add_parser("features", help="inspect transcoder features")
+    features_sub = features.add_subparsers(dest="features_command", metavar="SUBCOMMAND")
+    show = features_sub.add_parser("show", help="a feature's stats, label, scores and marked example windows")
+    show.add_argument("layer", type=int)
+    show.add_argument("feature", type=int)
+    show.add_argument("--model", default="reasoner", choices=("reasoner", "base"))
+    show.add_argument("-n", type=int, default=5, help="examples per kind")
+    show.add_argument("--repo", default=".")
+    show.set_defaults(func=_features_show)
     return parser
 
 

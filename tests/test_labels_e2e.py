@@ -71,6 +71,13 @@ def test_offline_labels_are_validated_and_scored(project: Path):
     assert 0.5 <= metrics["reasoner"]["detection_balanced_accuracy"] <= 1.0
     shown = run(DVC + ["metrics", "show", "--json"], project).stdout
     assert "detection_balanced_accuracy" in shown
+    # the CLI shows a labeled feature with its marked examples
+    first = ok.iloc[0]
+    cli = [sys.executable, "-m", "r1interp.cli", "features", "show", str(first["layer"]), str(first["feature"]), "--repo", str(project)]
+    out = run(cli, project).stdout
+    assert first["label"] in out and "-- top" in out and "<<" in out
+    bad = run(cli[:4] + ["7", "0", "--repo", str(project)], project, check=False)
+    assert bad.returncode == 2 and "no feature 0 in layer 7" in bad.stderr
 
 
 def test_missing_api_key_fails_before_any_work(project: Path):
