@@ -76,7 +76,7 @@ def test_offline_labels_are_validated_and_scored(project: Path):
     cli = [sys.executable, "-m", "r1interp.cli", "features", "show", str(first["layer"]), str(first["feature"]), "--repo", str(project)]
     out = run(cli, project).stdout
     assert first["label"] in out and "-- top" in out and "<<" in out
-    bad = run(cli[:4] + ["7", "0", "--repo", str(project)], project, check=False)
+    bad = run(cli[:5] + ["7", "0", "--repo", str(project)], project, check=False)
     assert bad.returncode == 2 and "no feature 0 in layer 7" in bad.stderr
 
 
