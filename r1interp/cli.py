@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-n", type=int, default=5, help="examples per kind")
     show.add_argument("--repo", default=".")
     show.set_defaults(func=_features_show)
+
+    from r1interp.motifs.cli import add_parser as add_motifs_parser
+
+    add_motifs_parser(sub)
     return parser
 
 

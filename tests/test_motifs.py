@@ -1,0 +1,634 @@
+"""Motif analysis: census against brute force, MAN labels, FFL roles/signs, nulls, statistics, loader, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import igraph as ig
+import numpy as np
+import pytest
+
+from r1interp.errors import ArtifactError, R1InterpError
+import r1interp.motifs.analyze as analyze_mod
+from r1interp.motifs import census, nulls, signed, stats
+from r1interp.motifs.cli import add_parser
+from r1interp.motifs.graph import AttributionGraph, load_neuronpedia
+from r1interp.motifs.synthetic import layered_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+HAIKU = ROOT / "tests" / "data" / "neuronpedia" / "opposite_of_small.json"
+
+# ---------------------------------------------------------------- brute-force references (independent)
+
+
+def brute_triad_label(adj: np.ndarray, a: int, b: int, c: int) -> str:
+    """MAN label of the triad {a, b, c} straight from the definitions (Holland & Leinhardt)."""
+    vs = (a, b, c)
+    dyads = [(x, y) for x, y in itertools.combinations(vs, 2)]
+    mutual = [(x, y) for x, y in dyads if adj[x, y] and adj[y, x]]
+    asym = [(x, y) if adj[x, y] else (y, x) for x, y in dyads if adj[x, y] != adj[y, x]]  # as (from, to)
+    m, a_, n = len(mutual), len(asym), 3 - len(mutual) - len(asym)
+    code = f"{m}{a_}{n}"
+    if code == "021":
+        (s1, t1), (s2, t2) = asym
+        if s1 == s2:
+            return "021D"  # both edges leave the shared vertex: A<-B->C
+        if t1 == t2:
+            return "021U"  # both edges enter it: A->B<-C
+        return "021C"
+    if code == "111":
+        (x, y), (s, t) = mutual[0], asym[0]
+        return "111D" if t in (x, y) else "111U"  # asym edge into the mutual pair: A<->B<-C is 111D
+    if code == "030":
+        outdeg = collections.Counter(s for s, _ in asym)
+        return "030C" if all(outdeg[v] == 1 for v in vs) else "030T"
+    if code == "120":
+        (x, y) = mutual[0]
+        z = next(v for v in vs if v not in (x, y))
+        outs = sum(1 for s, _ in asym if s == z)
+        return {2: "120D", 0: "120U", 1: "120C"}[outs]  # z sends both (down) / receives both (up)
+    return code
+
+
+def brute_triad_census(adj: np.ndarray) -> dict[str, int]:
+    out = dict.fromkeys(census.TRIAD_LABELS, 0)
+    for a, b, c in itertools.combinations(range(len(adj)), 3):
+        out[brute_triad_label(adj, a, b, c)] += 1
+    return out
+
+
+def canon4(adj4: np.ndarray) -> int:
+    """Largest 12-bit code over the 24 orderings (same convention as the census names)."""
+    best = 0
+    for perm in itertools.permutations(range(4)):
+        code = 0
+        for i in range(4):
+            for j in range(4):
+                if i != j:
+                    code = (code << 1) | int(adj4[perm[i], perm[j]])
+        best = max(best, code)
+    return best
+
+
+def random_digraph(rng, n: int, p: float, p_mutual: float = 0.3) -> np.ndarray:
+    adj = rng.random((n, n)) < p
+    np.fill_diagonal(adj, False)
+    mutual = np.triu(rng.random((n, n)) < p_mutual, 1) & (adj | adj.T)
+    adj |= mutual | mutual.T
+    return adj
+
+
+def graph_of(adj: np.ndarray, signs: np.ndarray | None = None) -> AttributionGraph:
+    s, t = np.nonzero(adj)
+    w = np.ones(len(s)) if signs is None else signs[s, t].astype(float)
+    return AttributionGraph.from_edges(np.column_stack([s, t]), n=len(adj), weights=w)
+
+
+# ---------------------------------------------------------------- triad census
+
+
+def test_triad_census_matches_brute_force_and_igraph_on_random_digraphs():
+    rng = np.random.default_rng(1)
+    seen = collections.Counter()
+    for trial in range(60):
+        n = int(rng.integers(3, 13))
+        adj = random_digraph(rng, n, float(rng.uniform(0.05, 0.7)), float(rng.uniform(0, 0.6)))
+        ref = brute_triad_census(adj)
+        g = graph_of(adj)
+        assert census.triad_census(g, method="igraph") == ref, trial
+        assert census.triad_census(g, method="bits") == ref, trial
+        assert census.triad_census(g, method="sparse") == ref, trial
+        seen.update(k for k, v in ref.items() if v)
+    assert set(seen) == set(census.TRIAD_LABELS)  # every class was exercised
+
+
+@pytest.mark.parametrize(
+    "label,edges",
+    [
+        # A=0, B=1, C=2, written from the standard definitions (not from census.TRIAD_EXAMPLES)
+        ("003", []),
+        ("012", [(0, 1)]),
+        ("102", [(0, 1), (1, 0)]),
+        ("021D", [(1, 0), (1, 2)]),  # A<-B->C: out-star, "down"
+        ("021U", [(0, 1), (2, 1)]),  # A->B<-C: in-star, "up"
+        ("021C", [(0, 1), (1, 2)]),  # A->B->C
+        ("111D", [(0, 1), (1, 0), (2, 1)]),  # A<->B<-C: asymmetric edge INTO the mutual pair
+        ("111U", [(0, 1), (1, 0), (1, 2)]),  # A<->B->C: asymmetric edge OUT of the mutual pair
+        ("030T", [(0, 1), (1, 2), (0, 2)]),
+        ("030C", [(0, 1), (1, 2), (2, 0)]),
+        ("201", [(0, 1), (1, 0), (0, 2), (2, 0)]),
+        ("120D", [(1, 0), (1, 2), (0, 2), (2, 0)]),  # A<-B->C, A<->C: B sends both
+        ("120U", [(0, 1), (2, 1), (0, 2), (2, 0)]),  # A->B<-C, A<->C: B receives both
+        ("120C", [(0, 1), (1, 2), (0, 2), (2, 0)]),  # A->B->C, A<->C
+        ("210", [(0, 1), (1, 2), (2, 1), (0, 2), (2, 0)]),
+        ("300", [(0, 1), (1, 0), (1, 2), (2, 1), (0, 2), (2, 0)]),
+    ],
+)
+def test_each_man_label_on_a_hand_graph(label, edges):
+    g = ig.Graph(3, edges, directed=True)
+    expected = {k: int(k == label) for k in census.TRIAD_LABELS}
+    assert census.triad_census(g, method="igraph") == expected
+    assert census.triad_census(g) == expected
+    adj = np.zeros((3, 3), dtype=bool)
+    for a, b in edges:
+        adj[a, b] = True
+    assert brute_triad_label(adj, 0, 1, 2) == label
+    ex = census.TRIAD_EXAMPLES[label]
+    assert census.triad_census(ig.Graph(3, list(ex), directed=True)) == expected
+
+
+def test_direction_letters_are_not_swapped():
+    """111D/111U and 120D/120U (swapped in circuit-motifs) on a graph holding one of each."""
+    # 0<->1<-2 (111D) and 3<->4->5 (111U), far apart; plus 6<-7->8, 6<->8 (120D) and 9->10<-11, 9<->11 (120U)
+    edges = [(0, 1), (1, 0), (2, 1), (3, 4), (4, 3), (4, 5),
+             (7, 6), (7, 8), (6, 8), (8, 6), (9, 10), (11, 10), (9, 11), (11, 9)]  # fmt: skip
+    c = census.triad_census(ig.Graph(12, edges, directed=True))
+    assert (c["111D"], c["111U"], c["120D"], c["120U"]) == (1, 1, 1, 1)
+    c = census.triad_census(ig.Graph(3, [(0, 1), (1, 0), (2, 1)], directed=True))
+    assert c["111D"] == 1 and c["111U"] == 0
+
+
+def test_haiku_triad_census_equals_igraph():
+    for kwargs in ({}, {"drop_errors": False}, {"keep_embeddings": False, "keep_logits": False}):
+        g = load_neuronpedia(HAIKU, **kwargs)
+        ref = census.triad_census(g, method="igraph")
+        assert census.triad_census(g) == ref
+        assert census.triad_census(g, method="sparse") == ref
+    g = load_neuronpedia(HAIKU)
+    assert census.triad_census(g) == {
+        "003": 18659, "012": 26615, "102": 0, "021D": 6299, "021U": 9960, "021C": 5330, "111D": 0, "111U": 0,
+        "030T": 9213, "030C": 0, "201": 0, "120D": 0, "120U": 0, "120C": 0, "210": 0, "300": 0,
+    }  # fmt: skip
+
+
+def test_sparse_path_matches_on_a_larger_graph():
+    g = layered_graph(6, 40, 2500, seed=3, same_layer_fraction=0.2)
+    ref = census.triad_census(g, method="igraph")
+    assert census.triad_census(g, method="bits") == ref
+    assert census.triad_census(g, method="sparse") == ref
+
+
+# ---------------------------------------------------------------- 4-node census
+
+
+def test_census4_classes_are_the_199_connected_ones_with_stable_names():
+    classes = census.census4_classes()
+    assert len(classes) == 199
+    codes = [code for _, _, code, _ in classes]
+    assert len(set(codes)) == 199
+    for iso, name, code, edges in classes:
+        adj = np.zeros((4, 4), dtype=bool)
+        for a, b in edges:
+            adj[a, b] = True
+        assert canon4(adj) == code
+        assert name == f"M4-{iso:03d}-{code:03x}"
+
+
+def test_census4_matches_brute_force_over_all_4_subsets():
+    rng = np.random.default_rng(7)
+    by_code = {code: name for _, name, code, _ in census.census4_classes()}
+    for trial in range(8):
+        n = int(rng.integers(5, 9))
+        adj = random_digraph(rng, n, float(rng.uniform(0.15, 0.6)), 0.3)
+        expected = dict.fromkeys(by_code.values(), 0)
+        for sub in itertools.combinations(range(n), 4):
+            a4 = adj[np.ix_(sub, sub)]
+            if ig.Graph.Adjacency(a4.astype(int).tolist(), mode="directed").is_connected(mode="weak"):
+                expected[by_code[canon4(a4)]] += 1
+        assert census.census4(graph_of(adj)) == expected, trial
+
+
+# ---------------------------------------------------------------- signed feed-forward loops
+
+
+def test_ffl_roles_and_sign_order_on_hand_graph():
+    # A=0 regulates B=1 (+) and C=2 (+); B inhibits C (-): pattern (A->B, B->C, A->C) = "+-+", incoherent
+    g = AttributionGraph.from_edges([(0, 1), (1, 2), (0, 2)], weights=[0.5, -2.0, 1.0])
+    assert signed.ffl_instances(g) == [(0, 1, 2, "+-+")]
+    res = signed.ffl_census(g)
+    assert res["patterns"]["+-+"] == 1 and res["total"] == 1
+    assert res["incoherent"] == 1 and res["coherent"] == 0
+    # relabelled vertices: roles follow edges, not ids (C=0 is the target)
+    g = AttributionGraph.from_edges([(2, 1), (1, 0), (2, 0)], weights=[-1.0, -1.0, 3.0])
+    assert signed.ffl_instances(g) == [(2, 1, 0, "--+")]
+    assert signed.ffl_census(g)["coherent"] == 1
+
+
+def test_coherence_of_all_eight_patterns():
+    assert signed.FFL_PATTERNS == ("+++", "++-", "+-+", "+--", "-++", "-+-", "--+", "---")
+    assert set(signed.COHERENT) == {"+++", "+--", "-+-", "--+"}
+    assert set(signed.INCOHERENT) == {"++-", "+-+", "-++", "---"}
+
+
+def test_ffl_induced_excludes_loops_with_reverse_edges():
+    # FFL 0->1->2, 0->2 plus 2->0: not induced (the triad is 120C), but counted when induced=False
+    g = AttributionGraph.from_edges([(0, 1), (1, 2), (0, 2), (2, 0)])
+    assert signed.ffl_census(g)["total"] == 0
+    assert signed.ffl_census(g, induced=False)["total"] >= 1
+
+
+def test_ffl_counts_match_brute_force_and_030T():
+    rng = np.random.default_rng(11)
+    for _ in range(25):
+        n = int(rng.integers(3, 12))
+        adj = random_digraph(rng, n, float(rng.uniform(0.1, 0.6)), 0.2)
+        signs = np.where(rng.random((n, n)) < 0.4, -1, 1)
+        s, t = np.nonzero(adj)
+        for induced in (True, False):
+            ref = collections.Counter()
+            for a, b, c in itertools.permutations(range(n), 3):
+                if adj[a, b] and adj[b, c] and adj[a, c]:
+                    if induced and (adj[b, a] or adj[c, b] or adj[c, a]):
+                        continue
+                    ref[signed.pattern_of(signs[a, b], signs[b, c], signs[a, c])] += 1
+            expected = [ref[p] for p in signed.FFL_PATTERNS]
+            for method in ("bits", "sparse"):
+                assert signed.ffl_counts(n, s, t, signs[s, t], induced=induced, method=method).tolist() == expected
+        g = graph_of(adj, signs)
+        assert signed.ffl_census(g)["total"] == census.triad_census(g)["030T"]
+
+
+# ---------------------------------------------------------------- null models
+
+
+@pytest.fixture(scope="module")
+def layered():
+    return layered_graph(5, 12, 260, seed=5, same_layer_fraction=0.15)
+
+
+def _draw(graph, model, seed=0, signs="keep"):
+    spec = nulls.make_spec(graph, model, signs=signs)
+    return spec, nulls.draw(spec, np.random.default_rng(seed))
+
+
+def _assert_simple(n, s, t):
+    assert not np.any(s == t)
+    assert len(np.unique(s * n + t)) == len(s)
+
+
+@pytest.mark.parametrize("model", nulls.NULL_MODELS)
+def test_every_null_is_simple_and_keeps_n_m_and_signs(layered, model):
+    spec, (s, t, sg) = _draw(layered, model)
+    _assert_simple(layered.n_nodes, s, t)
+    assert len(s) == layered.n_edges
+    assert sorted(sg) == sorted(layered.signs)  # sign multiset
+    assert set(zip(s.tolist(), t.tolist())) != set(zip(spec.src.tolist(), spec.tgt.tolist()))  # it moved
+
+
+def test_configuration_keeps_degrees_and_attaches_signs(layered):
+    spec, (s, t, sg) = _draw(layered, "configuration")
+    n = layered.n_nodes
+    assert np.array_equal(np.bincount(s, minlength=n), np.bincount(spec.src, minlength=n))
+    assert np.array_equal(np.bincount(t, minlength=n), np.bincount(spec.tgt, minlength=n))
+    # keep: every edge keeps its head and its sign; only tails move -> signed in-degrees preserved
+    assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)
+    assert np.any(s != spec.src)
+    for sign in (1, -1):
+        assert np.array_equal(np.bincount(t[sg == sign], minlength=n), np.bincount(spec.tgt[spec.sign == sign], minlength=n))
+
+
+def _blocks(layers, s, t):
+    return collections.Counter(zip(layers[s].tolist(), layers[t].tolist()))
+
+
+def test_layer_er_keeps_block_edge_counts_and_block_signs(layered):
+    lay = layered.layers
+    spec, (s, t, sg) = _draw(layered, "layer_er")
+    assert _blocks(lay, s, t) == _blocks(lay, spec.src, spec.tgt)
+    signed_blocks = collections.Counter(zip(lay[s].tolist(), lay[t].tolist(), sg.tolist()))
+    assert signed_blocks == collections.Counter(zip(lay[spec.src].tolist(), lay[spec.tgt].tolist(), spec.sign.tolist()))
+
+
+def test_layer_configuration_keeps_per_block_degrees(layered):
+    lay = layered.layers
+    spec, (s, t, sg) = _draw(layered, "layer_configuration")
+    assert _blocks(lay, s, t) == _blocks(lay, spec.src, spec.tgt)
+    out_by_layer = collections.Counter(zip(s.tolist(), lay[t].tolist()))
+    in_by_layer = collections.Counter(zip(t.tolist(), lay[s].tolist()))
+    assert out_by_layer == collections.Counter(zip(spec.src.tolist(), lay[spec.tgt].tolist()))
+    assert in_by_layer == collections.Counter(zip(spec.tgt.tolist(), lay[spec.src].tolist()))
+    assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)
+
+
+def test_erdos_renyi_is_not_degree_preserving(layered):
+    spec, (s, t, _) = _draw(layered, "erdos_renyi")
+    assert set(layered.layers[s].tolist()) | set(layered.layers[t].tolist()) == set(layered.layers.tolist())
+    assert not np.array_equal(np.bincount(s, minlength=layered.n_nodes), np.bincount(spec.src, minlength=layered.n_nodes))
+
+
+def test_shuffle_detaches_signs(layered):
+    spec, (s, t, sg) = _draw(layered, "configuration", signs="shuffle")
+    assert sorted(sg) == sorted(spec.sign)
+    n = layered.n_nodes
+    assert not np.array_equal(np.bincount(t[sg < 0], minlength=n), np.bincount(spec.tgt[spec.sign < 0], minlength=n))
+
+
+def test_nulls_on_haiku_keep_what_they_claim():
+    g = load_neuronpedia(HAIKU)
+    lay = g.layers
+    for model in nulls.NULL_MODELS:
+        spec, (s, t, sg) = _draw(g, model, seed=3)
+        _assert_simple(g.n_nodes, s, t)
+        if model.startswith("layer"):
+            assert _blocks(lay, s, t) == _blocks(lay, spec.src, spec.tgt)
+        if model.endswith("configuration"):
+            assert np.array_equal(np.bincount(s, minlength=g.n_nodes), np.bincount(spec.src, minlength=g.n_nodes))
+
+
+def test_seeded_reproducibility_and_sample_independence(layered):
+    spec = nulls.make_spec(layered, "layer_configuration", rounds=10)
+    a = nulls.sample_nulls(spec, 12, seed=4)
+    assert np.array_equal(a, nulls.sample_nulls(spec, 12, seed=4))
+    assert not np.array_equal(a, nulls.sample_nulls(spec, 12, seed=5))
+    assert np.array_equal(a[5:], nulls.sample_nulls(spec, 7, seed=4, start=5))  # sample i depends on i only
+
+
+def test_curveball_sort_path_equals_lookup_path(layered, monkeypatch):
+    """Large graphs find shared targets by sorting instead of an n x n table: same draws."""
+    for model in ("configuration", "layer_configuration"):
+        _, a = _draw(layered, model, seed=6)
+        monkeypatch.setattr(nulls, "DENSE_LOOKUP_MAX_NODES", 0)
+        _, b = _draw(layered, model, seed=6)
+        monkeypatch.undo()
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_worker_count_does_not_change_results(layered):
+    spec = nulls.make_spec(layered, "configuration", rounds=10)
+    one = nulls.sample_nulls(spec, 16, seed=9, workers=1)
+    two = nulls.sample_nulls(spec, 16, seed=9, workers=2)
+    assert np.array_equal(one, two)
+
+
+def test_curveball_mixes_to_the_stationary_mean():
+    """Started from a fixed graph, more rounds must not move the null mean: 30 rounds are enough."""
+    g = layered_graph(4, 10, 150, seed=2)
+    means = {}
+    for rounds in (30, 120):
+        x = nulls.sample_nulls(nulls.make_spec(g, "configuration", rounds=rounds, families=("triad",)), 150, seed=1)
+        means[rounds] = (x[:, 8].mean(), x[:, 8].std())
+    (m30, s30), (m120, _) = means[30], means[120]
+    assert abs(m30 - m120) < 0.35 * s30
+
+
+# ---------------------------------------------------------------- statistics and degeneracy
+
+
+def test_zscores_sp_and_p_values():
+    null = np.array([[1, 5, 2], [3, 5, 2], [2, 5, 2], [2, 5, 2]])
+    real = np.array([4, 5, 9])
+    z, mean, std = stats.zscores(real, null)
+    assert mean[0] == 2 and np.isclose(z[0], 2 / np.sqrt(0.5))
+    assert np.isnan(z[1]) and np.isnan(z[2])  # std 0: undefined, not inf
+    sp_ = stats.significance_profile(np.array([3.0, np.nan, -4.0]))
+    assert np.allclose(sp_[[0, 2]], [0.6, -0.8]) and np.isnan(sp_[1])
+    p = stats.empirical_p(real, null)
+    assert p[0] == pytest.approx(2 * 1 / 5)  # no null >= 4: (1+0)/(4+1), two-sided
+    assert p[1] == 1.0
+
+
+def test_degeneracy_detects_fixed_counts():
+    # every block complete bipartite: degree-preserving rewiring inside blocks cannot change anything
+    edges = [(a, b) for a in range(3) for b in range(3, 6)] + [(a, b) for a in range(3, 6) for b in range(6, 8)]
+    g = AttributionGraph.from_edges(edges, layers=[0, 0, 0, 1, 1, 1, 2, 2])
+    spec = nulls.make_spec(g, "layer_configuration", rounds=5)
+    x = nulls.sample_nulls(spec, 20, seed=0)
+    res = stats.summarize_family(nulls.real_stats(spec)[:16], x[:, :16], census.TRIAD_LABELS)
+    deg = res["degeneracy"]
+    assert deg["varying"] == [] and deg["free_dimensions"] == 0
+    assert set(deg["fixed"]) == set(census.TRIAD_LABELS)
+    assert all(np.isnan(v) for v in res["z"].values())
+    assert "fixed by the null" in deg["message"]
+
+
+def test_degeneracy_finds_the_single_free_z_of_layer_configuration_on_a_dag():
+    """Layer-preserving rewiring of a layered DAG fixes edges, in/out 2-stars and 2-paths: one free z."""
+    g = layered_graph(5, 10, 180, seed=8)
+    spec = nulls.make_spec(g, "layer_configuration", rounds=10)
+    x = nulls.sample_nulls(spec, 60, seed=1)
+    real = nulls.real_stats(spec)
+    res = stats.summarize_family(real[:16], x[:, :16], census.TRIAD_LABELS)
+    deg = res["degeneracy"]
+    assert set(deg["varying"]) == {"003", "012", "021D", "021U", "021C", "030T"}
+    assert deg["free_dimensions"] == 1 and deg["single_free_z"] and deg["degenerate"]
+    assert deg["free"] == ["030T"]
+    assert deg["determined"]["021D"]["coef"] == {"030T": -1.0}  # 021D + 030T = sum C(out, 2)
+    assert deg["determined"]["012"]["coef"] == {"030T": 3.0}
+    assert deg["real_obeys_relations"]
+    z = res["z"]
+    assert np.allclose([abs(z[k]) for k in deg["varying"]], abs(z["030T"]))
+    # Erdős–Rényi fixes only the total and the edge count: two constraints
+    xe = nulls.sample_nulls(nulls.make_spec(g, "erdos_renyi"), 60, seed=1)
+    de = stats.degeneracy(xe[:, :16], census.TRIAD_LABELS, real[:16])
+    assert de["free_dimensions"] == len(de["varying"]) - 2
+
+
+def test_degeneracy_on_a_constructed_linear_relation():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 50, 200)
+    b = rng.integers(0, 50, 200)
+    x = np.column_stack([a, b, 7 + 2 * a - b, np.full(200, 3)])
+    d = stats.degeneracy(x, ["a", "b", "c", "k"], real=np.array([10, 10, 17, 3]))
+    assert d["fixed"] == {"k": 3}
+    assert d["free_dimensions"] == 2 and d["free"] == ["b", "c"]
+    assert d["determined"]["a"]["coef"] == {"b": 0.5, "c": 0.5} and d["determined"]["a"]["intercept"] == -3.5
+    assert d["real_obeys_relations"]
+    d = stats.degeneracy(x[:2], ["a", "b", "c", "k"])
+    assert d["insufficient_samples"]
+
+
+# ---------------------------------------------------------------- loader
+
+
+def test_load_haiku_fixture():
+    g = load_neuronpedia(HAIKU, drop_errors=False)
+    assert (g.n_nodes, g.n_edges) == (86, 1591)
+    assert g.kind_counts() == {"feature": 68, "error": 8, "embedding": 8, "logit": 2}
+    vs = g.graph.vs
+    kinds = np.array(vs["kind"])
+    lay = g.layers
+    assert set(lay[kinds == "embedding"]) == {-1}
+    assert set(lay[kinds == "logit"]) == {lay[kinds == "feature"].max() + 1} == {16}
+    assert set(vs.select(kind="error")["raw_layer"]) == {"0"}
+    v = vs.find(id="1_7005416_1")
+    assert (v["layer"], v["position"], v["kind"]) == (1, 1, "feature")
+    assert set(np.unique(g.signs)) == {-1, 1} and (g.weights > 0).sum() == (g.signs > 0).sum()
+    e = g.graph.es[g.graph.get_eid(vs.find(id="1_7005416_1").index, vs.find(id="16_26512360_8").index)]
+    assert e["weight"] == pytest.approx(0.03294616937637329) and e["sign"] == 1
+    d = load_neuronpedia(HAIKU)
+    assert (d.n_nodes, d.n_edges) == (78, 1282) and d.dropped["error_nodes"] == 8
+    assert d.dropped["links_to_dropped_nodes"] == 309
+    small = load_neuronpedia(HAIKU, keep_embeddings=False, keep_logits=False, weight_threshold=0.5)
+    assert small.kind_counts() == {"feature": 68} and np.all(np.abs(small.weights) > 0.5)
+
+
+def _doc(**over):
+    doc = {
+        "metadata": {"slug": "t"},
+        "qParams": {},
+        "nodes": [
+            {"node_id": "E_5_0", "feature_type": "embedding", "layer": "E", "ctx_idx": 0},
+            {"node_id": "0_7_0", "feature_type": "cross layer transcoder", "layer": "0", "ctx_idx": 0},
+            {"node_id": "0_1_0", "feature_type": "mlp reconstruction error", "layer": "1", "ctx_idx": 0},
+            {"node_id": "1_9_0", "feature_type": "cross layer transcoder", "layer": "1", "ctx_idx": 0},
+            {"node_id": "3_42_0", "feature_type": "logit", "layer": "3", "ctx_idx": 0},
+        ],
+        "links": [
+            {"source": "E_5_0", "target": "0_7_0", "weight": 1.0},
+            {"source": "0_7_0", "target": "1_9_0", "weight": -0.5},
+            {"source": "0_1_0", "target": "1_9_0", "weight": 0.2},
+            {"source": "1_9_0", "target": "3_42_0", "weight": 2.0},
+        ],
+    }
+    doc.update(over)
+    return doc
+
+
+def _write(tmp_path, doc, name="g.json"):
+    p = tmp_path / name
+    p.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return p
+
+
+def test_loader_small_doc_layers_duplicates_and_self_loops(tmp_path):
+    doc = _doc()
+    doc["links"] += [
+        {"source": "0_7_0", "target": "1_9_0", "weight": 0.25},  # duplicate: summed to -0.25
+        {"source": "1_9_0", "target": "1_9_0", "weight": 1.0},  # self-loop: dropped
+    ]
+    g = load_neuronpedia(_write(tmp_path, doc))
+    assert g.graph.vs["id"] == ["E_5_0", "0_7_0", "1_9_0", "3_42_0"]
+    assert g.graph.vs["layer"] == [-1, 0, 1, 2]  # logit: max feature/error layer + 1, not the file's 3
+    assert g.dropped["self_loops"] == 1 and g.dropped["duplicate_links_merged"] == 1
+    e = g.graph.es[g.graph.get_eid(1, 2)]
+    assert e["weight"] == pytest.approx(-0.25) and e["sign"] == -1
+    ge = load_neuronpedia(_write(tmp_path, doc), drop_errors=False)
+    assert ge.n_nodes == 5 and "error" in ge.graph.vs["kind"]
+
+
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda d: d.pop("nodes"), "missing top-level field 'nodes'"),
+        (lambda d: d.pop("links"), "missing top-level field 'links'"),
+        (lambda d: d["nodes"][1].pop("feature_type"), "node 1 .*missing field 'feature_type'"),
+        (lambda d: d["nodes"][1].pop("ctx_idx"), "missing field 'ctx_idx'"),
+        (lambda d: d["nodes"][1].pop("layer"), "'0_7_0' is missing field 'layer'"),
+        (lambda d: d["nodes"][1].update(layer="x"), "layer 'x'"),
+        (lambda d: d["nodes"][1].update(feature_type="attention"), "unknown feature_type 'attention'"),
+        (lambda d: d["nodes"][3].update(node_id="0_7_0"), "node id '0_7_0' appears twice"),
+        (lambda d: d["links"][2].pop("weight"), "link 2 is missing field 'weight'"),
+        (lambda d: d["links"][1].update(weight="0.5"), "non-numeric weight '0.5'"),
+        (lambda d: d["links"][1].update(weight=True), "non-numeric weight True"),
+        (lambda d: d["links"][3].update(target="9_9_9"), "link 3 has target '9_9_9' which is not a node id"),
+        (lambda d: d.update(nodes=[]), "no nodes"),
+        (lambda d: d.update(links=[]), "no links"),
+    ],
+)
+def test_loader_errors_name_file_and_problem(tmp_path, mutate, match):
+    doc = _doc()
+    mutate(doc)
+    path = _write(tmp_path, doc)
+    with pytest.raises(ArtifactError, match=match) as info:
+        load_neuronpedia(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path)) and "\n" not in msg
+
+
+def test_loader_dangling_counts_all_and_names_one(tmp_path):
+    doc = _doc()
+    doc["links"][0]["source"] = "nope_1"
+    doc["links"][2]["target"] = "nope_2"
+    with pytest.raises(ArtifactError, match=r"link 0 has source 'nope_1' .*\(2 dangling"):
+        load_neuronpedia(_write(tmp_path, doc))
+
+
+def test_loader_file_level_errors(tmp_path):
+    with pytest.raises(ArtifactError, match="file not found"):
+        load_neuronpedia(tmp_path / "missing.json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_neuronpedia(_write(tmp_path, '{"nodes": ['))
+    with pytest.raises(ArtifactError, match="expected an object"):
+        load_neuronpedia(_write(tmp_path, "[1, 2]"))
+    with pytest.raises(ArtifactError, match="no links left"):
+        load_neuronpedia(_write(tmp_path, _doc()), weight_threshold=10.0)
+    with pytest.raises(ArtifactError, match="non-finite weight"):
+        load_neuronpedia(_write(tmp_path, json.dumps(_doc()).replace("2.0", "Infinity")))
+
+
+# ---------------------------------------------------------------- analyze and CLI
+
+
+def test_analyze_shape_and_budget_warning():
+    g = layered_graph(4, 8, 90, seed=1)
+    res = analyze_mod.analyze(g, nulls=("layer_er", "configuration"), samples=20, workers=1)
+    assert res["graph"]["nodes"] == 32 and res["graph"]["edges"] == 90
+    assert set(res["triad_census"]) == set(census.TRIAD_LABELS)
+    assert len(res["census4"]) == 199 and res["ffl"]["total"] == res["triad_census"]["030T"]
+    tri = res["nulls"]["layer_er"]["triad"]
+    assert set(tri) >= {"real", "mean", "std", "z", "p", "significance_profile", "degeneracy"}
+    assert res["nulls"]["configuration"]["ffl"]["real"]["coherent"] == res["ffl"]["coherent"]
+    table = analyze_mod.to_table(res)
+    assert len(table) == 2 * (16 + 10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cut = analyze_mod.analyze(g, nulls=("configuration",), samples=100_000, workers=1, max_seconds=0.01,
+                                  with_census4=False)
+    assert any("would take" in str(w.message) for w in caught)
+    assert cut["nulls"]["configuration"]["samples"] < 100_000
+    assert any("would take" in w for w in cut["warnings"])
+    assert cut["nulls"]["configuration"]["triad"]["degeneracy"]["insufficient_samples"]
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="r1interp")
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_cli_json_shape(capsys, tmp_path):
+    args = _parse(["motifs", str(HAIKU), "--json", "--samples", "10", "--workers", "1", "--null", "layer_er",
+                   "--null", "erdos_renyi", "--seed", "3", "--out", str(tmp_path / "m.json")])
+    assert args.func(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "m.json").read_text()) == doc
+    assert (doc["graph"]["nodes"], doc["graph"]["edges"]) == (78, 1282)
+    assert doc["triad_census"]["030T"] == 9213 and list(doc["triad_census"]) == list(census.TRIAD_LABELS)
+    assert list(doc["nulls"]) == ["layer_er", "erdos_renyi"]
+    for model in doc["nulls"].values():
+        for key in ("real", "mean", "std", "z"):
+            assert set(model["triad"][key]) == set(census.TRIAD_LABELS)
+    assert doc["nulls"]["layer_er"]["triad"]["z"]["102"] is None  # fixed by the null: null in JSON, not NaN
+
+
+def test_cli_defaults_and_errors(tmp_path, capsys):
+    args = _parse(["motifs", "g.json"])
+    assert args.samples == 1000 and args.nulls is None and not args.keep_errors and args.weight_threshold == 0
+    bad = _write(tmp_path, _doc(links=[{"source": "E_5_0", "target": "zzz", "weight": 1}]))
+    args = _parse(["motifs", str(bad), "--json"])
+    with pytest.raises(R1InterpError, match="zzz"):
+        args.func(args)
+    args = _parse(["motifs", str(_write(tmp_path, _doc(), "ok.json")), "--samples", "0", "--keep-errors"])
+    assert args.func(args) == 0
+    assert "5 nodes" in capsys.readouterr().out  # error node kept
+
+
+def test_cli_module_entry_point_prints_one_json_object(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "r1interp.motifs.cli", str(HAIKU), "--json", "--samples", "4", "--workers", "1",
+         "--null", "layer_configuration", "--no-census4"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["census4"] is None and doc["nulls"]["layer_configuration"]["samples"] == 4
+    err = subprocess.run([sys.executable, "-m", "r1interp.motifs.cli", str(tmp_path / "none.json")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert err.returncode == 2 and err.stderr.strip() == f"error: {tmp_path / 'none.json'}: file not found"
