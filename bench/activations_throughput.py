@@ -117,6 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rows", type=int, default=0, help="0: activations.max_tokens / ctx_len")
+    parser.add_argument("--split", default="heldout", choices=("heldout", "train"),
+                        help="train has far more rows: the fixed warm-up cost of the samples amortizes")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory", action="store_true")
@@ -144,7 +146,7 @@ def main() -> None:
               f"{rows * ctx} tokens, threads={args.threads}")
         print(f"bare forward + encoders: {b:.2f} s; activation collection: {c:.2f} s; ratio {c / b:.3f}")
         return
-    ds, meta = load_token_split("data/tokens/heldout")
+    ds, meta = load_token_split(f"data/tokens/{args.split}")
     rows = min(len(ds), args.rows or cfg.max_tokens // meta["ctx_len"])
     role = params.train.models[0]
     loaded = load_role(params.model.profile, role)

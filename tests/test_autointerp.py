@@ -714,3 +714,29 @@ def test_label_and_score_without_evidence():
     assert scores_df.empty
     validate(labels_df, LabelSchema, "empty labels")
     assert summarize(labels_df) == {}
+
+
+def tied_evidence() -> FeatureEvidence:
+    """Every marked token is "7" after "=": ("7",) and (DIGIT,) and the bigrams tie exactly."""
+    act = [_ex(["x", "=", "7", "y"], [0, 0, 4.0, 0]) for _ in range(6)]
+    neg = [_ex(["p", "q", "r", "s"], [0, 0, 0, 0]) for _ in range(6)]
+    return _evidence(act, neg, act[:3], neg[:3])
+
+
+def test_offline_labels_do_not_depend_on_the_hash_seed():
+    """Candidate n-grams come out of sets; the greedy tie-breaking must not follow set order."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); import test_autointerp as t;"
+        "from r1interp.autointerp.offline import OfflineLabeler;"
+        "evs = [t.tied_evidence()] + [t.eq7_evidence(s) for s in range(3)] + [t.colon_digit_evidence(s) for s in range(3)];"
+        "print([l.text for l in OfflineLabeler(0.3).label_all(evs)])"
+    )
+    outputs = set()
+    for seed in map(str, range(1, 9)):
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        outputs.add(proc.stdout)
+    assert len(outputs) == 1

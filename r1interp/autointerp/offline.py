@@ -112,7 +112,8 @@ def learn_rule(ev: FeatureEvidence, threshold_fraction: float) -> tuple[Rule, di
             neg_hits.setdefault(g, set()).add(j)
     n_act, n_neg = max(1, len(ev.explain)), max(1, len(ev.explain_negative))
     precision = {g: fired[g] / seen[g] for g in fired}
-    candidates = [g for g in act_hits if precision[g] >= MIN_PRECISION]
+    # sorted: act_hits was filled from sets, whose order changes with PYTHONHASHSEED, and ties must not
+    candidates = sorted(g for g in act_hits if precision[g] >= MIN_PRECISION)
     chosen: list[tuple[str, ...]] = []
     covered, false_hits = set(), set()
     score = 0.0
