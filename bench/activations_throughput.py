@@ -22,19 +22,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from r1interp.activations import collect  # noqa: E402
+from r1interp.activations import collect, token_batches  # noqa: E402
 from r1interp.config import load_params  # noqa: E402
 from r1interp.data import load_token_split  # noqa: E402
 from r1interp.models import load_role  # noqa: E402
 from r1interp.transcoders import SET_ROOT, excluded_token_ids, load_coders  # noqa: E402
 from r1interp.transcoders.splice import mlp_modules  # noqa: E402
-
-
-def batches(ds, rows, batch_size):
-    view = ds.with_format("torch")
-    for start in range(0, rows, batch_size):
-        chunk = view[start : min(rows, start + batch_size)]
-        yield {"input_ids": chunk["input_ids"], "in_think": chunk["in_think"], "row_offset": start}
 
 
 @torch.no_grad()
@@ -57,7 +50,7 @@ def bare(model, coders, stream) -> None:
 MEMORY_PROBE = """
 import resource, sys, torch
 sys.path.insert(0, {root!r})
-from r1interp.activations import collect, example_table
+from r1interp.activations import collect, example_table, token_batches
 from r1interp.config import load_params
 from r1interp.data import load_token_split
 from r1interp.models import load_role
@@ -69,12 +62,7 @@ role = params.train.models[0]
 loaded = load_role(params.model.profile, role)
 coders = load_coders(SET_ROOT / role / "sparsify")
 rows = {rows}
-def stream():
-    view = ds.with_format("torch")
-    for start in range(0, rows, cfg.batch_size):
-        chunk = view[start : min(rows, start + cfg.batch_size)]
-        yield {{"input_ids": chunk["input_ids"], "in_think": chunk["in_think"], "row_offset": start}}
-cols = collect(loaded.model, coders, stream(), cfg, exclude_token_ids=excluded_token_ids(loaded.tokenizer), progress=False)
+cols = collect(loaded.model, coders, token_batches(ds, rows, cfg.batch_size), cfg, exclude_token_ids=excluded_token_ids(loaded.tokenizer), progress=False)
 ids = ds.with_format("numpy")
 for layer, col in cols.items():
     example_table(col, role, layer, lambda r: ids[r]["input_ids"])
@@ -156,10 +144,10 @@ def main() -> None:
     times = {"bare": [], "collect": []}
     for _ in range(args.repeats):
         start = time.perf_counter()
-        bare(loaded.model, coders, batches(ds, rows, cfg.batch_size))
+        bare(loaded.model, coders, token_batches(ds, rows, cfg.batch_size))
         times["bare"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        collect(loaded.model, coders, batches(ds, rows, cfg.batch_size), cfg, exclude_token_ids=exclude, progress=False)
+        collect(loaded.model, coders, token_batches(ds, rows, cfg.batch_size), cfg, exclude_token_ids=exclude, progress=False)
         times["collect"].append(time.perf_counter() - start)
     b, c = min(times["bare"]), min(times["collect"])
     print(f"model={role} layers={len(coders)} latents={next(iter(coders.values())).num_latents} tokens={tokens} threads={args.threads}")

@@ -59,7 +59,7 @@ def haiku(samples: int, workers: int) -> None:
           f"(analyze incl. census and pool start; target < 10 s)")
     print(f"    triad z {z}")
     print(f"    degeneracy: {m['triad']['degeneracy']['message']}")
-    print(f"    FFL z " + ", ".join(f"{k} {v:.2f}" for k, v in m["ffl"]["z"].items()))
+    print("    FFL z " + ", ".join(f"{k} {v:.2f}" for k, v in m["ffl"]["z"].items()))
 
 
 def sizes(targets: list[int], repeat_budget: float = 4.0) -> None:

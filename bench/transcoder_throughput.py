@@ -9,7 +9,6 @@ process, alternating (baseline, ours) `--repeats` times; prints tokens/s and the
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time

@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 
 from r1interp.transcoders.splice import mlp_modules
 
-KINDS = ("top", "quantile", "non_activating")
 DENSE_LOOKUP_LIMIT = 1 << 24  # elements (64 MiB of float32) per layer and batch
 SILENT_WINDOWS_PER_ROW = 4  # random windows per row offered as negatives (dense features rarely fall silent)
 
@@ -257,6 +256,14 @@ def _valid_prefix(valid: torch.Tensor) -> torch.Tensor:
     return last + 1
 
 
+def token_batches(ds, rows: int, batch_size: int, device: str = "cpu"):
+    """The first `rows` rows of a token split as `collect` batches, lazily (memory does not grow with rows)."""
+    view = ds.with_format("torch")
+    for start in range(0, rows, batch_size):
+        chunk = view[start : min(rows, start + batch_size)]
+        yield {"input_ids": chunk["input_ids"].to(device), "in_think": chunk["in_think"], "row_offset": start}
+
+
 @torch.no_grad()
 def collect(model, coders: dict[int, object], batches, cfg, *, exclude_token_ids=(), seed: int = 0, progress: bool = True):
     """Stream `batches` ({input_ids, in_think, row_offset}) through the model; returns {layer: LayerCollector}.
@@ -383,7 +390,9 @@ def logit_effects(coder, model, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def feature_table(col: LayerCollector, model_name: str, layer: int, logit_values, logit_ids, tokenizer) -> pd.DataFrame:
     """One row per feature of one layer (see `schemas.FeatureSchema`)."""
     count = col.count.numpy()
-    vocab = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    from r1interp.models import token_strings
+
+    vocab = token_strings(tokenizer)
     names = [[vocab[i] if i < len(vocab) else f"<{i}>" for i in row] for row in logit_ids.tolist()]
     n = max(1, col.n_tokens)
     return pd.DataFrame(

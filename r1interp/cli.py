@@ -63,12 +63,13 @@ def _features_show(args: argparse.Namespace) -> int:
 
     from r1interp.autointerp.show import render_feature
     from r1interp.config import load_params
-    from r1interp.models import model_spec
+    from r1interp.models import model_spec, token_strings
 
     params = load_params(Path(args.repo) / "params.yaml")
     tokenizer = AutoTokenizer.from_pretrained(Path(args.repo) / model_spec(params.model.profile, args.model).local_dir)
-    vocab = [tokenizer.decode([i]) for i in range(len(tokenizer))]
-    print(render_feature(Path(args.repo), args.model, args.layer, args.feature, vocab, args.n))
+    vocab = token_strings(tokenizer)
+    threshold = params.labels.highlight_threshold
+    print(render_feature(Path(args.repo), args.model, args.layer, args.feature, vocab, args.n, threshold))
     return 0
 
 

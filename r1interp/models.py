@@ -158,6 +158,11 @@ def load_model(path: str | Path, *, device: str = "cpu", hint: str | None = None
     return LoadedModel(model, tokenizer, arch, path)
 
 
+def token_strings(tokenizer) -> list[str]:
+    """Every token id decoded on its own: how tables, labels and prompts show tokens."""
+    return [tokenizer.decode([i]) for i in range(len(tokenizer))]
+
+
 def load_role(profile: str, role: str, *, root: Path = Path("."), device: str = "cpu") -> LoadedModel:
     spec = model_spec(profile, role)
     return load_model(root / spec.local_dir, device=device, hint=spec.rebuild_hint)

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import torch
 
 from r1interp import stage
-from r1interp.activations import collect, example_table, feature_table, logit_effects
+from r1interp.activations import collect, example_table, feature_table, logit_effects, token_batches
 from r1interp.config import to_dict
 from r1interp.data import load_token_split
 from r1interp.io import atomic_path, write_json
@@ -17,14 +17,6 @@ from r1interp.schemas import ExampleSchema, FeatureSchema, validate
 from r1interp.transcoders import SET_ROOT, excluded_token_ids, load_coders
 
 OUT = "data/activations"
-
-
-def batches(ds, rows: int, batch_size: int, device: str):
-    """Lazily, so memory does not grow with the token budget."""
-    view = ds.with_format("torch")
-    for start in range(0, rows, batch_size):
-        chunk = view[start : min(rows, start + batch_size)]
-        yield {"input_ids": chunk["input_ids"].to(device), "in_think": chunk["in_think"], "row_offset": start}
 
 
 def main(params, args):
@@ -44,7 +36,7 @@ def main(params, args):
             coders = load_coders(SET_ROOT / role / "sparsify", device=device)
             exclude = excluded_token_ids(loaded.tokenizer)
             collectors = collect(
-                loaded.model, coders, batches(ds, rows, cfg.batch_size, device), cfg, exclude_token_ids=exclude, seed=cfg.seed
+                loaded.model, coders, token_batches(ds, rows, cfg.batch_size, device), cfg, exclude_token_ids=exclude, seed=cfg.seed
             )
             features, examples = [], []
             for layer, col in collectors.items():

@@ -9,7 +9,7 @@ from r1interp import stage
 from r1interp.autointerp.evidence import build_evidence
 from r1interp.autointerp.pipeline import label_and_score, layer_rows, plot_scores, summarize
 from r1interp.io import write_json, write_parquet, write_text
-from r1interp.models import model_spec
+from r1interp.models import model_spec, token_strings
 from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, read_parquet, validate
 
 ACTIVATIONS = Path("data/activations")
@@ -45,8 +45,7 @@ def labeler_and_scorer(cfg):
 def vocabulary(profile: str, role: str) -> list[str]:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_spec(profile, role).local_dir)
-    return [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    return token_strings(AutoTokenizer.from_pretrained(model_spec(profile, role).local_dir))
 
 
 def main(params, args):

@@ -47,3 +47,12 @@ def make_project(dest: Path) -> Path:
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "tiny project"], dest)
     return dest
+
+
+def built_project(dest: Path, target: str) -> Path:
+    """A tiny project with `dvc repro TARGET` done and committed (module fixtures of the e2e tests)."""
+    make_project(dest)
+    run([sys.executable, "-m", "dvc", "repro", target], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "built"], dest)
+    return dest

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from claude_responder import respond
-from helpers import _env, make_project, run
+from helpers import _env, built_project, run
 from messages_server import MessagesServer
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    project = make_project(tmp_path_factory.mktemp("labels-project"))
-    run(DVC + ["repro", "labels"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "built"], project)
-    return project
+    return built_project(tmp_path_factory.mktemp("labels-project"), "labels")
 
 
 def _set_params(project: Path, **labels) -> str:

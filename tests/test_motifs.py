@@ -622,13 +622,13 @@ def test_cli_defaults_and_errors(tmp_path, capsys):
 
 def test_cli_module_entry_point_prints_one_json_object(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "r1interp.motifs.cli", str(HAIKU), "--json", "--samples", "4", "--workers", "1",
+        [sys.executable, "-m", "r1interp.cli", "motifs", str(HAIKU), "--json", "--samples", "4", "--workers", "1",
          "--null", "layer_configuration", "--no-census4"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["census4"] is None and doc["nulls"]["layer_configuration"]["samples"] == 4
-    err = subprocess.run([sys.executable, "-m", "r1interp.motifs.cli", str(tmp_path / "none.json")],
+    err = subprocess.run([sys.executable, "-m", "r1interp.cli", "motifs", str(tmp_path / "none.json")],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert err.returncode == 2 and err.stderr.strip() == f"error: {tmp_path / 'none.json'}: file not found"

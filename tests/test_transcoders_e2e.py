@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import _env, make_project, run
+from helpers import _env, built_project, run
 
 DVC = [sys.executable, "-m", "dvc"]
 pytestmark = pytest.mark.slow
@@ -21,11 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    project = make_project(tmp_path_factory.mktemp("tc-project"))
-    run(DVC + ["repro", "evaluate"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "built"], project)
-    return project
+    return built_project(tmp_path_factory.mktemp("tc-project"), "evaluate")
 
 
 def test_layouts_and_metrics(project: Path):

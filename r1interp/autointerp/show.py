@@ -12,7 +12,10 @@ from r1interp.autointerp.prompts import _mark, visible
 from r1interp.errors import ArtifactError
 
 
-def render_feature(root: Path, model: str, layer: int, feature: int, vocab: list[str], n: int = 5) -> str:
+def render_feature(
+    root: Path, model: str, layer: int, feature: int, vocab: list[str], n: int = 5, highlight_threshold: float = 0.3
+) -> str:
+    """Tokens at or above `highlight_threshold` x the feature's max are marked (labels.highlight_threshold)."""
     acts_dir = root / "data/activations" / model
     if not (acts_dir / "features.parquet").is_file():
         raise ArtifactError(f"{acts_dir}: no activation tables", hint="run `dvc repro activations`")
@@ -46,7 +49,7 @@ def render_feature(root: Path, model: str, layer: int, feature: int, vocab: list
         for e in sub.itertuples():
             tokens = [vocab[t] if t < len(vocab) else f"<{t}>" for t in e.tokens]
             acts = np.asarray(e.acts)
-            marked = acts >= 0.3 * f["max_act"]
+            marked = acts >= highlight_threshold * f["max_act"]
             tag = f"q{e.quantile}" if e.quantile >= 0 else f"#{e.rank}"
             lines.append(f"{tag:>4} {e.activation:6.2f}  {_mark(tokens, marked)}")
     return "\n".join(lines)

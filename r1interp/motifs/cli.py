@@ -145,21 +145,3 @@ def render(result: dict[str, Any]) -> str:
     for w in result.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m r1interp.motifs.cli ...`) until the main CLI wires `add_parser`."""
-    parser = argparse.ArgumentParser(prog="r1interp")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["motifs", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except R1InterpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
