@@ -245,6 +245,74 @@ class LabelsParams:
 
 
 @dataclass(frozen=True)
+class FaithfulnessParams:
+    """Patch a sample of source features and compare the measured change with the graph's edge weights."""
+
+    graphs: int = _f(0, ge=0, doc="graphs checked per model (0: all)")
+    sources_per_graph: int = _f(4, ge=1, doc="source features ablated per checked graph")
+    edges_per_source: int = _f(8, ge=1, doc="outgoing edges (largest |weight| first) compared per source")
+    min_relative_weight: float = _f(0.01, ge=0.0, le=1.0, doc="only edges with |w| >= this x the graph's max |w|")
+    tolerance: float = _f(1e-3, gt=0.0, doc="max allowed |measured - attributed| / |attributed|")
+    seed: int = _f(0, ge=0)
+
+
+@dataclass(frozen=True)
+class GraphsParams:
+    """Attribution graphs (circuit-tracer) for the profile's benchmark prompts."""
+
+    models: list[str] = _f(["reasoner", "base"], choices=("reasoner", "base"), doc="each needs its own transcoders (train.models)")
+    max_new_tokens: int = _f(160, ge=1, doc="greedy completion length used to find positions and grade answers")
+    think_anchor: str = _f("=", doc="think graph: the token after the first occurrence of this inside <think>")
+    answer_anchor: str = _f("The answer is ", doc="answer graph: the token after this in the final answer")
+    max_feature_nodes: int = _f(500, ge=1)
+    batch_size: int = _f(32, ge=1, doc="circuit-tracer backward batch size")
+    max_n_logits: int = _f(5, ge=1, doc="logit targets: at most this many top tokens ...")
+    desired_logit_prob: float = _f(0.95, gt=0.0, le=1.0, doc="... until their cumulative probability reaches this")
+    node_threshold: float = _f(0.8, gt=0.0, le=1.0, doc="pruning: keep nodes up to this cumulative influence")
+    edge_threshold: float = _f(0.98, gt=0.0, le=1.0, doc="pruning: keep edges up to this cumulative influence")
+    faithfulness: FaithfulnessParams = _f(FaithfulnessParams())
+
+    def check(self, path: str) -> None:
+        if not self.models:
+            raise ConfigError(f"{path}.models: at least one of reasoner, base is required")
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError(f"{path}.models: {self.models} lists a model twice")
+        for name in ("think_anchor", "answer_anchor"):
+            if not getattr(self, name):
+                raise ConfigError(f"{path}.{name}: must not be empty")
+
+
+@dataclass(frozen=True)
+class MotifsParams:
+    """Network-motif analysis of every graph of the `graphs` stage (and the reference graphs)."""
+
+    nulls: list[str] = _f(["layer_configuration", "configuration"],
+                          choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"))
+    samples: int = _f(200, ge=1, doc="null samples per graph and null model")
+    signs: str = _f("keep", choices=("keep", "shuffle"), doc="signs of rewired edges: kept on their edge or shuffled")
+    drop_errors: bool = _f(True, doc="drop transcoder-error nodes (the issue's default)")
+    weight_threshold: float = _f(0.0, ge=0.0, doc="drop edges with |weight| below this")
+    workers: int = _f(2, ge=1, le=256)
+    max_seconds_per_graph: float = _f(120.0, gt=0.0, doc="null-model time budget per graph (warns and cuts samples)")
+    reference_graphs: list[str] = _f(["data/reference/neuronpedia/opposite_of_small.json"],
+                                     doc="Neuronpedia JSON files analysed alongside ours (e.g. Claude 3.5 Haiku)")
+    seed: int = _f(0, ge=0)
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    """Motif-profile comparisons between graph groups, with bootstrap confidence intervals over prompts."""
+
+    null: str = _f("layer_configuration",
+                   choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"),
+                   doc="whose z-scores are compared (must be in motifs.nulls)")
+    bootstrap: int = _f(2000, ge=100, doc="bootstrap resamples of prompts")
+    confidence: float = _f(0.95, gt=0.5, lt=1.0)
+    top_prompts: int = _f(3, ge=1, doc="prompts listed where a difference is largest")
+    seed: int = _f(0, ge=0)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = _f(0, ge=0)
     model: ModelParams = _f(ModelParams())
@@ -255,6 +323,9 @@ class Params:
     evaluate: EvaluateParams = _f(EvaluateParams())
     activations: ActivationsParams = _f(ActivationsParams())
     labels: LabelsParams = _f(LabelsParams())
+    graphs: GraphsParams = _f(GraphsParams())
+    motifs: MotifsParams = _f(MotifsParams())
+    compare: CompareParams = _f(CompareParams())
 
     def check(self, path: str) -> None:
         if self.model.profile == "organism" and not self.train.num_latents:
@@ -284,6 +355,16 @@ class Params:
             )
         if labels.min_activating > sampled:
             raise ConfigError(f"labels.min_activating ({labels.min_activating}) must be <= {sampled} (examples collected per feature)")
+        missing = [m for m in self.graphs.models if m not in self.train.models]
+        if missing:
+            raise ConfigError(
+                f"graphs.models: {', '.join(missing)} has no transcoders; add it to train.models "
+                f"(now {self.train.models}) or remove it from graphs.models"
+            )
+        if self.compare.null not in self.motifs.nulls:
+            raise ConfigError(
+                f"compare.null: {self.compare.null!r} is not computed; allowed: motifs.nulls = {self.motifs.nulls}"
+            )
         ctx_needed = self.tokens.ctx_len
         if self.model.profile == "organism" and ctx_needed > self.organism.max_positions:
             raise ConfigError(

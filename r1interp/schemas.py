@@ -148,3 +148,31 @@ class LabelSchema(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = False
+
+
+class GraphIndexSchema(pa.DataFrameModel):
+    """data/graphs/index.parquet: one row per attribution graph, or per target that has none (and why)."""
+
+    model: Series[str] = pa.Field(isin=["reasoner", "base"])
+    prompt_id: Series[str]
+    category: Series[str]
+    kind: Series[str] = pa.Field(isin=["think", "answer"])
+    status: Series[str] = pa.Field(isin=["ok", "skipped"])
+    slug: Series[str] = pa.Field(nullable=True)
+    reason: Series[str] = pa.Field(nullable=True)
+    path: Series[str] = pa.Field(nullable=True)
+    correct: Series[pd.BooleanDtype] = pa.Field(nullable=True, description="graded answer; null when nothing to grade")
+    replacement_score: Series[float] = pa.Field(ge=0, le=1.0001, nullable=True)
+    completeness_score: Series[float] = pa.Field(ge=0, le=1.0001, nullable=True)
+
+    @pa.dataframe_check
+    def unique_graphs(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["model", "prompt_id", "kind"]).any()
+
+    @pa.dataframe_check
+    def ok_rows_have_files(cls, df: pd.DataFrame) -> pd.Series:
+        return (df["status"] != "ok") | (df["path"].notna() & df["slug"].notna() & df["replacement_score"].notna())
+
+    class Config:
+        strict = False  # counts and timings ride along
+        coerce = False
