@@ -27,7 +27,7 @@ from r1interp.motifs.analyze import analyze  # noqa: E402
 from r1interp.motifs.graph import load_neuronpedia  # noqa: E402
 from r1interp.motifs.synthetic import layered_graph  # noqa: E402
 
-HAIKU = Path(__file__).resolve().parents[1] / "tests" / "data" / "neuronpedia" / "opposite_of_small.json"
+HAIKU = Path(__file__).resolve().parents[1] / "data" / "reference" / "neuronpedia" / "opposite_of_small.json"
 
 
 def timed(fn, repeat: int = 1):

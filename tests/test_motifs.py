@@ -23,7 +23,7 @@ from r1interp.motifs.graph import AttributionGraph, load_neuronpedia
 from r1interp.motifs.synthetic import layered_graph
 
 ROOT = Path(__file__).resolve().parents[1]
-HAIKU = ROOT / "tests" / "data" / "neuronpedia" / "opposite_of_small.json"
+HAIKU = ROOT / "data" / "reference" / "neuronpedia" / "opposite_of_small.json"
 
 # ---------------------------------------------------------------- brute-force references (independent)
 

@@ -51,11 +51,13 @@ def analyze(
     ffl_induced: bool = True,
     max_seconds: float | None = 600.0,
     timing_samples: int = 3,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Census, signed FFLs and null-model statistics of one graph (see the module docstring).
 
     with_census4: None runs the exact 4-node census only up to CENSUS4_MAX_EDGES edges.
     max_seconds: total budget for the null models (None: no limit).
+    executor: a pool from `nulls.make_executor(workers)` to reuse across graphs (else one per call).
     """
     if not isinstance(graph, AttributionGraph):
         graph = load_neuronpedia(graph)
@@ -98,13 +100,15 @@ def analyze(
         return result
 
     budget = None if max_seconds is None else max_seconds / len(nulls)
-    executor = nullmod.make_executor(workers) if workers > 1 and samples > timing_samples else None
+    own = executor is None
+    if own:
+        executor = nullmod.make_executor(workers) if workers > 1 and samples > timing_samples else None
     try:
         for model in nulls:
             result["nulls"][model] = _run_model(graph, model, samples, seed, workers, signs, rounds,
                                                 ffl_induced, budget, timing_samples, executor, warn)
     finally:
-        if executor is not None:
+        if own and executor is not None:
             executor.shutdown()
     result["warnings"] = out_warnings
     return result
