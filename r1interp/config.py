@@ -303,7 +303,7 @@ class MotifsParams:
 class CompareParams:
     """Motif-profile comparisons between graph groups, with bootstrap confidence intervals over prompts."""
 
-    null: str = _f("layer_configuration",
+    null_model: str = _f("layer_configuration",
                    choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"),
                    doc="whose z-scores are compared (must be in motifs.nulls)")
     bootstrap: int = _f(2000, ge=100, doc="bootstrap resamples of prompts")
@@ -361,9 +361,9 @@ class Params:
                 f"graphs.models: {', '.join(missing)} has no transcoders; add it to train.models "
                 f"(now {self.train.models}) or remove it from graphs.models"
             )
-        if self.compare.null not in self.motifs.nulls:
+        if self.compare.null_model not in self.motifs.nulls:
             raise ConfigError(
-                f"compare.null: {self.compare.null!r} is not computed; allowed: motifs.nulls = {self.motifs.nulls}"
+                f"compare.null_model: {self.compare.null_model!r} is not computed; allowed: motifs.nulls = {self.motifs.nulls}"
             )
         ctx_needed = self.tokens.ctx_len
         if self.model.profile == "organism" and ctx_needed > self.organism.max_positions:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from r1interp import stage
-from r1interp.graphs.build import build_model_graphs
+from r1interp.graphs.build import build_model_graphs, index_frame
 from r1interp.graphs.replacement import check_transcoder_set, load_replacement_model
 from r1interp.graphs.summary import summarize
 from r1interp.io import atomic_path, write_json
@@ -47,7 +47,7 @@ def main(params, args):
             edges += checked
             del rm  # circuit-tracer's __del__ is noisy at interpreter exit: collect it while it can run
             gc.collect()
-        index = validate(pd.DataFrame(index).astype({"correct": "boolean"}), GraphIndexSchema, "graph index")
+        index = validate(index_frame(index), GraphIndexSchema, "graph index")
         index.to_parquet(tmp / "index.parquet", index=False)
         edges = pd.DataFrame(edges)
         edges.to_parquet(tmp / "faithfulness.parquet", index=False)

@@ -38,7 +38,7 @@ def make_project(dest: Path) -> Path:
     ).stdout.split("\n")
     for rel in filter(None, listed):
         src = REPO / rel
-        generated = rel.startswith(("data/", "models/", "reports/")) and not rel.startswith("data/prompts/")
+        generated = rel.startswith(("data/", "models/", "reports/")) and not rel.startswith(("data/prompts/", "data/reference/"))
         if src.is_file() and not generated and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)

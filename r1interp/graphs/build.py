@@ -18,6 +18,26 @@ from r1interp.graphs.export import neuronpedia_document, write_graph
 from r1interp.graphs.targets import find_targets, generate_trace
 
 
+# Every index row has every column (skipped targets leave the graph's fields empty).
+INDEX_COLUMNS = (
+    "model", "prompt_id", "category", "kind", "status", "reason", "slug", "path", "correct", "expected",
+    "completion", "n_tokens", "target_token", "target_is_top_logit", "top_logit_prob", "active_features",
+    "nodes", "feature_nodes", "links", "replacement_score", "completeness_score", "faithfulness_edges",
+    "faithfulness_max_relative_error", "seconds",
+)
+
+
+def index_frame(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    frame = pd.DataFrame([{c: r.get(c) for c in INDEX_COLUMNS} for r in rows], columns=list(INDEX_COLUMNS))
+    for col in ("replacement_score", "completeness_score", "top_logit_prob", "faithfulness_max_relative_error", "seconds"):
+        frame[col] = frame[col].astype("float64")
+    for col in ("n_tokens", "active_features", "nodes", "feature_nodes", "links", "faithfulness_edges"):
+        frame[col] = frame[col].astype("Int64")
+    return frame.astype({"correct": "boolean", "target_is_top_logit": "boolean"})
+
+
 def build_model_graphs(loaded, replacement_model, prompts, role: str, cfg, out_dir: Path,
                        labels: dict[tuple[int, int], str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from circuit_tracer import attribute
