@@ -5,7 +5,8 @@ model (attention patterns, norm scales and MLP outputs frozen), scaled by s's ac
 to zero in that same frozen model (`feature_intervention` with every layer constrained) must therefore
 change t's pre-activation by exactly -A[t, s] (for a logit node: the demeaned logit). We sample sources
 among feature nodes with large outgoing edges, take each source's largest edges, and report the
-relative error |measured - attributed| / |attributed|.
+relative error |measured - attributed| / |attributed|. "Large" is relative to the largest edge
+between these nodes (feature -> feature or logit): tiny edges would only measure float noise.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def check_edges(model, graph, *, sources: int, edges_per_source: int, min_relati
     logit_start = adj.shape[0] - n_logits
     targets = list(range(n_features)) + list(range(logit_start, adj.shape[0]))
     block = adj[targets][:, :n_features]  # rows: feature and logit targets, cols: feature sources
-    floor = min_relative_weight * float(adj.abs().max())
+    floor = min_relative_weight * float(block.abs().max()) if block.numel() else 0.0
     strong = block.abs() >= max(floor, 1e-12)
     eligible = np.flatnonzero(strong.any(dim=0).numpy())
     if not len(eligible):

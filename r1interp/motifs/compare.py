@@ -114,7 +114,7 @@ def _row(comparison: str, stat: str, n_a: int, n_b: int, mean_a: float, mean_b: 
 
 def paired(name: str, a: pd.DataFrame, b: pd.DataFrame, stats: list[str], boot: Bootstrap, top: int) -> list[dict]:
     rows = []
-    joined = a.set_index("prompt_id")[stats].join(b.set_index("prompt_id")[stats], lsuffix="_a", rsuffix="_b", how="inner")
+    joined = a.set_index("prompt_id")[stats].add_suffix("_a").join(b.set_index("prompt_id")[stats].add_suffix("_b"), how="inner")
     for stat in stats:
         pair = joined[[f"{stat}_a", f"{stat}_b"]].dropna()
         if pair.empty:

@@ -1,0 +1,236 @@
+"""circuit-tracer on a tiny real Qwen2 with real sparsify coders: loading, TopK, attribution faithfulness,
+Neuronpedia export and its schema, and the choice of think/answer targets."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from r1interp import chat
+from r1interp.errors import ArtifactError
+from r1interp.graphs import faithfulness
+from r1interp.graphs.export import neuronpedia_document, write_graph
+from r1interp.graphs.replacement import check_transcoder_set, load_replacement_model
+from r1interp.graphs.schema import read_graph, validate_graph
+from r1interp.graphs.targets import Trace, find_targets, generate_trace, grade
+from r1interp.motifs.graph import load_neuronpedia
+from r1interp.prompts import BenchmarkPrompt
+from r1interp.transcoders.layout import write_circuit_tracer_config, write_circuit_tracer_layer
+from r1interp.transcoders.splice import coder_forward
+
+K, LATENTS = 4, 64
+
+
+def _coder(d: int, seed: int, d_out: int | None = None):
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    torch.manual_seed(seed)
+    coder = SparseCoder(d, SparseCoderConfig(num_latents=LATENTS, k=K, transcode=True, skip_connection=True))
+    with torch.no_grad():
+        for p in coder.parameters():
+            p.normal_(0, 0.2)
+    return coder.eval()
+
+
+def _save_set(root, coders, k=K):
+    sparsify_root, ct = root / "sparsify", root / "circuit-tracer"
+    files = {}
+    for layer, coder in coders.items():
+        coder.save_to_disk(sparsify_root / f"layers.{layer}.mlp")
+        write_circuit_tracer_layer(sparsify_root / f"layers.{layer}.mlp", ct / f"layer_{layer}.safetensors")
+        files[layer] = f"layer_{layer}.safetensors"
+    write_circuit_tracer_config(ct, files, scan="test/tiny", k=k)
+    return ct
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tokenizer, tiny_model_kwargs):
+    from r1interp.organism.train import build_model
+
+    root = tmp_path_factory.mktemp("graphs")
+    torch.manual_seed(0)
+    model = build_model(len(tokenizer), **tiny_model_kwargs).eval()
+    model_dir = root / "model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    d = model.config.hidden_size
+    coders = {layer: _coder(d, seed=layer) for layer in range(model.config.num_hidden_layers)}
+    ct = _save_set(root / "set", coders)
+    rm = load_replacement_model(model_dir, ct)
+    text = chat.prompt_text("What is 47+85?") + "<think>\nones: 7+5="
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False).input_ids)
+    return {"root": root, "model": model, "model_dir": model_dir, "coders": coders, "ct": ct, "rm": rm, "ids": ids}
+
+
+@pytest.fixture(scope="module")
+def graph(tiny):
+    from circuit_tracer import attribute
+
+    return attribute(tiny["ids"], tiny["rm"], max_n_logits=3, desired_logit_prob=0.9, batch_size=16, max_feature_nodes=80)
+
+
+def test_replacement_model_reproduces_sparsify_and_the_model(tiny):
+    rm, ids = tiny["rm"], tiny["ids"]
+    x = torch.randn(7, tiny["model"].config.hidden_size)
+    for layer, coder in tiny["coders"].items():
+        expected, _, _ = coder_forward(coder, x)
+        got = rm.transcoders.transcoders[layer](x)
+        assert torch.allclose(got, expected, atol=1e-5), layer
+        acts = rm.transcoders.transcoders[layer].encode(x)
+        assert ((acts > 0).sum(-1) <= K).all()  # TopK, not circuit-tracer's default ReLU
+    with torch.no_grad():
+        hf = tiny["model"](ids[None]).logits[0]
+        tl = rm(ids[None])[0]
+    assert torch.allclose(hf, tl, atol=1e-4)
+
+
+def test_transcoder_set_must_fit_the_model(tiny, tmp_path):
+    d = tiny["model"].config.hidden_size
+    wrong_width = _save_set(tmp_path / "wide", {0: _coder(d + 8, 0), 1: _coder(d + 8, 1)})
+    with pytest.raises(ArtifactError, match=f"does not match the model's hidden size {d}"):
+        check_transcoder_set(tiny["model_dir"], wrong_width)
+    one_layer = _save_set(tmp_path / "short", {0: _coder(d, 0)})
+    with pytest.raises(ArtifactError, match="1 transcoder layers for a model with 2 layers"):
+        load_replacement_model(tiny["model_dir"], one_layer)
+    (one_layer / "config.yaml").unlink()
+    with pytest.raises(ArtifactError, match="config.yaml: file not found"):
+        check_transcoder_set(tiny["model_dir"], one_layer)
+
+
+def test_edge_weights_agree_with_patching(tiny, graph):
+    from circuit_tracer.graph import compute_graph_scores
+
+    replacement, completeness = compute_graph_scores(graph)
+    assert 0 <= replacement <= 1 and 0 <= completeness <= 1
+    rows = faithfulness.check_edges(tiny["rm"], graph, sources=4, edges_per_source=6, min_relative_weight=0.01, seed=0)
+    assert len(rows) >= 8
+    assert {r["target_kind"] for r in rows} <= {"feature", "logit"}
+    summary = faithfulness.summarize(rows, tolerance=1e-3)
+    assert summary["within_tolerance"], summary
+    # the check can fail: a wrong sign or scale would be caught
+    flipped = [{**r, "relative_error": abs(r["measured"] + r["attributed"]) / abs(r["attributed"])} for r in rows]
+    assert not faithfulness.summarize(flipped, tolerance=1e-3)["within_tolerance"]
+
+
+def test_export_has_unique_ids_labels_and_loads(tiny, graph, tokenizer, tmp_path):
+    plain = neuronpedia_document(graph, "plain", tokenizer, node_threshold=1.0, edge_threshold=1.0)
+    errors = {(n["ctx_idx"], n["layer"]) for n in plain["nodes"] if n["feature_type"] == "mlp reconstruction error"}
+    # a kept layer-0 feature at a position that also has an error node of layer L: renumbered to feature L
+    # circuit-tracer names it "0_L_{pos}", exactly like that error node (its own export duplicates the id)
+    feature_node = next(n for n in plain["nodes"] if n["feature_type"] == "cross layer transcoder" and n["layer"] == "0"
+                        and any(pos == n["ctx_idx"] for pos, _ in errors))
+    pos = feature_node["ctx_idx"]
+    err_layer = int(next(layer for p_, layer in sorted(errors) if p_ == pos))
+    feat = int(feature_node["node_id"].split("_")[1])
+    g = copy.deepcopy(graph)
+    selected = g.active_features[g.selected_features]
+    i = next(i for i, row in enumerate(selected.tolist()) if row == [0, pos, feat])
+    g.active_features[g.selected_features[i], 2] = err_layer
+    labels = {(0, err_layer): "fires on the plus sign"}
+    doc = neuronpedia_document(g, "tiny-test", tokenizer, node_threshold=1.0, edge_threshold=1.0, labels=labels,
+                               info={"prompt_id": "x"})
+    ids = [n["node_id"] for n in doc["nodes"]]
+    assert len(ids) == len(set(ids))
+    collided = f"0_{err_layer}_{pos}"
+    assert f"{collided}_err" in ids and doc["metadata"]["info"]["id_collisions"] >= 1
+    raw = [i.removesuffix("_err") for i in ids]
+    assert len(raw) > len(set(raw))  # without the renaming the ids would collide
+    feature = next(n for n in doc["nodes"] if n["node_id"] == collided)
+    assert feature["feature_type"] == "cross layer transcoder" and feature["clerp"] == "fires on the plus sign"
+    path = tmp_path / "g.json"
+    write_graph(path, doc)
+    assert read_graph(path)["metadata"]["slug"] == "tiny-test"
+    loaded = load_neuronpedia(path, drop_errors=False)
+    assert loaded.n_nodes == len(doc["nodes"])
+    assert loaded.kind_counts()["error"] == sum(n["feature_type"] == "mlp reconstruction error" for n in doc["nodes"])
+
+
+def _valid_doc(graph, tokenizer):
+    return neuronpedia_document(graph, "ok", tokenizer, node_threshold=0.8, edge_threshold=0.98)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("links"), "missing top-level field 'links'"),
+        (lambda d: d["links"].append({"source": d["nodes"][0]["node_id"], "target": "nope", "weight": 1.0}), "target 'nope' is not a node"),
+        (lambda d: d["nodes"].append(dict(d["nodes"][0])), "duplicate node_id"),
+        (lambda d: d["nodes"][0].__setitem__("ctx_idx", 999), "ctx_idx 999 outside"),
+        (lambda d: d["links"][0].__setitem__("weight", float("nan")), "is not a finite number"),
+        (lambda d: d["nodes"][0].pop("feature_type"), "field 'feature_type' is missing"),
+        (lambda d: d["metadata"].pop("prompt_tokens"), "metadata.prompt_tokens is missing"),
+    ],
+)
+def test_graph_schema_rejects_bad_documents_and_writes_nothing(graph, tokenizer, tmp_path, mutate, message):
+    doc = _valid_doc(graph, tokenizer)
+    validate_graph(doc, "ok.json")
+    mutate(doc)
+    path = tmp_path / "bad.json"
+    with pytest.raises(ArtifactError, match=message):
+        write_graph(path, doc)
+    assert not path.exists()
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match="bad.json"):
+        read_graph(path)
+
+
+def _trace(tokenizer, prompt: BenchmarkPrompt, completion: str, model: str = "reasoner") -> Trace:
+    prefix = chat.prompt_text(prompt.prompt) + (prompt.prefill if model == "reasoner" else "")
+    ids = tokenizer(prefix, add_special_tokens=False).input_ids
+    new = tokenizer(completion, add_special_tokens=False).input_ids
+    return Trace(prompt, model, ids, new, completion, grade(completion, prompt.expected, "The answer is "))
+
+
+PROMPT = BenchmarkPrompt(id="carry-01", category="arithmetic_carry", prompt="What is 47+85?", expected="132",
+                         task="add", operands=(47, 85))
+
+
+def test_targets_are_the_first_column_result_and_the_answer(tokenizer):
+    completion = "<think>\nones: 7+5=12, write 2, carry 1.\ntens: 4+8+1=13, write 3, carry 1.\n</think>\n\nThe answer is 132." + chat.EOS
+    trace = _trace(tokenizer, PROMPT, completion)
+    assert trace.correct is True
+    targets = {t.kind: t for t in find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")}
+    think, answer = targets["think"], targets["answer"]
+    assert tokenizer.decode(list(think.input_ids)).endswith("ones: 7+5=")
+    assert tokenizer.decode([think.target_token]) == "1"
+    assert tokenizer.decode(list(answer.input_ids)).endswith("</think>\n\nThe answer is ")
+    assert tokenizer.decode([answer.target_token]) == "1"
+    assert think.slug == "reasoner-carry-01-think"
+
+
+def test_targets_skip_with_reasons(tokenizer):
+    # the question's own "+" and a "=" outside <think> must not count
+    trace = _trace(tokenizer, PROMPT, "The answer is 131." + chat.EOS, model="base")
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["answer"] and trace.correct is False
+    assert trace.skipped == {"think": "no <think> block"}
+    prefilled = BenchmarkPrompt(**{**PROMPT.__dict__, "id": "b", "prefill": "<think>\n\n</think>\n\n"})
+    trace = _trace(tokenizer, prefilled, "12 and more" + chat.EOS)
+    assert find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ") == []
+    assert trace.skipped == {"think": "no '=' inside <think>", "answer": "no 'The answer is ' in the answer"}
+
+
+@pytest.mark.parametrize("completion, expected, result", [
+    ("The answer is 132.", "132", True),
+    ("The answer is 1320.", "132", False),
+    ("The answer is 13.", "132", False),
+    ("The answer is 5. Wait. The answer is 132.", "132", True),
+    ("no answer", "132", False),
+    ("The answer is 7.", None, None),
+    ("\\boxed{132}", "132", None),
+])  # fmt: skip
+def test_grade(completion, expected, result):
+    if completion.startswith("\\boxed"):
+        assert grade(completion, expected, "\\boxed{") is True
+    else:
+        assert grade(completion, expected, "The answer is ") is result
+
+
+def test_prompt_longer_than_the_context_is_refused(tiny, tokenizer):
+    long = BenchmarkPrompt(id="long", category="baseline", prompt="What is " + "1+" * 80 + "1?", expected=None)
+    with pytest.raises(ArtifactError, match="do not fit the reasoner model's context of 64 positions"):
+        generate_trace(tiny["model"], tokenizer, long, "reasoner", max_new_tokens=10, max_positions=64,
+                       answer_anchor="The answer is ")
