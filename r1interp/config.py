@@ -156,7 +156,7 @@ class TrainParams:
 
     # "pull" (use a released set from the Hub) arrives with the registry work; until then only "train".
     source: str = _f("train", choices=("train",), doc="where the transcoders come from")
-    models: list[str] = _f(["reasoner"], choices=("reasoner", "base"), doc="whose MLPs get transcoders")
+    models: list[str] = _f(["reasoner", "base"], choices=("reasoner", "base"), doc="whose MLPs get transcoders")
     layer_groups: list[str] = _f(["all"], doc="DVC matrix: 'all', 'N' or 'A-B' (inclusive), disjoint")
     expansion_factor: int = _f(16, ge=1, le=1024)
     num_latents: int = _f(0, ge=0, doc="0: d_model x expansion_factor")

@@ -86,7 +86,7 @@ def test_tiny_params_load_every_value():
         assert d[section] == raw[section]
     assert d["organism"]["layers"] == 2
     assert d["organism"]["hidden"] == 32
-    assert d["organism"]["base"]["steps"] == 20
+    assert d["organism"]["base"]["steps"] == 150
     assert d["corpus"]["tasks"] == raw["corpus"]["tasks"]
     assert isinstance(p.corpus.tasks["add"], TaskParams)
     assert isinstance(p.organism.rope_theta, float)
@@ -290,7 +290,7 @@ def test_cli_params_check_ok(capsys):
 
 @pytest.mark.parametrize(
     "key, value",
-    [("organism.layers", 0), ("model.profile", "gpt2"), ("organism.base.warmup_steps", 50)],
+    [("organism.layers", 0), ("model.profile", "gpt2"), ("organism.base.warmup_steps", 500)],  # > steps (150 in the tiny profile)
 )
 def test_cli_params_check_bad(tmp_path, capsys, monkeypatch, key, value):
     monkeypatch.delenv("R1INTERP_DEBUG", raising=False)

@@ -63,7 +63,9 @@ def test_offline_labels_are_validated_and_scored(project: Path):
     assert ok["label"].str.startswith("fires on ").all()
     metrics = json.loads((project / "reports/metrics/labels.json").read_text())
     assert metrics["labeler"] == "offline"
-    assert metrics["reasoner"]["labeled"] == len(ok)
+    assert set(ok["model"]) == {"reasoner", "base"}  # both models have transcoders in the tiny profile
+    for model in ("reasoner", "base"):
+        assert metrics[model]["labeled"] == int((ok["model"] == model).sum())
     assert 0.5 <= metrics["reasoner"]["detection_balanced_accuracy"] <= 1.0
     shown = run(DVC + ["metrics", "show", "--json"], project).stdout
     assert "detection_balanced_accuracy" in shown
@@ -128,7 +130,9 @@ def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
         # every request carried the key as a Bearer token; the key is nowhere on disk
         assert headers and all(h.get("authorization") == f"Bearer {KEY}" for h in headers)
         labels = pd.read_parquet(project / "data/labels/labels.parquet")
-        assert len(labels) == 6 and (labels["labeler"] == "claude").all()
+        # 3 features per layer x 2 layers, for each of the two models
+        assert len(labels) == 12 and (labels["labeler"] == "claude").all()
+        assert labels.groupby("model").size().to_dict() == {"base": 6, "reasoner": 6}
         assert labels["label"].str.startswith("the token ").all()
         assert labels["explainer_model"].eq("claude-sonnet-4-6").all()
         metrics = json.loads((project / "reports/metrics/labels.json").read_text())
