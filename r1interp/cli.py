@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     from r1interp.motifs.cli import add_parser as add_motifs_parser
 
     add_motifs_parser(sub)
+
+    from r1interp.registry.cli import add_parsers as add_registry_parsers
+
+    add_registry_parsers(sub)
     return parser
 
 

@@ -151,11 +151,20 @@ class DistributedParams:
 
 
 @dataclass(frozen=True)
+class PullParams:
+    """train.source: pull — released transcoder sets instead of training (`r1interp pull` under the hood)."""
+
+    repos: dict[str, str] = _f({}, key_choices=("reasoner", "base"), doc="model role -> Hub repo id")
+    revision: str = _f("", doc="pinned revision (commit sha or tag) used for every repo")
+    missing_layers: str = _f("train", choices=("train", "skip"),
+                             doc="layers a release lacks: train them here, or leave them out (no circuit-tracer set)")
+
+
+@dataclass(frozen=True)
 class TrainParams:
     """Skip transcoders (sparsify, transcode=True, skip_connection=True) on every MLP."""
 
-    # "pull" (use a released set from the Hub) arrives with the registry work; until then only "train".
-    source: str = _f("train", choices=("train",), doc="where the transcoders come from")
+    source: str = _f("train", choices=("train", "pull"), doc="train here, or pull released sets (train.pull)")
     models: list[str] = _f(["reasoner", "base"], choices=("reasoner", "base"), doc="whose MLPs get transcoders")
     layer_groups: list[str] = _f(["all"], doc="DVC matrix: 'all', 'N' or 'A-B' (inclusive), disjoint")
     expansion_factor: int = _f(16, ge=1, le=1024)
@@ -172,9 +181,17 @@ class TrainParams:
     seed: int = _f(0, ge=0)
     log_every: int = _f(10, ge=1)
     distributed: DistributedParams = _f(DistributedParams())
+    pull: PullParams = _f(PullParams())
 
     def check(self, path: str) -> None:
         import re
+
+        if self.source == "pull":
+            missing = [m for m in self.models if not self.pull.repos.get(m)]
+            if missing:
+                raise ConfigError(f"{path}.pull.repos: no repo for {', '.join(missing)} (train.source is pull)")
+            if not self.pull.revision:
+                raise ConfigError(f"{path}.pull.revision: pin a commit sha or tag when train.source is pull")
 
         if not self.models:
             raise ConfigError(f"{path}.models: at least one of reasoner, base is required")

@@ -16,6 +16,22 @@ def add_args(parser):
     parser.add_argument("group")
 
 
+def pull_layers(cfg, role: str, layers: list[int], arch, out: Path) -> dict:
+    """Released coders for `layers` into `out/layers.N.mlp/` (verified, checked against the model)."""
+    import shutil
+    import tempfile
+
+    from r1interp.registry.pull import pull
+
+    with tempfile.TemporaryDirectory(prefix="r1interp-train-pull-") as scratch:
+        result = pull(cfg.repos[role], cfg.revision, Path(scratch) / "set", d_model=arch.d_model, layers=layers)
+        out.mkdir(parents=True, exist_ok=True)
+        for coder in sorted((Path(scratch) / "set" / "sparsify").iterdir()):
+            shutil.move(str(coder), str(out / coder.name))
+    return {"source": "pull", "repo_id": result.repo_id, "revision": result.revision, "pulled_layers": result.layers,
+            "missing_layers": result.missing_layers, "verified_against_manifest": result.verified_against_manifest}
+
+
 def main(params, args):
     from dvclive import Live
 
@@ -31,6 +47,15 @@ def main(params, args):
             loaded = load_role(params.model.profile, role, device=device)
             check_token_dataset(ds, meta, "data/tokens/train", loaded.arch.vocab_size)
             layers = group_layers(args.group, loaded.arch.n_layers)
+            pulled = {}
+            if tp.source == "pull":
+                pulled = pull_layers(tp.pull, role, layers, loaded.arch, tmp / role)
+                layers = pulled["missing_layers"] if tp.pull.missing_layers == "train" else []
+                if not layers:
+                    summary[role] = pulled
+                    print(f"train {role} {args.group}: pulled layers {pulled['pulled_layers']} from {pulled['repo_id']}"
+                          f"@{pulled['revision'][:12]}; missing {pulled['missing_layers']} (train.pull.missing_layers: skip)")
+                    continue
             hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
             exclude = excluded_token_ids(loaded.tokenizer) if tp.exclude_special_tokens else []
             live_dir = f"reports/train/{role}-{args.group}"
@@ -47,6 +72,8 @@ def main(params, args):
                 with Live(dir=live_dir, save_dvc_exp=False, dvcyaml=None, report=None) as live:
                     result = fit(loaded.model, dataset, tp, hookpoints, exclude, tmp / role, live)
             summary[role] = {k: v for k, v in result.items() if k != "history"}
+            if pulled:
+                summary[role].update(pulled, trained_layers=layers)
             print(f"train {role} {args.group}: {len(hookpoints)} coders, {result['tokens']} tokens, {result['tokens_per_second']:.0f} tok/s")
         (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
 

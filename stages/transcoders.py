@@ -37,7 +37,11 @@ def main(params, args):
         for coder_dir in find_coders(TRAIN_ROOT / group / args.model):
             coders[layer_of(coder_dir.name)] = coder_dir
     missing = [layer for layer in range(arch.n_layers) if layer not in coders]
-    if missing:
+    partial = params.train.source == "pull" and params.train.pull.missing_layers == "skip"
+    if missing and partial:
+        print(f"transcoders {args.model}: no coder for layers {missing} (pulled release, missing_layers: skip); "
+              "the circuit-tracer layout needs every layer and is not written")
+    elif missing:
         raise ArtifactError(
             f"{TRAIN_ROOT}: no {args.model} transcoder for layers {missing} (of {arch.n_layers})",
             hint="check train.layer_groups covers every layer, then `dvc repro train`",
@@ -50,9 +54,11 @@ def main(params, args):
             k = info.k
             for name in ("cfg.json", "sae.safetensors"):
                 _link_or_copy(coder_dir / name, tmp / "sparsify" / coder_dir.name / name)
-            layer_files[layer] = f"layer_{layer}.safetensors"
-            write_circuit_tracer_layer(coder_dir, tmp / "circuit-tracer" / layer_files[layer])
-        write_circuit_tracer_config(tmp / "circuit-tracer", layer_files, scan=f"r1interp/{params.model.profile}-{args.model}", k=k)
+            if not missing:
+                layer_files[layer] = f"layer_{layer}.safetensors"
+                write_circuit_tracer_layer(coder_dir, tmp / "circuit-tracer" / layer_files[layer])
+        if not missing:
+            write_circuit_tracer_config(tmp / "circuit-tracer", layer_files, scan=f"r1interp/{params.model.profile}-{args.model}", k=k)
     print(f"transcoders {args.model}: {len(coders)} layers -> {out}")
 
 

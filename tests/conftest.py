@@ -52,3 +52,18 @@ def tiny_model_kwargs(tokenizer) -> dict:
         tokenizer=tokenizer,
         seed=0,
     )
+
+
+@pytest.fixture(scope="session")
+def pipeline_project(tmp_path_factory) -> Path:
+    """The tiny project with every stage through `compare` and `evaluate` built and committed (shared by
+    the end-to-end modules that only read the pipeline's outputs)."""
+    import sys
+
+    from helpers import built_project, run
+
+    project = built_project(tmp_path_factory.mktemp("pipeline-project"), "compare")
+    run([sys.executable, "-m", "dvc", "repro", "evaluate"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "evaluate"], project)
+    return project

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import built_project, run
+from helpers import run
 
 from r1interp.graphs.schema import read_graph
 from r1interp.schemas import GraphIndexSchema, read_parquet
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return built_project(tmp_path_factory.mktemp("circuits-project"), "compare")
+def project(pipeline_project) -> Path:
+    return pipeline_project
 
 
 def test_graphs_are_valid_labeled_and_faithful(project: Path):
