@@ -177,3 +177,15 @@ def test_s3_remote_round_trip_against_moto(built: Path, tmp_path: Path, moto_s3:
     assert run(["git", "status", "--porcelain"], clone).stdout == ""
     run([*DVC, "pull", TARGET], clone)
     _assert_round_trip(project, clone, "s3store")
+
+
+def test_artifacts_are_versioned_with_gto(built: Path, tmp_path: Path):
+    """dvc.yaml declares the transcoder sets and labels as artifacts; GTO versions them with git tags."""
+    project = _copy(built, tmp_path / "gto")
+    gto = [str(Path(sys.executable).parent / "gto")]
+    run(gto + ["register", "reasoner-transcoders", "--version", "v0.1.0"], project)
+    assert "reasoner-transcoders@v0.1.0" in run(["git", "tag"], project).stdout
+    shown = json.loads(run(gto + ["show", "--json"], project).stdout)
+    assert any(a.get("artifact") == "reasoner-transcoders" or "reasoner-transcoders" in json.dumps(a) for a in shown)
+    declared = yaml.safe_load((project / "dvc.yaml").read_text())["artifacts"]
+    assert {"reasoner-transcoders", "base-transcoders", "feature-labels"} <= set(declared)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,10 +55,11 @@ def default_out(repo_id: str) -> Path:
 
 def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | None = None,
          n_layers: int | None = None, layers: list[int] | None = None, manifest: Path = MANIFEST,
-         require_manifest: bool = False, log=print) -> PullResult:
+         require_manifest: bool = False, log=None) -> PullResult:
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
+    log = log or (lambda msg: print(msg, file=sys.stderr))  # stdout stays machine-readable (--json)
     token = token_from_env(required=False)
     hf = api(token)
     try:
