@@ -160,7 +160,7 @@ def test_pull_eleutherai_layout_with_missing_layers(project, hub, tmp_path):
     src = load_file(project / "models/transcoders/reasoner/sparsify/layers.0.mlp/sae.safetensors")
     cfg = json.loads((project / "models/transcoders/reasoner/sparsify/layers.0.mlp/cfg.json").read_text())
     old_cfg = {"expansion_factor": cfg.get("expansion_factor", 8), "normalize_decoder": True,
-               "num_latents": cfg["num_latents"], "k": cfg["k"], "multi_topk": False, "skip_connection": True,
+               "num_latents": int(src["encoder.weight"].shape[0]), "k": cfg["k"], "multi_topk": False, "skip_connection": True,
                "d_in": cfg["d_in"]}  # no "transcode" key, as in the 65k release
     folder = tmp_path / "eleuther" / "layers.0.mlp"
     folder.mkdir(parents=True)
@@ -194,7 +194,8 @@ def _stand_in(project: Path, hub: HubServer, tmp_path: Path) -> str:
     folder = tmp_path / "stand-in" / "layers.0.mlp"
     folder.mkdir(parents=True)
     save_file(src, folder / "sae.safetensors")
-    (folder / "cfg.json").write_text(json.dumps({k: cfg[k] for k in ("num_latents", "k", "d_in")} | {"skip_connection": True}))
+    (folder / "cfg.json").write_text(json.dumps({"num_latents": int(src["encoder.weight"].shape[0]), "k": cfg["k"],
+                                                 "d_in": cfg["d_in"], "skip_connection": True}))
     api = HfApi(endpoint=hub.url, token=TOKEN)
     api.create_repo(ELEUTHER, exist_ok=True)
     return api.upload_folder(repo_id=ELEUTHER, folder_path=tmp_path / "stand-in").oid

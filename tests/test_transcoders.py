@@ -97,6 +97,13 @@ def test_check_rejects_wrong_shape_nan_and_k(saved_coders):
     (root / "layers.0.mlp" / "cfg.json").write_text(json.dumps({**cfg, "k": 65}))
     with pytest.raises(ArtifactError, match=r"k=65 must be within 1..64"):
         check_sparsify_coder(root / "layers.0.mlp")
+    # a cfg that would make sparsify build a different width than the tensors have (num_latents 0 means
+    # expansion_factor x d_in, default 32 x 32 = 1024 here) fails here, not inside load_state_dict
+    (root / "layers.0.mlp" / "cfg.json").write_text(json.dumps({**cfg, "num_latents": 0, "expansion_factor": 32}))
+    with pytest.raises(ArtifactError, match="sizes the coder at 1024 latents .* the encoder has 64 rows"):
+        check_sparsify_coder(root / "layers.0.mlp")
+    (root / "layers.0.mlp" / "cfg.json").write_text(json.dumps({**cfg, "num_latents": 0, "expansion_factor": 2}))
+    assert check_sparsify_coder(root / "layers.0.mlp").num_latents == 64
 
 
 def test_circuit_tracer_layout_is_a_rename(saved_coders, tmp_path):

@@ -88,8 +88,14 @@ def check_sparsify_coder(coder_dir: str | Path, d_model: int | None = None) -> C
             )
         if not torch.isfinite(tensors[key]).all():
             raise ArtifactError(f"{coder_dir / 'sae.safetensors'}: {key} contains NaN or inf")
-    if cfg.get("num_latents") and int(cfg["num_latents"]) != m:
-        raise ArtifactError(f"{cfg_path}: num_latents {cfg['num_latents']} but the encoder has {m} rows")
+    # sparsify sizes the coder from the cfg (num_latents, else expansion_factor x d_in, default 32):
+    # a cfg that disagrees with the tensors would fail later inside load_state_dict
+    declared = int(cfg.get("num_latents") or 0) or int(cfg.get("expansion_factor", 32)) * d_in
+    if declared != m:
+        raise ArtifactError(
+            f"{cfg_path}: the cfg sizes the coder at {declared} latents (num_latents / expansion_factor x d_in) "
+            f"but the encoder has {m} rows"
+        )
     if not 0 < k <= m:
         raise ArtifactError(f"{cfg_path}: k={k} must be within 1..{m} (the number of latents)")
     return CoderInfo(coder_dir.name, layer_of(coder_dir.name), d_in, m, k, skip, bool(cfg.get("transcode", False)))
