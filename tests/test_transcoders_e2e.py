@@ -92,7 +92,9 @@ def test_distributed_training_with_two_cpu_ranks(project: Path, tmp_path: Path):
 
 
 def test_sweep_as_dvc_experiments(project: Path):
-    run(DVC + ["exp", "run", "--queue", "evaluate", "-S", "train.expansion_factor=4,8", "-S", "train.k=4,8"], project)
+    # one model keeps the sweep short (graphs.models must stay within train.models)
+    run(DVC + ["exp", "run", "--queue", "evaluate", "-S", "train.expansion_factor=4,8", "-S", "train.k=4,8",
+               "-S", "train.models=[reasoner]", "-S", "graphs.models=[reasoner]"], project)
     run(DVC + ["exp", "run", "--run-all"], project)
     shown = run(DVC + ["exp", "show", "--json"], project).stdout
     names = [n for n in json.dumps(json.loads(shown)).split('"name": ')[1:]]
