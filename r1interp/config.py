@@ -330,6 +330,28 @@ class CompareParams:
 
 
 @dataclass(frozen=True)
+class ClustersParams:
+    """Steps of held-out `<think>` traces clustered by their feature profiles (the `clusters` stage)."""
+
+    model: str = _f("reasoner", choices=("reasoner", "base"), doc="whose transcoder features describe the steps")
+    problems: int = _f(0, ge=0, doc="held-out problems used (0: all)")
+    segment: str = _f("line", choices=("line", "sentence"), doc="a step is a line (organism) or a sentence (real traces)")
+    dims: int = _f(16, ge=2, le=512, doc="PCA dimensions of the standardised profiles")
+    k_min: int = _f(3, ge=2)
+    k_max: int = _f(10, ge=2)
+    seeds: int = _f(5, ge=2, doc="k-means seeds for the stability of each k")
+    min_stability: float = _f(0.9, ge=0.0, le=1.0, doc="k must be this stable across seeds to be chosen")
+    bootstrap: int = _f(20, ge=0, doc="bootstrap resamples for the chosen solution's stability")
+    top_features: int = _f(20, ge=1, doc="characteristic features kept per cluster / step type")
+    examples: int = _f(5, ge=1, doc="example steps per cluster (nearest the centroid)")
+    seed: int = _f(0, ge=0)
+
+    def check(self, path: str) -> None:
+        if self.k_min > self.k_max:
+            raise ConfigError(f"{path}.k_min ({self.k_min}) must be <= {path}.k_max ({self.k_max})")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = _f(0, ge=0)
     model: ModelParams = _f(ModelParams())
@@ -343,6 +365,7 @@ class Params:
     graphs: GraphsParams = _f(GraphsParams())
     motifs: MotifsParams = _f(MotifsParams())
     compare: CompareParams = _f(CompareParams())
+    clusters: ClustersParams = _f(ClustersParams())
 
     def check(self, path: str) -> None:
         if self.model.profile == "organism" and not self.train.num_latents:
@@ -377,6 +400,10 @@ class Params:
             raise ConfigError(
                 f"graphs.models: {', '.join(missing)} has no transcoders; add it to train.models "
                 f"(now {self.train.models}) or remove it from graphs.models"
+            )
+        if self.clusters.model not in self.train.models:
+            raise ConfigError(
+                f"clusters.model: {self.clusters.model!r} has no transcoders; allowed: train.models = {self.train.models}"
             )
         if self.compare.null_model not in self.motifs.nulls:
             raise ConfigError(

@@ -1,0 +1,1 @@
+"""Reasoning analysis: steps of `<think>` traces, their feature profiles, clusters and taxonomy."""

@@ -1,0 +1,140 @@
+"""Stage `clusters`: activation maps of reasoning steps, clusters of steps, and a taxonomy."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from r1interp import stage
+from r1interp.io import atomic_path, write_json
+from r1interp.models import load_role, resolve_device
+from r1interp.reasoning import clustering, maps, taxonomy
+from r1interp.reasoning.steps import feature_index, step_profiles
+from r1interp.schemas import CorpusSchema, LabelSchema, read_parquet
+from r1interp.transcoders import SET_ROOT, load_coders
+
+OUT_DATA = Path("data/clusters")
+OUT = Path("reports/clusters")
+METRICS = "reports/metrics/clusters.json"
+
+
+def ground_truth(corpus: pd.DataFrame) -> dict[str, list[str]]:
+    """The generator's step types per problem (the organism's corpus has them; real traces do not)."""
+    if "step_types" not in corpus:
+        return {}
+    return {r.id: r.step_types.split("|") for r in corpus.itertuples() if isinstance(r.step_types, str) and r.step_types}
+
+
+def problem_type(row) -> str:
+    carry = "carry" if getattr(row, "has_carry", False) else "no carry"
+    return f"{row.task} / {carry}"
+
+
+def main(params, args):
+    cfg = params.clusters
+    started = time.perf_counter()
+    device = resolve_device(params.model.device)
+    corpus = read_parquet("data/corpus/corpus.parquet", CorpusSchema, "run `dvc repro corpus`")
+    heldout = corpus[corpus["split"] == "heldout"]
+    if cfg.problems:
+        heldout = heldout.iloc[: cfg.problems]
+    loaded = load_role(params.model.profile, cfg.model, device=device)
+    coders = load_coders(SET_ROOT / cfg.model / "sparsify", device=device)
+    steps_list, profiles = step_profiles(loaded.model, coders, loaded.tokenizer, list(zip(heldout["id"], heldout["text"])),
+                                         cfg.segment, device, progress=lambda it: tqdm(it, desc="step profiles", unit="problem"))
+    features = feature_index(coders)
+    truth = ground_truth(heldout)
+    by_id = heldout.set_index("id")
+    steps = pd.DataFrame([{"problem_id": s.problem_id, "index": s.index, "text": s.text,
+                           "problem_type": problem_type(by_id.loc[s.problem_id].to_frame().T.itertuples().__next__())}
+                          for s in steps_list])
+    truth_col = None
+    if truth and all(len(truth.get(pid, [])) == n for pid, n in steps.groupby("problem_id").size().items()):
+        steps["true_type"] = [truth[r.problem_id][r.index] for r in steps.itertuples()]
+        truth_col = "true_type"
+    labels = {}
+    if Path("data/labels/labels.parquet").exists():
+        lab = read_parquet("data/labels/labels.parquet", LabelSchema)
+        lab = lab[(lab["model"] == cfg.model) & lab["label"].notna()]
+        labels = {(int(r.layer), int(r.feature)): str(r.label) for r in lab.itertuples()}
+
+    z = clustering.embed(profiles, cfg.dims, cfg.seed)
+    truth_arr = steps[truth_col].to_numpy() if truth_col else None
+    selection = clustering.choose_k(z, (cfg.k_min, cfg.k_max), seeds=cfg.seeds, min_stability=cfg.min_stability,
+                                    seed=cfg.seed, truth=truth_arr)
+    k = selection.k
+    results = {}
+    for algorithm in clustering.ALGORITHMS:
+        lab_arr = clustering.fit(z, k, algorithm, cfg.seed)
+        steps[f"cluster_{algorithm}"] = lab_arr
+        boot = clustering.bootstrap_stability(z, lab_arr, k, algorithm, cfg.bootstrap, cfg.seed)
+        from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+        results[algorithm] = {
+            "silhouette": round(float(silhouette_score(z, lab_arr)), 4),
+            "bootstrap_ari_mean": round(float(np.mean(boot)), 4) if boot else None,
+            "bootstrap_ari_min": round(float(np.min(boot)), 4) if boot else None,
+            "ari_vs_true_step_types": round(float(adjusted_rand_score(truth_arr, lab_arr)), 4) if truth_col else None,
+        }
+    main_col = "cluster_kmeans"
+    enrich_clusters = taxonomy.enrichment(profiles, steps[main_col].to_numpy(), features, cfg.top_features)
+    tax = taxonomy.build_taxonomy(steps, z, main_col, enrich_clusters, labels, cfg.examples, truth_col)
+    trans = taxonomy.transitions(steps, main_col)
+    tree = taxonomy.similarity_tree(z, steps[main_col].to_numpy())
+    layers = sorted(coders)
+    widths = [coders[layer].num_latents for layer in layers]
+    col_of = {f: i for i, f in enumerate(features)}
+    groups = {f"C{e['cluster']} top": [col_of[(c["layer"], c["feature"])] for c in e["characteristic_features"][:5]] for e in tax}
+
+    with atomic_path(OUT_DATA, directory=True) as tmp:
+        steps.to_parquet(tmp / "steps.parquet", index=False)
+        np.save(tmp / "profiles.npy", profiles)
+    with atomic_path(OUT, directory=True) as tmp:
+        (tmp / "taxonomy.json").write_text(json.dumps({"k": k, "criterion": selection.criterion, "clusters": tax}, indent=2) + "\n")
+        pd.DataFrame(selection.by_k).to_csv(tmp / "k_selection.csv", index=False)
+        enrich_clusters.to_csv(tmp / "enrichment_clusters.csv", index=False)
+        trans.to_csv(tmp / "transitions.csv", index=False)
+        step_col = truth_col or main_col
+        if truth_col:
+            taxonomy.enrichment(profiles, steps[truth_col].to_numpy(), features, cfg.top_features).to_csv(
+                tmp / "enrichment_step_types.csv", index=False)
+        lm = maps.layer_map(profiles, steps[step_col], widths, layers)
+        lm.to_csv(tmp / "layer_map.csv", index=False)
+        maps.heatmap(lm, "group", "layer", "activation", tmp / "layer_map.png",
+                     f"mean feature activation per step, by {'true step type' if truth_col else 'cluster'} x layer")
+        fm = maps.feature_group_map(profiles, steps["problem_type"], groups)
+        fm.to_csv(tmp / "problem_feature_map.csv", index=False)
+        maps.heatmap(fm, "problem_type", "feature_group", "activation", tmp / "problem_feature_map.png",
+                     "mean activation of each cluster's top features, by problem type", fmt=".3f")
+        tm = trans.assign(**{"from": trans["from"].map(lambda c: f"C{c}"), "to": trans["to"].map(lambda c: f"C{int(c)}")})
+        maps.heatmap(tm, "from", "to", "probability", tmp / "transitions.png", "P(next step's cluster | step's cluster)")
+        _tree_plot(tree, [f"C{e['cluster']} ({e.get('majority_true_type', e['size'])})" for e in tax], tmp / "tree.png")
+    metrics = {"steps": int(len(steps)), "problems": int(steps["problem_id"].nunique()), "k": k,
+               "criterion": selection.criterion, **{a: r for a, r in results.items()},
+               "purity_kmeans": [e.get("purity") for e in tax], "seconds": round(time.perf_counter() - started, 1)}
+    write_json(METRICS, metrics)
+    print(json.dumps(metrics, indent=1))
+
+
+def _tree_plot(tree, names, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.cluster.hierarchy import dendrogram
+
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(names)))
+    if len(tree):
+        dendrogram(tree, labels=names, orientation="left", ax=ax)
+    ax.set_title("similarity of cluster centroids (Ward)", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    stage.run(main)
