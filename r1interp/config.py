@@ -352,6 +352,14 @@ class ClustersParams:
 
 
 @dataclass(frozen=True)
+class CriticalParams:
+    """Critical weights (reasoner - base) and attribution-ranked features (the `critical` stage)."""
+
+    rank: int = _f(4, ge=1, doc="top singular directions of each MLP's weight change compared with features")
+    top: int = _f(25, ge=1, doc="features listed per table")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = _f(0, ge=0)
     model: ModelParams = _f(ModelParams())
@@ -366,6 +374,7 @@ class Params:
     motifs: MotifsParams = _f(MotifsParams())
     compare: CompareParams = _f(CompareParams())
     clusters: ClustersParams = _f(ClustersParams())
+    critical: CriticalParams = _f(CriticalParams())
 
     def check(self, path: str) -> None:
         if self.model.profile == "organism" and not self.train.num_latents:

@@ -104,3 +104,47 @@ def test_transitions_follow_steps_inside_each_trace():
     t = taxonomy.transitions(steps, "c").set_index(["from", "to"])
     assert t.loc[(0, 1), "count"] == 1 and t.loc[(1, 1), "count"] == 1 and t.loc[(0, 2), "count"] == 1
     assert t.loc[(0, 1), "probability"] == 0.5 and (2, 0) not in t.index  # no transition across traces
+
+
+def test_node_influence_matches_hand_computation():
+    from r1interp.reasoning.critical import node_influence
+
+    # nodes: 0 embedding -> 1 feature -> 2 logit, and 0 -> 2 directly; rows are targets
+    adj = np.zeros((3, 3))
+    adj[1, 0] = 2.0
+    adj[2, 1] = 3.0
+    adj[2, 0] = -1.0
+    infl = node_influence(adj, np.array([0.0, 0.0, 1.0]))
+    # logit's inputs normalised: 0.75 from node 1, 0.25 from node 0; node 1 gets all from node 0
+    assert np.allclose(infl, [0.25 + 0.75, 0.75, 0.0])
+
+
+def test_weight_diff_and_feature_alignment(tmp_path, tokenizer, tiny_model_kwargs):
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    from r1interp.organism.train import build_model
+    from r1interp.reasoning.critical import aligned_features, weight_diff
+
+    torch.manual_seed(0)
+    base = build_model(len(tokenizer), **tiny_model_kwargs)
+    tuned = build_model(len(tokenizer), **tiny_model_kwargs)
+    tuned.load_state_dict(base.state_dict())
+    direction = torch.zeros(32)
+    direction[5] = 1.0
+    with torch.no_grad():  # the fine-tune writes along one residual direction in layer 1's MLP output
+        tuned.model.layers[1].mlp.down_proj.weight += 0.5 * direction[:, None] * torch.randn(1, 64)
+    base.save_pretrained(tmp_path / "base")
+    tuned.save_pretrained(tmp_path / "tuned")
+    diff = weight_diff(tmp_path / "tuned", tmp_path / "base").set_index("tensor")
+    changed = diff[diff["norm_change"] > 0]
+    assert list(changed.index) == ["model.layers.1.mlp.down_proj.weight"]
+    coder = SparseCoder(32, SparseCoderConfig(num_latents=8, k=2, transcode=True, skip_connection=True))
+    with torch.no_grad():
+        coder.W_dec.zero_()
+        coder.W_dec[0, 5] = 1.0  # feature 0 writes exactly that direction
+        coder.W_dec[1, 7] = 1.0  # feature 1 writes an unchanged one
+        coder.W_dec[2:] = torch.randn(6, 32)
+    table = aligned_features(tmp_path / "tuned", tmp_path / "base", {1: coder}, rank=1).set_index("feature")
+    assert table.loc[0, "decoder_alignment"] == pytest.approx(1.0, abs=1e-5)
+    assert table.loc[1, "decoder_alignment"] == pytest.approx(0.0, abs=1e-5)
+    assert table.loc[0, "chance"] == pytest.approx(1 / 32)
