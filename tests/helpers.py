@@ -56,3 +56,13 @@ def built_project(dest: Path, target: str) -> Path:
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "built"], dest)
     return dest
+
+
+def copied_project(source: Path, dest: Path) -> Path:
+    """An independent copy of a built project (its git repo and DVC cache come along, so nothing is rebuilt),
+    with any uncommitted state committed: queued DVC experiments only see committed files."""
+    shutil.copytree(source, dest, symlinks=True)
+    run(["git", "add", "-A"], dest)
+    if run(["git", "status", "--porcelain"], dest).stdout.strip():
+        run(["git", "commit", "-qm", "copy"], dest)
+    return dest

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from claude_responder import respond
-from helpers import _env, built_project, run
+from helpers import _env, copied_project, run
 from messages_server import MessagesServer
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return built_project(tmp_path_factory.mktemp("labels-project"), "labels")
+def project(pipeline_project, tmp_path_factory) -> Path:
+    """A copy of the shared tiny pipeline (built through `labels` and beyond): this module changes it."""
+    return copied_project(pipeline_project, tmp_path_factory.mktemp("labels-project") / "project")
 
 
 def _set_params(project: Path, **labels) -> str:

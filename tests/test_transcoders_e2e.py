@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import _env, built_project, run
+from helpers import _env, copied_project, run
 
 DVC = [sys.executable, "-m", "dvc"]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return built_project(tmp_path_factory.mktemp("tc-project"), "evaluate")
+def project(pipeline_project, tmp_path_factory) -> Path:
+    """A copy of the shared tiny pipeline (built through `evaluate` and beyond): this module changes it."""
+    return copied_project(pipeline_project, tmp_path_factory.mktemp("tc-project") / "project")
 
 
 def test_layouts_and_metrics(project: Path):
