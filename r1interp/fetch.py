@@ -28,7 +28,7 @@ from pathlib import Path
 from r1interp.errors import ArtifactError, ConfigError
 from r1interp.io import replace
 from r1interp.models import ModelSpec, check_model_dir
-from r1interp.registry.hub import HubError, api, endpoint, git_blob_oid, token_from_env
+from r1interp.registry.hub import HubError, api, endpoint, same_content, sibling_files, token_from_env
 from r1interp.registry.manifest import sha256_file
 
 RECEIPT = "fetch.json"
@@ -101,14 +101,7 @@ def _safe_remote_files(repo: str, pin: str, token: str | None) -> dict[str, dict
         info = api(token).model_info(repo, revision=pin, files_metadata=True)
     if info.sha != pin:
         raise HubError(f"{repo}: revision {pin} resolves to commit {info.sha}, not to itself; refusing")
-    remote = {}
-    for s in info.siblings or []:
-        entry = {"size": s.size}
-        if s.lfs:
-            entry["sha256"] = s.lfs.sha256 if hasattr(s.lfs, "sha256") else s.lfs["sha256"]
-        else:
-            entry["blob_id"] = s.blob_id
-        remote[s.rfilename] = entry
+    remote = sibling_files(info)
     wanted = {p: f for p, f in remote.items() if _matches(p, SAFE_PATTERNS)}
     if not any(p.endswith(".safetensors") for p in wanted):
         pickled = sorted(p for p in remote if _matches(p, PICKLED_PATTERNS))
@@ -138,15 +131,9 @@ def _verify(root: Path, wanted: dict[str, dict], name: str) -> dict[str, dict]:
     """{path: {sha256, size}}, after checking every file against the Hub's hash."""
     files, bad = {}, []
     for rel, remote in sorted(wanted.items()):
-        digest = sha256_file(root / rel)
-        # LFS files carry their sha256; regular (small) files their git blob id.
-        if "sha256" in remote:
-            ok = digest == remote["sha256"]
-        else:
-            ok = git_blob_oid((root / rel).read_bytes()) == remote["blob_id"]
-        if not ok:
+        if not same_content(root / rel, remote):  # sha256 for LFS files, the git blob id for the rest
             bad.append(rel)
-        files[rel] = {"sha256": digest, "size": remote["size"]}
+        files[rel] = {"sha256": sha256_file(root / rel), "size": remote["size"]}
     if bad:
         raise ArtifactError(f"{name}: downloaded files do not match the Hub's hashes: {', '.join(bad[:5])}",
                             hint="run the fetch again (the download starts over)")  # fmt: skip

@@ -28,9 +28,10 @@ def ground_truth(corpus: pd.DataFrame) -> dict[str, list[str]]:
     return {r.id: r.step_types.split("|") for r in corpus.itertuples() if isinstance(r.step_types, str) and r.step_types}
 
 
-def problem_type(row) -> str:
-    carry = "carry" if getattr(row, "has_carry", False) else "no carry"
-    return f"{row.task} / {carry}"
+def problem_types(problems: pd.DataFrame) -> dict[str, str]:
+    """problem id -> "task / carry" (real traces without a carry flag count as "no carry")."""
+    carry = problems["has_carry"] if "has_carry" in problems else pd.Series(False, index=problems.index)
+    return {pid: f"{task} / {'carry' if c else 'no carry'}" for pid, task, c in zip(problems["id"], problems["task"], carry)}
 
 
 def main(params, args):
@@ -47,9 +48,8 @@ def main(params, args):
                                          cfg.segment, device, progress=lambda it: tqdm(it, desc="step profiles", unit="problem"))
     features = feature_index(coders)
     truth = ground_truth(heldout)
-    by_id = heldout.set_index("id")
-    steps = pd.DataFrame([{"problem_id": s.problem_id, "index": s.index, "text": s.text,
-                           "problem_type": problem_type(by_id.loc[s.problem_id].to_frame().T.itertuples().__next__())}
+    types = problem_types(heldout)
+    steps = pd.DataFrame([{"problem_id": s.problem_id, "index": s.index, "text": s.text, "problem_type": types[s.problem_id]}
                           for s in steps_list])
     truth_col = None
     if truth and all(len(truth.get(pid, [])) == n for pid, n in steps.groupby("problem_id").size().items()):

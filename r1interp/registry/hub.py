@@ -48,13 +48,18 @@ def remote_files(hf, repo_id: str, repo_type: str, revision: str | None = None) 
         info = hf.repo_info(repo_id, repo_type=repo_type, revision=revision, files_metadata=True)
     except RepositoryNotFoundError:
         return None
+    return info.sha, sibling_files(info)
+
+
+def sibling_files(info) -> dict[str, dict]:
+    """{path: {"size", "blob_id", and "sha256" for LFS files}} from a repo info fetched with files_metadata."""
     files = {}
     for s in info.siblings or []:
         entry = {"size": s.size, "blob_id": s.blob_id}
         if s.lfs:
             entry["sha256"] = s.lfs.sha256 if hasattr(s.lfs, "sha256") else s.lfs["sha256"]
         files[s.rfilename] = entry
-    return info.sha, files
+    return files
 
 
 def same_content(local: Path, remote: dict) -> bool:

@@ -186,9 +186,7 @@ def publish(plans: list[ReleasePlan], token: str, manifest: Path = MANIFEST, log
             _tag(hf, plan, shas[plan.repo_id], log)
     except HfHubHTTPError as exc:
         raise HubError(f"Hub request failed: {_scrub(str(exc), token)}", hint="nothing was recorded in releases.yaml; re-run to resume") from None
-    except (OSError, RuntimeError, ValueError) as exc:
-        if isinstance(exc, HubError):
-            raise
+    except (OSError, RuntimeError, ValueError) as exc:  # connection drops, refused uploads
         raise HubError(f"upload failed: {_scrub(str(exc), token)}", hint="nothing was recorded in releases.yaml; re-run to resume") from None
     finally:
         for plan in plans:
