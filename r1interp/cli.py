@@ -46,7 +46,6 @@ def _sweep_pareto(args: argparse.Namespace) -> int:
 
 def _sweep_apply(args: argparse.Namespace) -> int:
     from r1interp import sweep
-    from r1interp.errors import R1InterpError
 
     points = sweep.points_from_exp_show(sweep.exp_show_json(args.repo))
     chosen = [p for p in points if args.experiment in (p.name, p.rev) or p.rev.startswith(args.experiment)]
@@ -73,28 +72,81 @@ def _features_show(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG = """\
+common workflows:
+  first run        r1interp doctor && dvc repro && r1interp status
+  browse results   dvc repro report && r1interp serve          (http://127.0.0.1:8000/)
+  release          r1interp publish --model reasoner --repo OWNER/NAME --dry-run   (then without --dry-run);
+                   r1interp pull OWNER/NAME --revision SHA --model reasoner
+
+`r1interp COMMAND --help` describes a command; --debug (anywhere, or R1INTERP_DEBUG=1) shows tracebacks.
+"""
+
+DEBUG_HINT = "re-run with --debug for the traceback"
+
+
+def _group_usage(parser: argparse.ArgumentParser):
+    """`r1interp sweep` without a subcommand: that group's help, exit 2."""
+
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return show
+
+
+def _add_group(sub, name: str, help: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    group = sub.add_parser(name, help=help, description=help)
+    group.set_defaults(func=_group_usage(group))
+    return group, group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="r1interp",
-        description="Mechanistic-interpretability registry for reasoning models (DVC pipeline + releases).",
+        description="Mechanistic interpretability of reasoning models: a DVC pipeline (organisms, transcoders,\n"
+                    "labels, attribution graphs, motifs, reasoning steps) and a release registry on the Hugging Face Hub.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks instead of one-line errors (also after the command; or R1INTERP_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    params = sub.add_parser("params", help="validate params files")
-    params_sub = params.add_subparsers(dest="params_command", metavar="SUBCOMMAND")
+    doctor = sub.add_parser("doctor", help="check the environment (python, torch/CUDA, dvc, git, remote, disk, network, keys)",
+                            description="Check the environment; one line per check (ok / warn / fail) with a hint. "
+                                        "Exit 1 when a check fails. Secrets are reported only as set / not set.")
+    doctor.add_argument("--repo", default=".", help="project folder (default: the current one)")
+    doctor.add_argument("--timeout", type=float, default=3.0, help="seconds per network check (default 3)")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor.set_defaults(func=_doctor)
+
+    status = sub.add_parser("status", help="what is built, stale and published (dvc status + dvc.lock + releases.yaml)",
+                            description="Summarise the pipeline (up to date / stale and why / never built), the releases "
+                                        "recorded in releases.yaml and the report site.")
+    status.add_argument("--repo", default=".", help="project folder (default: the current one)")
+    status.add_argument("--manifest", help="release manifest (default: releases.yaml at the project root)")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=_status)
+
+    serve = sub.add_parser("serve", help="serve the report site (reports/site) on http://127.0.0.1:PORT/",
+                           description="Serve the static report site on 127.0.0.1 only; Ctrl-C stops it.")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--dir", default="reports/site", help="site folder (default reports/site)")
+    serve.add_argument("--quiet", action="store_true", help="do not log requests")
+    serve.set_defaults(func=_serve)
+
+    _, params_sub = _add_group(sub, "params", "`params check [FILE]`: validate params.yaml (types, ranges, combinations)")
     check = params_sub.add_parser("check", help="validate a params file (default params.yaml)")
     check.add_argument("file", nargs="?", default="params.yaml")
     check.set_defaults(func=_params_check)
 
-    prompts = sub.add_parser("prompts", help="benchmark prompt sets")
-    prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="SUBCOMMAND")
+    _, prompts_sub = _add_group(sub, "prompts", "`prompts check FILE...`: validate benchmark prompt sets")
     pcheck = prompts_sub.add_parser("check", help="validate prompt files")
     pcheck.add_argument("files", nargs="+")
     pcheck.set_defaults(func=_prompts_check)
 
-    sweep = sub.add_parser("sweep", help="transcoder sweeps run as DVC experiments")
-    sweep_sub = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
+    _, sweep_sub = _add_group(sub, "sweep", "`sweep pareto|apply`: transcoder sweeps run as DVC experiments")
     pareto = sweep_sub.add_parser("pareto", help="Pareto front of CE increase vs L0 (and dead %%) over experiments")
     pareto.add_argument("--repo", default=".")
     pareto.add_argument("--out", default="reports/sweep")
@@ -105,8 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--params", default="params.yaml")
     apply.set_defaults(func=_sweep_apply)
 
-    features = sub.add_parser("features", help="inspect transcoder features")
-    features_sub = features.add_subparsers(dest="features_command", metavar="SUBCOMMAND")
+    _, features_sub = _add_group(sub, "features", "`features show LAYER FEATURE`: inspect a transcoder feature")
     show = features_sub.add_parser("show", help="a feature's stats, label, scores and marked example windows")
     show.add_argument("layer", type=int)
     show.add_argument("feature", type=int)
@@ -125,9 +176,87 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("must be 0-65535 (0 picks a free port)")
+    return port
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from r1interp import doctor
+
+    return doctor.run(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from r1interp import status
+
+    return status.run(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from r1interp import serve
+
+    return serve.run(args)
+
+
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Take `--debug` out of argv wherever it is (before a `--`), so it works before and after the command."""
+    out, debug = [], False
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            out += argv[i:]
+            break
+        if arg == "--debug":
+            debug = True
+        else:
+            out.append(arg)
+    return out, debug
+
+
+def _one_line(exc: BaseException) -> str:
+    """A one-line description of an unexpected exception."""
+    import subprocess
+
+    if isinstance(exc, subprocess.CalledProcessError):
+        cmd = exc.cmd if isinstance(exc.cmd, str) else " ".join(map(str, exc.cmd))
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "")
+        return f"`{cmd}` failed with exit code {exc.returncode}" + (f": {last}" if last else "")
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _scrub(text: str) -> str:
+    """Secrets from the environment never reach the terminal, even inside an exception's message."""
+    for var in ("HF_TOKEN", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"):
+        value = os.environ.get(var)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def _fail(message: str, hint: str | None, code: int, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    message = " ".join(message.split()) if "\n" in message else message
+    print(_scrub(f"error: {message}"), file=sys.stderr)
+    if hint and not (debug and hint == DEBUG_HINT):
+        print(_scrub(f"hint: {hint}"), file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    debug = debug or os.environ.get("R1INTERP_DEBUG", "") not in ("", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.debug = debug
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
@@ -135,12 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return func(args)
     except R1InterpError as exc:
-        if args.debug or os.environ.get("R1INTERP_DEBUG"):
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), exc.hint, 2, debug)
+    except KeyboardInterrupt:
+        return _fail("interrupted", None, 130, debug)
+    except BrokenPipeError:  # `r1interp status | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
+        except OSError:
+            pass
+        return 0
+    except Exception as exc:
+        return _fail(_one_line(exc), DEBUG_HINT, 1, debug)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""`r1interp serve`: the static report site on http://127.0.0.1:PORT/ (stdlib only, local only)."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from r1interp.errors import R1InterpError
+
+DEFAULT_DIR = Path("reports/site")
+HOST = "127.0.0.1"  # never 0.0.0.0: the site is for the person at this machine
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript", ".mjs": "text/javascript",
+                      ".json": "application/json", ".svg": "image/svg+xml", ".wasm": "application/wasm"}
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-cache")  # the site is rebuilt in place by `dvc repro`
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (stdlib signature)
+        if not getattr(self.server, "quiet", False):
+            super().log_message(format, *args)
+
+
+def make_server(directory: str | Path = DEFAULT_DIR, port: int = 8000, host: str = HOST, quiet: bool = False) -> ThreadingHTTPServer:
+    """A server bound to host:port serving `directory` (port 0 picks a free one); errors as R1InterpError."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise R1InterpError(f"{directory}: no such directory (the report site is not built)",
+                            hint="build it with `dvc repro report`, or point --dir at a built site")
+    handler = functools.partial(_Handler, directory=str(directory.resolve()))
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise R1InterpError(f"port {port} on {host} is already in use",
+                                hint=f"pick another with --port {port + 1 if port else 8001}, or --port 0 for a free one") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise R1InterpError(f"not allowed to listen on port {port}", hint="use a port above 1023, or --port 0") from None
+        raise
+    server.daemon_threads = True
+    server.quiet = quiet
+    return server
+
+
+def url(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/"
+
+
+def run(args) -> int:
+    server = make_server(args.dir, args.port, quiet=args.quiet)
+    directory = Path(args.dir)
+    if not (directory / "index.html").is_file():
+        print(f"warning: {directory / 'index.html'} is missing; the server lists the folder instead", file=sys.stderr)
+    print(f"serving {directory} at {url(server)}  (Ctrl-C to stop)", flush=True)
+    thread = threading.Thread(target=server.serve_forever, name="r1interp-serve", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0
