@@ -232,8 +232,10 @@ def check_http(name: str, url: str, timeout: float, hint: str = OFFLINE_HINT) ->
     """Reachable when the server answers at all (any HTTP status: 401 / 404 still mean it is there)."""
     shown = _safe_url(url)
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "r1interp-doctor"})
+    local = urllib.parse.urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if local else urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 (http(s) URLs from config)
+        with opener.open(request, timeout=timeout) as resp:  # http(s) URLs from the environment / DVC config
             status = resp.status
     except urllib.error.HTTPError as exc:
         status = exc.code

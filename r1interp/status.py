@@ -128,8 +128,10 @@ def collect(root: str | Path = ".", manifest: str | Path | None = None) -> Repor
         locks: dict[Path, dict] = {}
         by_stage: dict[Any, StageStatus] = {}
         for stage in stages:
-            name = stage.addressing
             base = Path(stage.dvcfile.path).parent
+            dvcfile = Path(stage.dvcfile.path).relative_to(top)
+            # dvc's own addressing is relative to the working directory; ours to the project root.
+            name = stage.name if str(dvcfile) == "dvc.yaml" else f"{dvcfile}:{stage.name}"
             entry = _lock_entries(Path(stage.dvcfile.path), locks).get(stage.name)
             if entry is None:
                 outs = [str(o.def_path) for o in stage.outs]
@@ -142,7 +144,7 @@ def collect(root: str | Path = ".", manifest: str | Path | None = None) -> Repor
             elif status is None:
                 st.state = BUILT if all(o["present"] for o in present) else OUTS_MISSING
             else:
-                inputs, outputs, notes = _changes(status.get(name, []))
+                inputs, outputs, notes = _changes(status.get(stage.addressing, []))
                 st.changes = inputs + outputs
                 if inputs:
                     st.state = STALE
