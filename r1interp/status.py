@@ -223,11 +223,12 @@ def render(report: Report) -> str:
         lines.append(f"releases: none in {manifest} (publish with `r1interp publish --model reasoner --repo OWNER/NAME`)")
     else:
         lines.append(f"releases: {len(report.releases)} in {manifest}")
+        name_w = max(len(str(r.get("name"))) for r in report.releases)
         for r in report.releases:
             rev = (r.get("revision") or "?")[:12]
             tag = f" ({r['tag']})" if r.get("tag") else ""
             when = f"  published {r['published_at']}" if r.get("published_at") else ""
-            lines.append(f"  {r.get('kind') or '?':<8} {r['name']:<28} {r['repo_id']}@{rev}{tag}{when}")
+            lines.append(f"  {r.get('kind') or '?':<8} {r['name']:<{name_w}}  {r['repo_id']}@{rev}{tag}{when}")
     if report.site:
         lines.append(f"site: {_rel(report.site, report.root)} (browse it with `r1interp serve`)")
     else:

@@ -16,6 +16,17 @@ class HubError(R1InterpError):
     """A Hub operation failed or was refused; nothing was published or installed."""
 
 
+def progress(items, desc: str, unit: str = "file"):
+    """A tqdm bar on stderr for local work between the Hub's own bars (hashing, verifying, converting): shown on a
+    terminal only, and off with HF_HUB_DISABLE_PROGRESS_BARS=1 like huggingface_hub's."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    off = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() in ("1", "true", "yes") or None
+    return tqdm(items, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=off)
+
+
 def token_from_env(required: bool = True) -> str | None:
     token = os.environ.get(TOKEN_ENV) or None
     if required and not token:

@@ -24,7 +24,7 @@ from r1interp.config import Params, to_dict
 from r1interp.errors import ArtifactError
 from r1interp.models import PROFILES
 from r1interp.registry import card
-from r1interp.registry.hub import HubError, api, remote_files, same_content
+from r1interp.registry.hub import HubError, api, progress, remote_files, same_content
 from r1interp.registry.manifest import MANIFEST, add_release, sha256_file
 from r1interp.transcoders import SET_ROOT, TRAIN_ROOT
 from r1interp.transcoders.layout import check_sparsify_coder, find_coders
@@ -93,9 +93,9 @@ def plan_model_release(params: Params, model: str, repo_id: str, root: Path = Pa
     coder_dirs = find_coders(set_dir / "sparsify")
     if not coder_dirs:
         raise ArtifactError(f"{set_dir / 'sparsify'}: no transcoders", hint=f"run `dvc repro transcoders@{model}`")
-    infos = [check_sparsify_coder(d) for d in coder_dirs]
+    infos = [check_sparsify_coder(d) for d in progress(coder_dirs, f"checking {model} transcoders", "layer")]
     files = []
-    for d in coder_dirs:
+    for d in progress(coder_dirs, "hashing (sha256)", "layer"):
         files += [_upload(f"{d.name}/{name}", d / name) for name in ("cfg.json", "sae.safetensors")]
     ct = set_dir / "circuit-tracer"
     files += [_upload(f"circuit-tracer/{p.name}", p) for p in sorted(ct.iterdir()) if p.is_file()]
@@ -170,8 +170,8 @@ def publish(plans: list[ReleasePlan], token: str, manifest: Path = MANIFEST, log
                     f"{plan.repo_type} repo {plan.repo_id} exists with other content ({', '.join(stale[:5])}"
                     f"{'...' if len(stale) > 5 else ''}); refusing to overwrite it",
                     hint="publish to a new repo id (--repo / --dataset-repo)")
-            changed = [u for u in plan.files if u.path_in_repo not in existing
-                       or not same_content(u.local, existing[u.path_in_repo])]
+            changed = [u for u in progress(plan.files, f"{plan.repo_id}: comparing with the Hub")
+                       if u.path_in_repo not in existing or not same_content(u.local, existing[u.path_in_repo])]
             if not changed and not stale:
                 log(f"{plan.repo_id}: already up to date at {head[:12]} (no new commit)")
                 shas[plan.repo_id] = head

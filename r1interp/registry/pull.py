@@ -22,7 +22,7 @@ from pathlib import Path
 
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
-from r1interp.registry.hub import HubError, api, endpoint, token_from_env
+from r1interp.registry.hub import HubError, api, endpoint, progress, token_from_env
 from r1interp.registry.manifest import MANIFEST, find_release, sha256_file
 from r1interp.transcoders.layout import (
     check_sparsify_coder,
@@ -90,7 +90,7 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
         coder_dirs = [d for d in find_coders(tmp) if layers is None or layer_of(d.name) in layers]
         if not coder_dirs:
             raise ArtifactError(f"{repo_id}@{sha[:12]}: no transcoders (layers.N.mlp/cfg.json + sae.safetensors)")
-        infos = [check_sparsify_coder(d, d_model=d_model) for d in coder_dirs]
+        infos = [check_sparsify_coder(d, d_model=d_model) for d in progress(coder_dirs, "checking transcoders", "layer")]
         present = [i.layer for i in infos]
         expected = layers if layers is not None else (list(range(n_layers)) if n_layers else present)
         missing = [layer for layer in expected if layer not in present]
@@ -101,7 +101,7 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
                 shutil.copytree(d, dest / "sparsify" / d.name)
             if not missing:
                 files = {}
-                for d in coder_dirs:
+                for d in progress(coder_dirs, "writing the circuit-tracer layout", "layer"):
                     files[layer_of(d.name)] = f"layer_{layer_of(d.name)}.safetensors"
                     write_circuit_tracer_layer(d, dest / "circuit-tracer" / files[layer_of(d.name)])
                 write_circuit_tracer_config(dest / "circuit-tracer", files, scan=f"{repo_id}@{sha[:12]}", k=infos[0].k)
@@ -130,7 +130,7 @@ def _wanted(names: list[str], layers: list[int] | None) -> list[str]:
 
 def _verify(root: Path, entry: dict, manifest: Path) -> None:
     bad = []
-    for path, digest in entry["files"].items():
+    for path, digest in progress(entry["files"].items(), "verifying sha256 against releases.yaml"):
         local = root / path
         if not _safe(path):
             continue
