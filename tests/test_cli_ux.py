@@ -370,3 +370,18 @@ def test_error_messages_never_echo_secrets(monkeypatch, capsys):
     assert main(["params", "check"]) == 1
     err = capsys.readouterr().err
     assert "SECRET" not in err and "error: RuntimeError: 401 for token ***" in err
+
+
+def test_doctor_checks_a_local_dvc_remote(project, tmp_path):
+    from r1interp.doctor import check_remote
+
+    storage = tmp_path / "storage"
+    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(storage)], project)
+    first = check_remote(project, timeout=1)
+    assert first.status == "ok" and "created on the first `dvc push`" in first.detail
+    storage.mkdir()
+    assert check_remote(project, timeout=1).status == "ok"
+    (tmp_path / "a-file").write_text("")
+    run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "store", "url", str(tmp_path / "a-file" / "storage")], project)
+    bad = check_remote(project, timeout=1)  # config.local overrides config, as for dvc itself
+    assert bad.status == "fail" and "cannot be created" in bad.detail and "dvc remote modify --local" in bad.hint
