@@ -1,0 +1,125 @@
+"""Build the whole site into a temporary directory and move it into place only when every page is written.
+
+Order matters because pages link to each other: graphs are read first (they name the features they use),
+then the feature selection is fixed, then every page is written knowing which links resolve.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from r1interp.config import Params
+from r1interp.io import atomic_path
+from r1interp.site.context import Context
+from r1interp.site.html import esc, fmt
+from r1interp.site.inputs import Inputs, missing
+from r1interp.site.pages import experiments, features, graphs, interventions, motifs, overview, taxonomy
+
+ASSETS = ("site.css", "site.js", "graph.js")
+QUALITY_DIR = "reports/quality"
+
+
+@dataclass
+class BuildSummary:
+    out: Path
+    pages: int
+    feature_pages: int
+    graph_pages: int
+    bytes: int
+    seconds: float
+
+
+def build_site(root: str | Path, out: str | Path, params: Params, *, params_file: str = "params.yaml",
+               exp_show: Callable[[], list] | None = None) -> BuildSummary:
+    """Read the artifacts under `root`, write the site to `out` atomically (the old site stays until the new
+    one is complete). `exp_show` returns `dvc exp show --json` output (None: the table is not collected)."""
+    started = time.perf_counter()
+    root, out = Path(root), Path(out)
+    inputs = Inputs(root)
+    with atomic_path(out, directory=True) as tmp:
+        ctx = Context(out=tmp, inputs=inputs, params=params, footer=_footer(root, params), params_file=params_file)
+        _copy_assets(tmp)
+        gs = graphs.load(ctx)
+        graphs.check_unique(gs)
+        sel = features.select(ctx, gs.usage)
+        ctx.feature_pages.update(sel.reasons)
+        graphs.write(ctx, gs)
+        features.write(ctx, sel, gs.usage)
+        motifs.write(ctx)
+        taxonomy.write(ctx)
+        interventions.write(ctx)
+        experiments.write(ctx, exp_show)
+        _quality(ctx, tmp)
+        overview.write(ctx, _cards(ctx, gs))
+        size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        summary = BuildSummary(out, len(ctx.pages_written), len(ctx.feature_pages), len(ctx.graph_pages), size, 0.0)
+    summary.seconds = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def _copy_assets(out: Path) -> None:
+    dest = out / "assets"
+    dest.mkdir(parents=True, exist_ok=True)
+    source = resources.files("r1interp.site") / "assets"
+    for name in ASSETS:
+        (dest / name).write_bytes((source / name).read_bytes())
+
+
+def _quality(ctx: Context, out: Path) -> None:
+    """The Data Docs are copied (not linked), so the site can be moved or served on its own."""
+    src = ctx.inputs.path(QUALITY_DIR)
+    if (src / "index.html").is_file():
+        shutil.copytree(src, out / "quality")
+    else:
+        overview.quality_placeholder(ctx, out)
+
+
+def _footer(root: Path, params: Params) -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        commit = rev.stdout.strip() if rev.returncode == 0 else ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                               text=True, timeout=30)
+        if commit and dirty.returncode == 0 and dirty.stdout.strip():
+            commit += " + uncommitted changes"
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = f" from commit <code>{esc(commit)}</code>" if commit else ""
+    return f"r1interp report · profile <code>{esc(params.model.profile)}</code> · built {when}{where}"
+
+
+def _cards(ctx: Context, gs: graphs.GraphSet) -> list[tuple[str, str, str, str, bool]]:
+    inputs = ctx.inputs
+    compare = inputs.json(motifs.COMPARE, "compare")
+    cmp_line, cmp_built = "–", not missing(compare)
+    if cmp_built and isinstance(compare.get("comparisons"), dict):
+        rvb = compare["comparisons"].get("reasoner_vs_base") or next(iter(compare["comparisons"].values()), {})
+        cmp_line = f"{fmt(rvb.get('significant'))} / {fmt(rvb.get('statistics'))} differ"
+    tax = inputs.json(taxonomy.TAXONOMY, "clusters")
+    cl_metrics = inputs.json(taxonomy.METRICS, "clusters")
+    ari = "" if missing(cl_metrics) else f"ARI {fmt(cl_metrics.get('kmeans', {}).get('ari_vs_true_step_types'))} vs step types"
+    inter_built = inputs.exists(interventions.RESULTS) or inputs.exists(interventions.METRICS)
+    pareto = inputs.json(experiments.PARETO, "sweep")
+    quality = inputs.json(overview.QUALITY, "quality")
+    q_line = "–" if missing(quality) else f"{fmt(quality.get('overall', {}).get('passed'))} / {fmt(quality.get('overall', {}).get('checks'))}"
+    n_graphs = len(gs.graphs)
+    return [
+        ("Features", "features/index.html", f"{len(ctx.feature_pages):,} pages", "labels, scores, examples, uses", bool(ctx.feature_pages)),
+        ("Attribution graphs", "graphs/index.html", f"{n_graphs} graphs", f"+ {len(gs.references)} reference; interactive viewer",
+         not missing(gs.index)),
+        ("Motifs", "motifs.html", cmp_line, "reasoner vs base (statistics with CI excluding 0)", cmp_built),
+        ("Taxonomy", "taxonomy.html", "–" if missing(tax) else f"{tax['k']} step clusters", ari or "clusters of <think> steps",
+         not missing(tax)),
+        ("Interventions", "interventions.html", "results" if inter_built else "–", "steering, ablation, weight edits", inter_built),
+        ("Experiments", "experiments.html", "–" if missing(pareto) else f"{len(pareto.get('points', []))} sweep points",
+         "Pareto front, dvc exp show", not missing(pareto)),
+        ("Data quality", "quality/index.html", q_line, "Great Expectations checks passing", not missing(quality)),
+    ]

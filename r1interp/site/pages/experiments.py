@@ -1,0 +1,154 @@
+"""Experiment comparison page: the transcoder sweep's Pareto front (`r1interp sweep pareto`) and a table
+like `dvc exp show` — headline metrics and the parameters that differ, for the workspace, commits and
+DVC experiments.
+
+`dvc exp show` is a command, not an artifact: when it cannot run (no git repo, no DVC, an error) the page
+says why instead of failing the build.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from r1interp.errors import ArtifactError, R1InterpError
+from r1interp.site import svg
+from r1interp.site.context import Context
+from r1interp.site.html import Cell, esc, fmt, missing_box, note, num, page, section, table, text
+from r1interp.site.inputs import missing
+
+PARETO = "reports/sweep/pareto.json"
+PARETO_PNG = "reports/sweep/pareto.png"
+HEADLINE = (  # metric columns of the table: (file:key pattern, short name)
+    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.ce_increase_all_layers", "CE incr. {0}"),
+    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.mean_l0", "L0 {0}"),
+    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.max_dead_pct", "dead % {0}"),
+    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.mean_fvu", "FVU {0}"),
+    (r"reports/metrics/organism\.json:(\w+)\.accuracy\.overall", "accuracy {0}"),
+    (r"reports/metrics/labels\.json:(\w+)\.detection_balanced_accuracy", "detection {0}"),
+    (r"reports/metrics/graphs\.json:(\w+)\.answer\.replacement", "replacement {0}"),
+)
+MAX_PARAM_COLUMNS = 14
+
+
+def write(ctx: Context, exp_show: Callable[[], list] | None) -> None:
+    parts = [_pareto(ctx), _exp_table(exp_show)]
+    intro = ("Transcoder sweeps run as DVC experiments (<code>dvc exp run --queue -S train.k=…</code>); "
+             "<code>r1interp sweep pareto</code> finds the points no other point beats on CE increase, L0 and dead features.")
+    ctx.write("experiments.html", page(title="Experiments", body=f'<p class="intro">{intro}</p>' + "".join(parts), depth=0,
+                                       active="experiments", footer=ctx.footer))
+
+
+def _pareto(ctx: Context) -> str:
+    doc = ctx.inputs.json(PARETO, "sweep")
+    if missing(doc):
+        return section("Pareto front", '<div class="missing"><strong>Sweep: not built yet</strong>: queue experiments and run '
+                       "<code>r1interp sweep pareto</code> (writes <code>reports/sweep/pareto.json</code>).</div>", "pareto")
+    points = doc.get("points") if isinstance(doc, dict) else None
+    fields = ("name", "model", "ce_increase", "l0", "dead_pct")
+    if not isinstance(points, list) or not all(isinstance(p, dict) and all(f in p for f in fields) for p in points):
+        raise ArtifactError(f"{PARETO}: expected {{'points': [{{{', '.join(fields)}, ...}}]}}",
+                            hint="re-run `r1interp sweep pareto`")
+    parts = []
+    for i, model in enumerate(sorted({p["model"] for p in points})):
+        pts = [p for p in points if p["model"] == model]
+        front = sorted((p for p in pts if p.get("on_front")), key=lambda p: p["l0"])
+        chart_pts = [svg.Point(float(p["l0"]), float(p["ce_increase"]),
+                               f"{p['name']} {json.dumps(p.get('params', {}))}: L0 {fmt(p['l0'])}, CE +{fmt(p['ce_increase'])}, "
+                               f"dead {fmt(p['dead_pct'])}%", color="#c62828" if p.get("on_front") else svg.MUTED,
+                               emphasis=bool(p.get("on_front"))) for p in pts]
+        paths = [([(float(p["l0"]), float(p["ce_increase"])) for p in front], "#c62828")] if len(front) > 1 else []
+        positive = all(float(p["ce_increase"]) > 0 for p in pts)
+        parts.append(f"<div><h3>{esc(model)}</h3>" + svg.scatter(
+            chart_pts, xlabel="L0 (active latents per token)", ylabel="CE increase, all layers (nats)", paths=paths,
+            legend=[("on the front", "#c62828"), ("dominated", svg.MUTED)], ylog=positive and len(pts) > 2) + "</div>")
+    rows = [[text(p["name"]), text(p["model"]), text(json.dumps(p.get("params", {}))), num(p["ce_increase"]), num(p["l0"]),
+             num(p["dead_pct"]), Cell("front" if p.get("on_front") else "", int(bool(p.get("on_front"))), "ok" if p.get("on_front") else "")]
+            for p in points]
+    body = '<div class="cols">' + "".join(parts) + "</div>" + table(
+        ["experiment", "model", "swept params", "CE increase", "L0", "max dead %", "Pareto"], rows)
+    img = ctx.image(PARETO_PNG, "sweep")
+    if not missing(img):
+        body += f'<details><summary>pareto.png</summary><img class="figure" src="{esc(img)}" alt="Pareto front"></details>'
+    return section(f"Pareto front ({len(points)} points)", body, "pareto")
+
+
+# ------------------------------------------------------------------------------------------- exp show
+
+
+def flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(doc, dict):
+        out: dict[str, Any] = {}
+        for k, v in doc.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: doc}
+
+
+def exp_rows(data: list) -> list[dict]:
+    """Workspace, commits and experiments of `dvc exp show --json`, in its order, each with flat params and
+    metrics (`file:key.path`)."""
+    rows = []
+
+    def add(entry: dict, kind: str, parent: str = "") -> None:
+        body = entry.get("data") or {}
+        params = flatten(((body.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+        metrics = {}
+        for file, m in (body.get("metrics") or {}).items():
+            for k, v in flatten((m or {}).get("data") or {}).items():
+                metrics[f"{file}:{k}"] = v
+        rows.append({"name": entry.get("name") or str(entry.get("rev", ""))[:7], "rev": str(entry.get("rev", "")),
+                     "kind": kind, "parent": parent, "timestamp": body.get("timestamp"), "params": params,
+                     "metrics": metrics, "error": entry.get("error")})
+        for exp in entry.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                add(rev, "experiment", str(entry.get("rev", ""))[:7])
+
+    for entry in data or []:
+        if isinstance(entry, dict):
+            add(entry, "workspace" if entry.get("rev") == "workspace" else "commit")
+    return rows
+
+
+def _exp_table(exp_show: Callable[[], list] | None) -> str:
+    title = "Experiments and commits (dvc exp show)"
+    if exp_show is None:
+        return section(title, note("Not collected for this build (<code>--no-experiments</code>).", "missing"), "exp-show")
+    try:
+        data = exp_show()
+    except (R1InterpError, OSError, json.JSONDecodeError) as exc:
+        return section(title, note(f"<code>dvc exp show --json</code> could not run here: {esc(exc)}. "
+                                   "It needs a git repository with DVC initialised.", "missing"), "exp-show")
+    rows = exp_rows(data)
+    if not rows:
+        return section(title, note("No revisions found.", "missing"), "exp-show")
+    metric_cols: list[tuple[str, str]] = []
+    for pattern, name in HEADLINE:
+        rx = re.compile(pattern + "$")
+        keys = sorted({k for r in rows for k in r["metrics"] if rx.match(k)})
+        metric_cols += [(k, name.format(*rx.match(k).groups())) for k in keys]
+    varying = []
+    for key in sorted({k for r in rows for k in r["params"]}):
+        values = {json.dumps(r["params"].get(key), sort_keys=True) for r in rows if key in r["params"]}
+        if len(values) > 1:
+            varying.append(key)
+    shown_params = varying[:MAX_PARAM_COLUMNS]
+    body = []
+    for r in rows:
+        label = esc(r["name"]) + (f' <span class="muted">({esc(r["parent"])})</span>' if r["kind"] == "experiment" else "")
+        cells = [Cell(label), text(r["kind"]), Cell(f"<code>{esc(r['rev'][:7])}</code>"), text(r["timestamp"] or "")]
+        cells += [num(r["metrics"].get(k)) if isinstance(r["metrics"].get(k), (int, float)) else text(r["metrics"].get(k, ""))
+                  for k, _ in metric_cols]
+        cells += [text(json.dumps(r["params"][k]) if k in r["params"] else "") for k in shown_params]
+        body.append(cells)
+    n_exp = sum(r["kind"] == "experiment" for r in rows)
+    head = (f"<p>{n_exp} experiment(s), {sum(r['kind'] == 'commit' for r in rows)} commit(s) and the workspace. "
+            f"Parameter columns: the {len(shown_params)} that differ between revisions"
+            + (f" (first {MAX_PARAM_COLUMNS} of {len(varying)})" if len(varying) > MAX_PARAM_COLUMNS else "") + ".</p>")
+    if not n_exp:
+        head += note("No DVC experiments yet: queue a sweep with <code>dvc exp run --queue evaluate -S train.k=8,16,32</code> "
+                     "and run it with <code>dvc exp run --run-all</code>.")
+    return section(title, head + table(["revision", "kind", "rev", "created"] + [n for _, n in metric_cols] + shown_params, body,
+                                       filterable=True, table_id="exp-table"), "exp-show")
