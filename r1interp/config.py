@@ -359,6 +359,57 @@ class CriticalParams:
     top: int = _f(25, ge=1, doc="features listed per table")
 
 
+STEP_TYPES = ("column_sum", "column_sum_carry", "column_product", "column_product_carry", "final_carry")
+
+
+@dataclass(frozen=True)
+class SteeringParams:
+    features: int = _f(50, ge=1, doc="features whose typical output (mean activation x decoder row) makes the direction")
+    alphas: list[float] = _f([1.0, 2.0, 4.0, 8.0, 16.0], ge=0.0, doc="multiples of the direction added at every position")
+    base_toward_reasoner: bool = _f(True, doc="also steer the base model with the reasoner's most active think features")
+
+
+@dataclass(frozen=True)
+class EditParams:
+    sizes: list[int] = _f([2, 4, 8], ge=1, doc="carry features whose decoder span is edited in down_proj")
+    scales: list[float] = _f([0.0, 2.0], ge=0.0, doc="0 projects the span out, >1 amplifies it")
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    step_type: str = _f("column_sum", choices=STEP_TYPES, doc="the cluster (by majority step type) whose features span the update")
+    features: int = _f(64, ge=1, doc="top features of that cluster (vs all other steps) spanning the update")
+    task: str = _f("add", choices=("add", "mul"), doc="out-of-distribution problems to fine-tune on (where the steps fail)")
+    problems: int = _f(256, ge=8, doc="failing out-of-distribution training problems (fresh, never evaluated)")
+    replay: float = _f(1.0, ge=0.0, le=4.0, doc="in-distribution training-split problems mixed in, per failing problem")
+    steps: int = _f(300, ge=1)
+    lr: float = _f(1.0e-2, gt=0.0)
+    batch_size: int = _f(32, ge=1)
+
+
+@dataclass(frozen=True)
+class InterventionsParams:
+    """Targeted modifications and their effect on held-out accuracy (the `interventions` stage)."""
+
+    model: str = _f("reasoner", choices=("reasoner",), doc="the model whose features are ablated / edited")
+    problems_per_group: int = _f(100, ge=1, doc="problems per group (task x carry, out-of-distribution)")
+    ood_digits: int = _f(4, ge=1, le=9, doc="operand length of the out-of-distribution groups")
+    max_new_tokens: int = _f(160, ge=8)
+    batch_size: int = _f(100, ge=1)
+    target_step_type: str = _f("column_sum_carry", choices=STEP_TYPES, doc="clusters whose steps are mostly this are ablated")
+    contrast_step_type: str = _f("column_sum", choices=STEP_TYPES, doc="...ranked against the clusters of this step type")
+    ablation_sizes: list[int] = _f([25, 50, 100, 150, 300], ge=1, doc="top-ranked features ablated together")
+    random_controls: int = _f(3, ge=1, doc="random feature sets of equal size (per layer) for every ablation and edit")
+    steering: SteeringParams = _f(SteeringParams())
+    edit: EditParams = _f(EditParams())
+    finetune: FinetuneParams = _f(FinetuneParams())
+    seed: int = _f(0, ge=0)
+
+    def check(self, path: str) -> None:
+        if self.target_step_type == self.contrast_step_type:
+            raise ConfigError(f"{path}.contrast_step_type must differ from {path}.target_step_type ({self.target_step_type!r})")
+
+
 @dataclass(frozen=True)
 class Params:
     seed: int = _f(0, ge=0)
@@ -375,6 +426,7 @@ class Params:
     compare: CompareParams = _f(CompareParams())
     clusters: ClustersParams = _f(ClustersParams())
     critical: CriticalParams = _f(CriticalParams())
+    interventions: InterventionsParams = _f(InterventionsParams())
 
     def check(self, path: str) -> None:
         if self.model.profile == "organism" and not self.train.num_latents:
@@ -413,6 +465,11 @@ class Params:
         if self.clusters.model not in self.train.models:
             raise ConfigError(
                 f"clusters.model: {self.clusters.model!r} has no transcoders; allowed: train.models = {self.train.models}"
+            )
+        if self.interventions.model != self.clusters.model:
+            raise ConfigError(
+                f"interventions.model: {self.interventions.model!r} must be clusters.model ({self.clusters.model!r}): "
+                "the features are ranked on the clusters' step profiles"
             )
         if self.compare.null_model not in self.motifs.nulls:
             raise ConfigError(

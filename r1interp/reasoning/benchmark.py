@@ -1,0 +1,114 @@
+"""Held-out reasoning accuracy by problem group, with confidence intervals, for the intervention experiments.
+
+Groups for the organism: each task split by whether the problem needs a carry (held-out corpus problems), plus
+out-of-distribution operand lengths the organisms never saw (`ood_<task>`, freshly generated). Accuracy is
+greedy-decoded exact match of the final answer, with a Wilson 95% interval (well-behaved at 0 and 1, where
+the normal approximation collapses to a zero-width interval).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from r1interp import chat
+from r1interp.organism import tasks
+from r1interp.organism.evaluate import generate, parse_answer
+from r1interp.organism.train import Example, _batch, encode
+
+
+@dataclass(frozen=True)
+class Item:
+    question: str
+    answer: int
+    completion: str  # the gold think + answer, for teacher-forced loss
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (math.nan, math.nan)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # exact bounds at the ends (the formula gives them only up to rounding)
+    return (0.0 if correct == 0 else max(0.0, centre - half), 1.0 if correct == n else min(1.0, centre + half))
+
+
+def _item(problem: tasks.Problem) -> Item:
+    return Item(problem.prompt, problem.answer, chat.reasoning_completion(problem.think, problem.answer_text))
+
+
+def organism_groups(corpus: pd.DataFrame, per_group: int, ood_digits: int, seed: int) -> dict[str, list[Item]]:
+    """group -> problems: `<task>_carry` / `<task>_no_carry` from the held-out split, `ood_<task>` generated with
+    `ood_digits`-digit operands (multiplication keeps its one-digit second factor)."""
+    heldout = corpus[corpus["split"] == "heldout"]
+    groups: dict[str, list[Item]] = {}
+    for task in sorted(heldout["task"].unique()):
+        for carry, name in ((True, "carry"), (False, "no_carry")):
+            rows = heldout[(heldout["task"] == task) & (heldout["has_carry"] == carry)].head(per_group)
+            if len(rows):
+                groups[f"{task}_{name}"] = [_item(tasks.make_problem(task, *_operands(r.id))) for r in rows.itertuples()]
+    for task in sorted(heldout["task"].unique()):
+        groups[f"ood_{task}"] = ood_problems(task, per_group, ood_digits, seed)
+    return groups
+
+
+def ood_problems(task: str, n: int, digits: int, seed: int) -> list[Item]:
+    rng = random.Random(f"ood-{task}-{digits}-{seed}")
+    return [_item(tasks.sample_problem(task, rng, digits, digits)) for _ in range(n)]
+
+
+def training_problems(corpus: pd.DataFrame, task: str, n: int, seed: int) -> list[Item]:
+    """n problems of `task` from the training split (what the model already solves: replay data)."""
+    rows = corpus[(corpus["split"] == "train") & (corpus["task"] == task)]
+    rows = rows.sample(min(n, len(rows)), random_state=seed) if n else rows.iloc[:0]
+    return [_item(tasks.make_problem(task, *_operands(pid))) for pid in rows["id"]]
+
+
+def _operands(problem_id: str) -> tuple[int, int]:
+    """Corpus ids are `<task>-<a>-<b>`."""
+    _, a, b = problem_id.split("-")
+    return int(a), int(b)
+
+
+def accuracy(model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens: int, batch_size: int) -> dict[str, dict]:
+    """group -> {n, correct, accuracy, ci_low, ci_high}."""
+    out = {}
+    for group, items in groups.items():
+        completions = generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, desc=group)
+        correct = sum(parse_answer(c) == i.answer for c, i in zip(completions, items))
+        lo, hi = wilson(correct, len(items))
+        out[group] = {"n": len(items), "correct": correct, "accuracy": correct / len(items) if items else math.nan,
+                      "ci_low": lo, "ci_high": hi}
+    return out
+
+
+def examples(tokenizer, items: list[Item]) -> list[Example]:
+    """Prompt + gold completion token ids, with the prompt length (the loss starts after it)."""
+    return [encode(tokenizer, chat.prompt_text(i.question), i.completion) for i in items]
+
+
+def batches(examples_: list[Example], pad_id: int, batch_size: int):
+    for start in range(0, len(examples_), batch_size):
+        yield _batch(examples_[start : start + batch_size], pad_id)
+
+
+@torch.no_grad()
+def gold_nll(model, tokenizer, items: list[Item], batch_size: int) -> float:
+    """Mean per-token negative log-likelihood of the gold completions (teacher forced): a graded measure of how
+    close a model is to the right reasoning when its greedy accuracy is stuck at 0 or 1."""
+    total, count = 0.0, 0
+    for ids, labels, mask in batches(examples(tokenizer, items), tokenizer.pad_token_id, batch_size):
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = labels[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")
+        total += float(loss)
+        count += int((target != -100).sum())
+    return total / max(1, count)
