@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1interp.site.context import FeatureKey
+from r1interp.site.tokens import readable
 
 KIND = {"cross layer transcoder": "f", "transcoder": "f", "per layer transcoder": "f", "feature": "f",
         "mlp reconstruction error": "e", "error": "e", "embedding": "m", "logit": "l"}
@@ -79,7 +80,7 @@ def compact(doc: dict[str, Any], slug: str, model: str, *, reference: bool = Fal
         nodes.append([str(n["node_id"]), k, layer, int(n.get("ctx_idx", 0)), fid,
                       _sig(act) if isinstance(act, (int, float)) else None,
                       _sig(infl) if isinstance(infl, (int, float)) else None,
-                      str(n.get("clerp") or ""), _sig(float(n.get("token_prob") or 0.0)), bool(n.get("is_target_logit")), False])
+                      readable(str(n.get("clerp") or "")), _sig(float(n.get("token_prob") or 0.0)), bool(n.get("is_target_logit")), False])
         index[str(n["node_id"])] = i
     links = sorted(doc["links"], key=lambda lk: -abs(float(lk["weight"])))
     data = {

@@ -127,6 +127,19 @@ def kv_table(pairs: Iterable[tuple[str, str]]) -> str:
     return f'<table class="kv">{rows}</table>'
 
 
+def facts_grid(pairs: Iterable[tuple[str, str]]) -> str:
+    """Short key/value facts flowing in columns (a page header), values already HTML."""
+    items = "".join(f"<div><dt>{esc(k)}</dt><dd>{v}</dd></div>" for k, v in pairs)
+    return f'<dl class="facts">{items}</dl>'
+
+
+def figures(items: Iterable[tuple[str, str]]) -> str:
+    """Pipeline PNGs (site path, caption) at their natural size, wrapping; a click opens the full image."""
+    figs = "".join(f'<figure><a href="{esc(src)}"><img class="figure" src="{esc(src)}" alt="{esc(cap)}"></a>'
+                   f"<figcaption>{esc(cap)}</figcaption></figure>" for src, cap in items)
+    return f'<div class="figs">{figs}</div>' if figs else ""
+
+
 def missing_box(items: Missing | Sequence[Missing], what: str = "") -> str:
     """The "not built yet" box: what is missing and the command that builds it."""
     items = [items] if isinstance(items, Missing) else list(items)

@@ -255,8 +255,9 @@ class LineSeries:
 
 def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", width: int = 640, height: int = 300,
           xlog: bool = False, ylim: tuple[float, float] | None = None, refs: Sequence[tuple[float, str, str]] = (),
-          title: str = "") -> str:
-    """Lines with markers and CI whiskers; `refs` are horizontal dashed reference lines (y, label, color)."""
+          marks: Sequence[tuple[float, str]] = (), title: str = "") -> str:
+    """Lines with markers and CI whiskers; `refs` are horizontal dotted reference lines (y, label, color),
+    `marks` labelled vertical lines (x, label), e.g. the chosen k."""
     series = [s for s in series if len(s.xs)]
     if not series:
         return ""
@@ -272,6 +273,9 @@ def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", w
     ys += [r[0] for r in refs]
     sy = Scale(*(ylim or padded_range(ys)), bottom, top)
     out = [legend_svg, _y_axis(sy, left, width - 10, ylabel), _x_axis(sx, bottom, top, xlabel, width)]
+    for x, label in marks:
+        out.append(f'<line x1="{sx(x):.0f}" x2="{sx(x):.0f}" y1="{top:.0f}" y2="{bottom:.0f}" stroke="#1f2933" stroke-dasharray="4 3"/>'
+                   + _text(sx(x) + 4, top + 10, label, cls="legend"))
     for y, label, col in refs:
         out.append(f'<g><title>{esc(label)}: {fmt(y)}</title><line x1="{left}" x2="{width - 10}" y1="{sy(y):.0f}" '
                    f'y2="{sy(y):.0f}" stroke="{col}" stroke-dasharray="2 3" stroke-width="1.5"/></g>')

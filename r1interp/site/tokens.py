@@ -39,11 +39,17 @@ def token_text(vocab: list[str] | None, token_id: int) -> str:
 
 
 _DEEPSEEK = re.compile(r"^<｜(.+)｜>$")  # R1's chat tokens, e.g. <｜begin▁of▁sentence｜>
+_DEEPSEEK_ANY = re.compile(r"<｜([^｜<>]+)｜>")
 _SHORT = {"begin▁of▁sentence": "bos", "end▁of▁sentence": "eos"}
 
 
 def visible(token: str) -> str:
     return token.translate(_VISIBLE)
+
+
+def readable(text: str) -> str:
+    """Labels quote tokens; show R1's chat tokens in them as in the windows (`‹eos›`)."""
+    return _DEEPSEEK_ANY.sub(lambda m: f"‹{_SHORT.get(m.group(1), m.group(1))}›", text)
 
 
 def short(token: str) -> str:

@@ -13,7 +13,7 @@
   if (!holder || !canvas) return;
   var G = JSON.parse(holder.textContent);
   var SVGNS = "http://www.w3.org/2000/svg";
-  var PER_ROW = 10, SPACING = 13, MIN_COL = 24, SUB_ROW = 16, BAND_PAD = 22, LEFT = 56, TOP = 14, BOTTOM = 96;
+  var PER_ROW = 10, SPACING = 13, MIN_COL = 24, SUB_ROW = 18, BAND_PAD = 34, LEFT = 56, TOP = 14, BOTTOM = 96, MAX_STRETCH = 4;
 
   var F = {};
   G.fields.forEach(function (name, i) { F[name] = i; });
@@ -34,7 +34,13 @@
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
     });
   }
-  function shown(tok) { return String(tok).replace(/\n/g, "↵").replace(/\t/g, "⇥"); }
+  // as tokens.short() on the Python side: whitespace visible, R1's long chat tokens abbreviated
+  var SHORT = { "begin▁of▁sentence": "bos", "end▁of▁sentence": "eos" };
+  function shown(tok) {
+    var m = /^<｜(.+)｜>$/.exec(tok);
+    if (m) return "‹" + (SHORT[m[1]] || m[1]) + "›";
+    return String(tok).replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  }
   function num(x) {
     if (x === null || x === undefined) return "–";
     var a = Math.abs(x);
@@ -59,7 +65,12 @@
 
   // ------------------------------------------------------------------------------------------ layout
   var nPos = Math.max(G.tokens.length, 1 + Math.max.apply(null, nodes.map(function (n) { return n.pos; })));
-  var layers = Array.from(new Set(nodes.map(function (n) { return n.layer; }))).sort(function (a, b) { return a - b; });
+  // every layer from the embeddings to the logits gets a band, empty ones too: a layer with no surviving
+  // node is information (the pruning found nothing there), not something to hide
+  var lo = Math.min.apply(null, nodes.map(function (n) { return n.layer; }));
+  var hi = Math.max.apply(null, nodes.map(function (n) { return n.layer; }));
+  var layers = [];
+  for (var li = lo; li <= hi; li++) layers.push(li);
   var cells = {};
   nodes.forEach(function (n) { (cells[n.layer + ":" + n.pos] = cells[n.layer + ":" + n.pos] || []).push(n); });
   var order = { f: 0, e: 1, m: 2, l: 3 };
@@ -68,14 +79,17 @@
       return (order[a.kind] - order[b.kind]) || ((a.infl === null ? 9 : a.infl) - (b.infl === null ? 9 : b.infl));
     });
   });
-  var colW = [], colX = [], x = LEFT;
+  var colW = [], colX = [], natural = 0;
   for (var p = 0; p < nPos; p++) {
     var widest = 1;
     layers.forEach(function (l) { var c = cells[l + ":" + p]; if (c) widest = Math.max(widest, Math.min(c.length, PER_ROW)); });
     colW.push(Math.max(MIN_COL, widest * SPACING + 10));
-    colX.push(x);
-    x += colW[p];
+    natural += colW[p];
   }
+  // short prompts are stretched to the canvas width (up to MAX_STRETCH x), long ones scroll sideways
+  var stretch = Math.min(MAX_STRETCH, Math.max(1, (canvas.clientWidth - LEFT - 24) / natural));
+  var x = LEFT;
+  for (p = 0; p < nPos; p++) { colW[p] *= stretch; colX.push(x); x += colW[p]; }
   var width = x + 20;
   var bandH = {}, bandY = {}, y = TOP;
   layers.slice().reverse().forEach(function (l) {  // top band = highest layer
@@ -209,7 +223,10 @@
       "<h4>Strongest inputs</h4>" + edgeList(n.ins, function (e) { return e.s; }) +
       "<h4>Strongest outputs</h4>" + edgeList(n.outs, function (e) { return e.t; });
     details.setAttribute("data-node", n.id);
-    if (scroll && n.el.scrollIntoView) n.el.scrollIntoView({ block: "center", inline: "center" });
+    if (scroll) {  // centre the node inside the canvas only; the page itself does not jump
+      canvas.scrollLeft = n.x - canvas.clientWidth / 2;
+      canvas.scrollTop = n.y - canvas.clientHeight / 2;
+    }
     apply();
   }
 
@@ -255,9 +272,25 @@
     var m = /^#node=(.+)$/.exec(location.hash);
     if (!m) return;
     var id = decodeURIComponent(m[1]), n = nodes.find(function (x) { return x.id === id; });
-    if (n) select(n, true);
+    if (!n) return;
+    select(n, true);
+    var section = document.getElementById("viewer");  // arriving from a feature page: show the viewer
+    if (section && section.scrollIntoView) section.scrollIntoView({ block: "start" });
   }
+  var fit = document.getElementById("fit-width");
+  function applyFit() {  // zoomed-out overview of a long prompt: the whole graph in the canvas width
+    if (fit && fit.checked) {
+      svg.setAttribute("width", "100%");
+      svg.removeAttribute("height");  // the viewBox keeps the aspect ratio
+    } else {
+      svg.setAttribute("width", width);
+      svg.setAttribute("height", height);
+    }
+  }
+  if (fit) fit.addEventListener("input", applyFit);
   window.addEventListener("hashchange", fromHash);
   apply();
+  applyFit();
+  canvas.scrollLeft = canvas.scrollWidth;  // the target logit is at the last position: start there
   fromHash();
 })();

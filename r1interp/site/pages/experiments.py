@@ -16,7 +16,7 @@ from typing import Any
 from r1interp.errors import ArtifactError, R1InterpError
 from r1interp.site import svg
 from r1interp.site.context import Context
-from r1interp.site.html import Cell, esc, fmt, missing_box, note, num, page, section, table, text
+from r1interp.site.html import Cell, esc, figures, fmt, note, num, page, section, table, text
 from r1interp.site.inputs import missing
 
 PARETO = "reports/sweep/pareto.json"
@@ -71,7 +71,7 @@ def _pareto(ctx: Context) -> str:
         ["experiment", "model", "swept params", "CE increase", "L0", "max dead %", "Pareto"], rows)
     img = ctx.image(PARETO_PNG, "sweep")
     if not missing(img):
-        body += f'<details><summary>pareto.png</summary><img class="figure" src="{esc(img)}" alt="Pareto front"></details>'
+        body += "<details><summary>pareto.png</summary>" + figures([(img, "Pareto front (r1interp sweep pareto)")]) + "</details>"
     return section(f"Pareto front ({len(points)} points)", body, "pareto")
 
 
@@ -99,7 +99,8 @@ def exp_rows(data: list) -> list[dict]:
         for file, m in (body.get("metrics") or {}).items():
             for k, v in flatten((m or {}).get("data") or {}).items():
                 metrics[f"{file}:{k}"] = v
-        rows.append({"name": entry.get("name") or str(entry.get("rev", ""))[:7], "rev": str(entry.get("rev", "")),
+        rev = str(entry.get("rev", ""))
+        rows.append({"name": entry.get("name") or ("workspace" if rev == "workspace" else rev[:7]), "rev": rev,
                      "kind": kind, "parent": parent, "timestamp": body.get("timestamp"), "params": params,
                      "metrics": metrics, "error": entry.get("error")})
         for exp in entry.get("experiments") or []:
@@ -135,17 +136,37 @@ def _exp_table(exp_show: Callable[[], list] | None) -> str:
         if len(values) > 1:
             varying.append(key)
     shown_params = varying[:MAX_PARAM_COLUMNS]
-    body = []
+    # like `dvc exp show`, the workspace, HEAD and experiments (with their baselines) always; an older commit only
+    # where a headline metric or a shown parameter changed from the newer row above it (long histories repeat)
+    def values(r):
+        return json.dumps([[r["metrics"].get(k) for k, _ in metric_cols], [r["params"].get(k) for k in shown_params]],
+                          sort_keys=True, default=str)
+
+    baselines = {r["parent"] for r in rows if r["kind"] == "experiment"}
+    kept, last, hidden, seen_head = [], None, 0, False
     for r in rows:
+        keep = r["kind"] != "commit" or not seen_head or r["rev"][:7] in baselines or values(r) != last
+        if r["kind"] == "commit":
+            seen_head = True
+            last = values(r)
+        if keep:
+            kept.append(r)
+        else:
+            hidden += 1
+    body = []
+    for r in kept:
         label = esc(r["name"]) + (f' <span class="muted">({esc(r["parent"])})</span>' if r["kind"] == "experiment" else "")
-        cells = [Cell(label), text(r["kind"]), Cell(f"<code>{esc(r['rev'][:7])}</code>"), text(r["timestamp"] or "")]
+        when = str(r["timestamp"] or "").replace("T", " ")[:16]
+        rev = "" if r["kind"] == "workspace" else f"<code>{esc(r['rev'][:7])}</code>"
+        cells = [Cell(label), text(r["kind"]), Cell(rev), Cell(esc(when), None, "nowrap")]
         cells += [num(r["metrics"].get(k)) if isinstance(r["metrics"].get(k), (int, float)) else text(r["metrics"].get(k, ""))
                   for k, _ in metric_cols]
         cells += [text(json.dumps(r["params"][k]) if k in r["params"] else "") for k in shown_params]
         body.append(cells)
     n_exp = sum(r["kind"] == "experiment" for r in rows)
-    head = (f"<p>{n_exp} experiment(s), {sum(r['kind'] == 'commit' for r in rows)} commit(s) and the workspace. "
-            f"Parameter columns: the {len(shown_params)} that differ between revisions"
+    head = (f"<p>{n_exp} experiment(s), {sum(r['kind'] == 'commit' for r in rows)} commit(s) and the workspace"
+            + (f"; {hidden} older commit(s) whose values equal the row above them are not shown" if hidden else "")
+            + f". Parameter columns: the {len(shown_params)} that differ between revisions"
             + (f" (first {MAX_PARAM_COLUMNS} of {len(varying)})" if len(varying) > MAX_PARAM_COLUMNS else "") + ".</p>")
     if not n_exp:
         head += note("No DVC experiments yet: queue a sweep with <code>dvc exp run --queue evaluate -S train.k=8,16,32</code> "

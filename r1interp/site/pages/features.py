@@ -23,7 +23,7 @@ from r1interp.site.graphdata import Usage
 from r1interp.site.html import (Cell, esc, fmt, kv_table, link, missing_box, note, num, page, pct, section, table,
                                 text)
 from r1interp.site.inputs import Missing, missing
-from r1interp.site.tokens import load_vocab, render_window, token_text, visible
+from r1interp.site.tokens import load_vocab, readable, render_window, token_text, visible
 
 TOP_PER_LAYER = 10  # best-scored labels per model and layer that get a page even if nothing references them
 TOP_EXAMPLES = 10  # top-activating windows shown
@@ -200,7 +200,7 @@ def _feature_page(ctx, key, sel, stats, label, confusion, data: _ModelData, uses
 def _label_text(label: dict | None) -> str:
     """The label string; labels.parquet has null (NaN after pandas) where no rule was found."""
     value = (label or {}).get("label")
-    return value if isinstance(value, str) else ""
+    return readable(value) if isinstance(value, str) else ""
 
 
 def _scores_table(label: dict, confusion: dict) -> str:
@@ -239,13 +239,14 @@ def _examples(ctx: Context, ex: list[dict], stats, data: _ModelData) -> str:
     for e in ex:
         if e["kind"] == "quantile":
             deciles[int(e["quantile"])].append(e)
-    for q in sorted(deciles, reverse=True):
-        grp = sorted(deciles[q], key=lambda e: -e["activation"])
-        picks = sorted({min(len(grp) - 1, int((j + 0.5) * len(grp) / PER_DECILE)) for j in range(PER_DECILE)})
-        lo, hi = grp[-1]["activation"], grp[0]["activation"]
-        out.append(f'<div class="qhead">Decile {q + 1} of 10 of a uniform sample of firing tokens '
-                   f"(activation {fmt(lo)}–{fmt(hi)})</div><div class=\"windows\">"
-                   + "".join(win(grp[i], f"q{q + 1}") for i in picks) + "</div>")
+    if deciles:
+        wins = []
+        for q in sorted(deciles, reverse=True):
+            grp = sorted(deciles[q], key=lambda e: -e["activation"])
+            picks = sorted({min(len(grp) - 1, int((j + 0.5) * len(grp) / PER_DECILE)) for j in range(PER_DECILE)})
+            wins += [win(grp[i], f"q{q + 1}") for i in picks]
+        out.append(f'<div class="qhead">A uniform sample of firing tokens, {PER_DECILE} window(s) per activation decile '
+                   '(q10 = the strongest tenth, q1 = the weakest)</div><div class="windows">' + "".join(wins) + "</div>")
     return "".join(out)
 
 
@@ -261,7 +262,7 @@ def _uses(ctx: Context, key: FeatureKey, sel: Selection, uses: list[Usage]) -> s
             ["graph (opens with the node selected)", "position", "token", "activation", "influence (lower = more important)"], rows))
     for c in sel.clusters.get(key, []):
         out.append(f'<p>Characteristic of step cluster <a href="../taxonomy.html#cluster-{c["cluster"]}">{esc(c["tag"])}</a> '
-                   f'(effect {fmt(c["effect"])}, q {fmt(c["q_value"])}): <span class="muted">{esc(c["name"][:160])}</span></p>')
+                   f'(effect {fmt(c["effect"])}, q {fmt(c["q_value"])}): <span class="muted">{esc(readable(c["name"])[:160])}</span></p>')
     for what, rank, row in sel.critical.get(key, []):
         extra = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in row.items()
                           if k not in ("layer", "feature", "label", "chance", "top_singular_values_down") and isinstance(v, (int, float)))

@@ -20,9 +20,10 @@ from r1interp.schemas import GraphIndexSchema
 from r1interp.site import svg
 from r1interp.site.context import Context, FeatureKey, graph_file
 from r1interp.site.graphdata import CompactGraph, Usage, compact, mark_pages, usage
-from r1interp.site.html import (Cell, esc, fmt, json_script, kv_table, link, missing_box, note, num, page,
+from r1interp.site.html import (Cell, esc, facts_grid, fmt, json_script, kv_table, link, missing_box, note, num, page,
                                 section, table, text)
 from r1interp.site.inputs import Missing, missing
+from r1interp.site.tokens import short
 
 INDEX = "data/graphs/index.parquet"
 ZSCORES = "reports/motifs/tables/zscores.parquet"
@@ -122,6 +123,7 @@ class _MotifTables:
             parts.append(kv_table([("nodes (motif graph: errors dropped)", fmt(int(census["nodes"]))),
                                    ("edges", fmt(int(census["edges"]))),
                                    ("coherent share of feed-forward loops", fmt(census["ffl_coherent_fraction"]))]))
+        charts = []
         for family, title in (("triad", "Triad z-scores (classes a null holds fixed are omitted)"),
                               ("ffl", "Feed-forward-loop sign patterns: z-scores")):
             fam = rows[rows["family"] == family]
@@ -132,7 +134,8 @@ class _MotifTables:
                 series.append(svg.BarSeries(null, [None if pd.isna(by.get(lab)) else float(by.get(lab)) for lab in labels],
                                             color=svg.color(i)))
             if labels:
-                parts.append(f"<h3>{esc(title)}</h3>" + svg.bars(labels, series, ylabel="z", width=760, height=250))
+                charts.append(f"<div><h3>{esc(title)}</h3>" + svg.bars(labels, series, ylabel="z", width=560, height=250) + "</div>")
+        parts.append('<div class="cols">' + "".join(charts) + "</div>")
         header = ["family", "motif", "real count"] + [h for n in nulls for h in (f"{n}: null mean ± sd", f"{n}: z", f"{n}: p")]
         body = []
         for (family, label), grp in rows.groupby(["family", "label"], sort=False):
@@ -179,7 +182,7 @@ def _graph_page(ctx: Context, g: CompactGraph, row: dict | None, motifs: _MotifT
     if row is not None and isinstance(row.get("completion"), str):
         completion = (f'<details><summary>Greedy completion ({esc(row["model"])})</summary>'
                       f'<pre class="completion">{esc(row["completion"])}</pre></details>')
-    viewer = f"""
+    viewer = """
 <div class="viewer" id="viewer">
   <div class="controls">
     <label title="Edges are ranked by |weight|; keep the strongest fraction">edges: keep strongest
@@ -187,6 +190,7 @@ def _graph_page(ctx: Context, g: CompactGraph, row: dict | None, motifs: _MotifT
     <span id="edge-count" class="muted"></span>
     <label><input type="checkbox" id="show-errors" checked> error nodes</label>
     <label><input type="checkbox" id="only-selected"> only the selected node's edges</label>
+    <label title="zoom out so the whole prompt fits the canvas width"><input type="checkbox" id="fit-width"> fit width</label>
     <input type="search" id="node-search" placeholder="find: label text, L2 F87, token" aria-label="find node">
   </div>
   <div class="viewer-body">
@@ -202,16 +206,16 @@ def _graph_page(ctx: Context, g: CompactGraph, row: dict | None, motifs: _MotifT
     <span><svg width="24" height="8"><line x1="0" y1="4" x2="24" y2="4" class="e-neg"/></svg> inhibitory</span>
     <span class="muted">width ∝ |weight|; y = layer, x = token position</span></div>
 </div>"""
-    body = (kv_table(facts) + completion
+    body = (facts_grid(facts) + completion
             + section("Attribution graph", viewer + json_script("graph-data", data), "viewer-section")
             + section("Motif profile", motifs.profile(g.slug), "motifs",
                       "Triad census and signed feed-forward loops of this graph against its null models "
                       f"(the comparisons use <code>{esc(motifs.preferred)}</code>); see the "
                       '<a href="../motifs.html">motif comparisons</a>.'))
-    title = f"Graph {g.slug}"
-    subtitle = esc(data["prompt"][-160:]) if data["prompt"] else ""
-    return page(title=title, body=body, depth=1, active="graphs", footer=ctx.footer, scripts=("graph.js",),
-                subtitle=f'<span class="mono">…{subtitle}</span>' if len(data["prompt"]) > 160 else f'<span class="mono">{subtitle}</span>')
+    prompt = "".join(short(t) for t in data["tokens"]) or data["prompt"]
+    shown = ("…" + prompt[-200:]) if len(prompt) > 200 else prompt
+    return page(title=f"Graph {g.slug}", body=body, depth=1, active="graphs", footer=ctx.footer, scripts=("graph.js",),
+                subtitle=f'<span class="mono">{esc(shown)}</span>')
 
 
 def _index_page(ctx: Context, gs: GraphSet, motifs: _MotifTables) -> str:

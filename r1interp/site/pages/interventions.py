@@ -1,22 +1,29 @@
-"""Interventions page: accuracy under steering (vs alpha), feature ablation vs ablating random features
-(vs number ablated), and the other edits, per problem group, with the stage's confidence intervals."""
+"""Interventions page: accuracy under steering (vs alpha) and feature ablation (vs number ablated), each
+against its random-feature control, and the other edits (weight edits, fine-tunes) against the baseline,
+per problem group, with the stage's confidence intervals.
+
+Convention read from results.csv: an intervention `X_random` is the control of `X` (same size / alpha, random
+features instead of the targeted ones); `target` names what was targeted. Charts are small multiples, one
+per problem group, so a targeted curve is always next to its own control and baseline.
+"""
 
 from __future__ import annotations
 
-import math
+import json
 
 import pandas as pd
 
 from r1interp.site import svg
 from r1interp.site.context import Context
-from r1interp.site.html import Cell, esc, fmt, missing_box, num, page, pct, section, table, text
+from r1interp.site.html import Cell, esc, figures, json_tree, missing_box, num, page, pct, section, table, text
 from r1interp.site.inputs import missing
-from r1interp.site.html import json_tree
 
 RESULTS = "reports/interventions/results.csv"
 METRICS = "reports/metrics/interventions.json"
 COLUMNS = ("intervention", "model", "size", "alpha", "draw", "group", "n", "correct", "accuracy", "ci_low", "ci_high")
-CURVES = {"steering", "ablation", "ablation_random"}  # drawn as curves; every other intervention as bars
+CURVES = (("steering", "alpha", "Steering: accuracy vs steering strength", "alpha"),
+          ("ablation", "size", "Ablation: accuracy vs number of features ablated", "features ablated"))
+TARGETED, RANDOM, BASELINE = "#c0392b", "#7f8c99", "#2e7d32"
 
 
 def write(ctx: Context) -> None:
@@ -26,95 +33,110 @@ def write(ctx: Context) -> None:
     if missing(results) and missing(metrics):
         parts.append(missing_box([results, metrics], "interventions"))
     if not missing(results):
-        colors = {g: svg.color(i) for i, g in enumerate(sorted(results["group"].astype(str).unique()))}
-        for model, df in results.groupby("model", sort=True):
-            parts.append(_model_section(str(model), df, colors))
-        rows = [[text(r["intervention"]), text(r["model"]), text(r["group"]), num(r["size"]), num(r["alpha"]), num(r["draw"]),
-                 num(r["n"]), num(r["correct"]), Cell(pct(r["accuracy"]), float(r["accuracy"]), "num"),
-                 Cell(f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]", float(r["ci_low"]), "num")]
+        for model, df in results.groupby("model", sort=False):
+            parts.append(_model_section(str(model), df))
+        extra = [c for c in ("target", "scale") if c in results]
+        rows = [[text(r["intervention"]), text(r["model"])] + [text(r[c]) if c == "target" else num(r[c]) for c in extra]
+                + [text(r["group"]), num(r["size"]), num(r["alpha"]), num(r["draw"]), num(r["n"]), num(r["correct"]),
+                   Cell(pct(r["accuracy"]), float(r["accuracy"]), "num"),
+                   Cell(f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]", float(r["ci_low"]), "num")]
                 for r in results.to_dict("records")]
-        parts.append(section("All results", table(["intervention", "model", "group", "size", "alpha", "draw", "n", "correct",
-                                                   "accuracy", "CI"], rows, filterable=True, table_id="interventions-table"), "table"))
+        parts.append(section(f"All results ({len(results)} rows)", "<details><summary>Table</summary>" + table(
+            ["intervention", "model"] + extra + ["group", "size", "alpha", "draw", "n", "correct", "accuracy", "CI"], rows,
+            filterable=True, table_id="interventions-table") + "</details>", "table"))
+    elif not missing(metrics):
+        parts.append(missing_box(results, "per-group results"))
     if not missing(metrics):
-        parts.append(section("Metrics", json_tree(metrics), "metrics"))
-    figs = sorted(ctx.inputs.path("reports/interventions").glob("*.png")) if ctx.inputs.exists("reports/interventions") else []
+        parts.append(section("Metrics (reports/metrics/interventions.json)", _metrics(metrics), "metrics"))
     imgs = []
-    for f in figs:
+    folder = ctx.inputs.path("reports/interventions")
+    for f in sorted(folder.glob("*.png")) if folder.is_dir() else []:
         img = ctx.image(f"reports/interventions/{f.name}", "interventions")
-        imgs.append(f'<figure><img class="figure" loading="lazy" src="{esc(img)}" alt="{esc(f.stem)}"><figcaption>{esc(f.name)}</figcaption></figure>')
+        imgs.append((img, f.name))
     if imgs:
-        parts.append(section("Figures from the interventions stage", '<div class="cols">' + "".join(imgs) + "</div>"))
-    intro = ("Causal tests of what the graphs and clusters suggest: add a feature direction (steering), zero the "
-             "features a circuit relies on (ablation) against as many random features (ablation_random), or edit weights. "
-             "Accuracy is greedy-decoded on held-out problems per group; whiskers are the stage's confidence intervals.")
+        parts.append(section("Figures from the interventions stage", figures(imgs), "figures"))
+    intro = ("Causal tests of what the graphs and clusters suggest: add feature directions (steering), zero the features a "
+             "circuit relies on (ablation), edit or fine-tune weights — each against the same intervention on random "
+             "features. Accuracy is greedy-decoded on held-out problems per group; whiskers are the stage's confidence intervals.")
     ctx.write("interventions.html", page(title="Interventions", body=f'<p class="intro">{intro}</p>' + "".join(parts),
                                          depth=0, active="interventions", footer=ctx.footer))
 
 
 def _pooled(df: pd.DataFrame, x: str) -> pd.DataFrame:
     """One point per x: accuracy pooled over draws (sum correct / sum n). With one draw the whiskers are its CI;
-    with several, they span the draws' CIs (the spread of random choices and sampling together)."""
+    with several they span the draws' CIs (random choice and sampling together) and each draw is a dot."""
     rows = []
     for xv, g in df.groupby(x, sort=True):
         rows.append({x: float(xv), "accuracy": g["correct"].sum() / max(g["n"].sum(), 1),
-                     "ci_low": g["ci_low"].min(), "ci_high": g["ci_high"].max(), "draws": len(g),
-                     "dots": list(zip([float(xv)] * len(g), g["accuracy"].astype(float))) if len(g) > 1 else []})
-    return pd.DataFrame(rows)
+                     "ci_low": g["ci_low"].min(), "ci_high": g["ci_high"].max(),
+                     "dots": [(float(xv), float(a)) for a in g["accuracy"]] if len(g) > 1 else []})
+    return pd.DataFrame(rows, columns=[x, "accuracy", "ci_low", "ci_high", "dots"])
 
 
-def _log_axis(values) -> bool:
-    pos = [v for v in values if v > 0]
-    return len(pos) >= 3 and max(pos) / min(pos) >= 50
+def _series(df: pd.DataFrame, x: str, name: str, colour: str, dash: str = "") -> svg.LineSeries:
+    p = _pooled(df, x)
+    return svg.LineSeries(name, p[x].tolist(), p["accuracy"].tolist(), p["ci_low"].tolist(), p["ci_high"].tolist(), colour,
+                          dash, dots=[d for ds in p["dots"] for d in ds])
 
 
-def _model_section(model: str, df: pd.DataFrame, colors: dict[str, str]) -> str:
+def _target(df: pd.DataFrame) -> str:
+    if "target" not in df:
+        return ""
+    names = [str(t) for t in df["target"].dropna().unique()]
+    return ", ".join(names)
+
+
+def _model_section(model: str, df: pd.DataFrame) -> str:
     parts = []
-    baseline = df[df["intervention"] == "baseline"].groupby("group").apply(
-        lambda g: g["correct"].sum() / max(g["n"].sum(), 1), include_groups=False)
-    refs = [(float(v), f"baseline {g}", colors[str(g)]) for g, v in baseline.items()]
-    steer = df[(df["intervention"] == "steering") & df["alpha"].notna()]
-    if len(steer):
+    groups = list(dict.fromkeys(df["group"].astype(str)))
+    base = df[df["intervention"] == "baseline"]
+    baseline = {str(g): float(gg["correct"].sum() / max(gg["n"].sum(), 1)) for g, gg in base.groupby("group")}
+    for kind, x, title, xlabel in CURVES:
+        targeted = df[(df["intervention"] == kind) & df[x].notna()]
+        control = df[(df["intervention"] == f"{kind}_random") & df[x].notna()]
+        if targeted.empty and control.empty:
+            continue
+        charts = []
+        for group in groups:
+            series = []
+            t, c = targeted[targeted["group"].astype(str) == group], control[control["group"].astype(str) == group]
+            if len(t):
+                series.append(_series(t, x, "targeted", TARGETED))
+            if len(c):
+                series.append(_series(c, x, "random", RANDOM, "5 4"))
+            if not series:
+                continue
+            refs = [(baseline[group], "baseline", BASELINE)] if group in baseline else []
+            xs = [v for s in series for v in s.xs]
+            log = len({v for v in xs if v > 0}) >= 3 and min(v for v in xs if v > 0) > 0 and max(xs) / min(v for v in xs if v > 0) >= 50
+            charts.append(f"<div><h4>{esc(group)}</h4>" + svg.lines(series, xlabel=xlabel, ylabel="accuracy", ylim=(0, 1.02),
+                                                                     xlog=log, refs=refs, width=360, height=230) + "</div>")
+        what = (f"targeted: <strong>{esc(_target(targeted) or kind)}</strong>; control: {esc(_target(control) or kind + '_random')}"
+                f"{' (pooled over draws; dots: single draws)' if control['draw'].nunique() > 1 else ''}; green dotted: unmodified model.")
+        parts.append(f"<h3>{esc(title)}</h3><p class=\"muted\">{what}</p><div class=\"cols small-multiples\">{''.join(charts)}</div>")
+    other = df[~df["intervention"].isin([k for k, *_ in CURVES] + [f"{k}_random" for k, *_ in CURVES])]
+    kinds = list(dict.fromkeys(other["intervention"].astype(str)))
+    if len(kinds) > (1 if "baseline" in kinds else 0):
         series = []
-        for group, g in steer.groupby("group", sort=True):
-            p = _pooled(g, "alpha")
-            series.append(svg.LineSeries(str(group), p["alpha"].tolist(), p["accuracy"].tolist(), p["ci_low"].tolist(),
-                                         p["ci_high"].tolist(), colors[str(group)], dots=[d for ds in p["dots"] for d in ds]))
-        parts.append("<div><h3>Steering: accuracy vs alpha</h3>" + svg.lines(
-            series, xlabel="alpha (steering strength)", ylabel="accuracy", ylim=(0, 1.02), refs=refs, width=600, height=320)
-            + '<p class="muted">Dotted lines: unmodified model per group.</p></div>')
-    abl = df[df["intervention"].isin(["ablation", "ablation_random"]) & df["size"].notna()]
-    if len(abl):
-        series = []
-        for (group, kind), g in abl.groupby(["group", "intervention"], sort=True):
-            p = _pooled(g, "size")
-            series.append(svg.LineSeries(f"{group} · {'targeted' if kind == 'ablation' else 'random'}", p["size"].tolist(),
-                                         p["accuracy"].tolist(), p["ci_low"].tolist(), p["ci_high"].tolist(), colors[str(group)],
-                                         dash="" if kind == "ablation" else "5 4", dots=[d for ds in p["dots"] for d in ds]))
-        parts.append("<div><h3>Ablation: accuracy vs features ablated</h3>" + svg.lines(
-            series, xlabel="features ablated", ylabel="accuracy", ylim=(0, 1.02), xlog=_log_axis(abl["size"].tolist()),
-            refs=refs, width=600, height=320)
-            + '<p class="muted">Solid: the targeted features; dashed: as many random features (pooled over draws, dots: single '
-            "draws; whiskers span the draws' CIs).</p></div>")
-    other = df[~df["intervention"].isin(CURVES)]
-    if len(other["intervention"].unique()) > (1 if len(baseline) else 0):
-        groups = sorted(other["group"].astype(str).unique())
-        series = []
-        for i, (kind, g) in enumerate(other.groupby("intervention", sort=True)):
+        for i, kind in enumerate(kinds):
+            g = other[other["intervention"].astype(str) == kind]
             vals, lo, hi = [], [], []
             for group in groups:
                 gg = g[g["group"].astype(str) == group]
-                if gg.empty:
-                    vals.append(None), lo.append(None), hi.append(None)
-                    continue
-                vals.append(float(gg["correct"].sum() / max(gg["n"].sum(), 1)))
-                lo.append(float(gg["ci_low"].min()))
-                hi.append(float(gg["ci_high"].max()))
-            series.append(svg.BarSeries(str(kind), vals, lo, hi, svg.MUTED if kind == "baseline" else svg.color(i)))
-        parts.append("<div><h3>Other interventions vs baseline</h3>" + svg.bars(groups, series, ylabel="accuracy", width=600, height=300) + "</div>")
-    if not parts:
-        parts.append('<p class="muted">No rows to chart for this model.</p>')
-    return section(f"{model}", '<div class="cols">' + "".join(parts) + "</div>", f"model-{model}")
+                vals.append(float(gg["correct"].sum() / max(gg["n"].sum(), 1)) if len(gg) else None)
+                lo.append(float(gg["ci_low"].min()) if len(gg) else None)
+                hi.append(float(gg["ci_high"].max()) if len(gg) else None)
+            colour = BASELINE if kind == "baseline" else RANDOM if kind.endswith("_random") else svg.color(i)
+            label = kind + (f" ({_target(g)})" if _target(g) else "")
+            series.append(svg.BarSeries(label, vals, lo, hi, colour))
+        parts.append("<h3>Weight edits and fine-tunes vs baseline</h3>"
+                     + svg.bars(groups, series, ylabel="accuracy", width=900, height=300)
+                     + '<p class="muted">Grey bars: the random-feature controls; whiskers span the draws\' CIs.</p>')
+    return section(f"{model}", "".join(parts) or '<p class="muted">No rows to chart.</p>', f"model-{model}")
 
 
-def _finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+def _metrics(doc) -> str:
+    """The metrics file can be large (every group of every point): scalars first, the whole file folded."""
+    scalars = {k: v for k, v in doc.items() if not isinstance(v, (dict, list))} if isinstance(doc, dict) else {}
+    head = json_tree(scalars) if scalars else ""
+    return head + ("<details><summary>Full file</summary><pre>" + esc(json.dumps(doc, indent=1)) + "</pre></details>")

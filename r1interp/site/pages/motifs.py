@@ -8,7 +8,7 @@ import pandas as pd
 
 from r1interp.site import svg
 from r1interp.site.context import Context
-from r1interp.site.html import Cell, esc, fmt, kv_table, missing_box, note, num, page, section, table, text
+from r1interp.site.html import Cell, esc, figures, fmt, kv_table, missing_box, note, num, page, section, table, text
 from r1interp.site.inputs import missing, require_keys
 
 COMPARE = "reports/metrics/compare.json"
@@ -21,7 +21,7 @@ FIGURES = (("reports/motifs/compare/differences_z.png", "Differences of z-scores
            ("reports/motifs/compare/significance_profile_by_category.png", "Significance profile by prompt category"))
 FAMILIES = (("coherent_fraction", "Coherent share of feed-forward loops (null-free)", "difference of shares"),
             ("z:", "z-scores under the null model", "difference of z"),
-            ("sp:", "Significance profile (z normalised per family; comparable across graph sizes)", "difference of SP"))
+            ("sp:", "Significance profile (z normalised per family; size-robust)", "difference of SP"))
 PER_GRAPH_STATS = (("coherent_fraction", "coherent FFL share"), ("z:030T", "z of the feed-forward loop (030T)"),
                    ("z:coherent", "z of coherent FFLs"))
 
@@ -33,7 +33,7 @@ def describe(name: str) -> tuple[str, str, str]:
     known = {"reasoner_vs_base": "Reasoner vs base (answer graphs, paired by prompt)",
              "think_vs_answer": "<think> vs answer graphs (reasoner, paired by prompt)",
              "correct_vs_incorrect": "Correct vs incorrect answers"}
-    title = known.get(pair, f"{a} vs {b}" + (" (reference graph)" if b and pair not in known else ""))
+    title = known.get(pair, f"{a} vs the reference graph {b}")
     if scope:
         title += f" ({scope})"
     return title, a, b
@@ -70,9 +70,9 @@ def write(ctx: Context) -> None:
     for rel, caption in FIGURES:
         img = ctx.image(rel, "compare")
         if not missing(img):
-            figs.append(f'<figure><img class="figure" loading="lazy" src="{esc(img)}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>')
+            figs.append((img, caption))
     if figs:
-        parts.append(section("Figures from the compare stage", '<div class="cols">' + "".join(figs) + "</div>", "figures"))
+        parts.append(section("Figures from the compare stage", figures(figs), "figures"))
     intro = ("Network motifs of the attribution graphs: the triad census (16 MAN classes) and the sign patterns of "
              "feed-forward loops, as z-scores against null models and as the null-free coherent share.")
     ctx.write("motifs.html", page(title="Motif comparisons", body=f'<p class="intro">{intro}</p>' + "".join(parts),
@@ -85,17 +85,24 @@ def _comparison(name: str, title: str, a: str, b: str, grp: pd.DataFrame, summar
     sig = int(grp["significant"].astype(bool).sum())
     parts.append(f'<p>{esc(a)} (n = {fmt(n_a)}) minus {esc(b)} (n = {fmt(n_b)}): <strong>{sig} of {len(grp)}</strong> '
                  "statistics have a CI excluding 0" + (" — about what chance gives for this many tests." if sig <= max(1, round(0.05 * len(grp)) + 1) else ".") + "</p>")
+    share = grp[grp["statistic"] == "coherent_fraction"]
+    if len(share):
+        r = share.iloc[0]
+        verdict = '<span class="ok">CI excludes 0</span>' if r["significant"] else '<span class="muted">CI includes 0</span>'
+        parts.append(f"<p>Coherent share of feed-forward loops (null-free): {esc(a)} <strong>{fmt(r['mean_a'])}</strong> vs "
+                     f"{esc(b)} <strong>{fmt(r['mean_b'])}</strong>, difference {fmt(r['difference'])} "
+                     f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] — {verdict}.</p>")
     charts = []
-    for prefix, caption, xlabel in FAMILIES:
-        rows = grp[grp["statistic"].str.startswith(prefix)] if prefix.endswith(":") else grp[grp["statistic"] == prefix]
+    for prefix, caption, xlabel in FAMILIES[1:]:
+        rows = grp[grp["statistic"].str.startswith(prefix)]
         if rows.empty:
             continue
-        items = [svg.Interval(str(r["statistic"]).split(":", 1)[-1] if prefix.endswith(":") else "coherent share",
-                              float(r["difference"]), float(r["ci_low"]), float(r["ci_high"]), bool(r["significant"]),
+        items = [svg.Interval(str(r["statistic"]).split(":", 1)[-1], float(r["difference"]), float(r["ci_low"]),
+                              float(r["ci_high"]), bool(r["significant"]),
                               f"{r['statistic']}: {a} {fmt(r['mean_a'])} vs {b} {fmt(r['mean_b'])}; difference "
                               f"{fmt(r['difference'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]")
                  for r in rows.to_dict("records")]
-        charts.append(f"<div><h4>{esc(caption)}</h4>{svg.forest(items, xlabel=xlabel, width=520)}</div>")
+        charts.append(f"<div><h4>{esc(caption)}</h4>{svg.forest(items, xlabel=xlabel, width=560)}</div>")
     parts.append('<div class="cols">' + "".join(charts) + "</div>")
     body = []
     for r in grp.to_dict("records"):
@@ -119,7 +126,7 @@ def _per_graph(ctx: Context) -> str:
         if stat not in df:
             continue
         groups = []
-        for (model, kind), grp in df.groupby(["model", "kind"], sort=True):
+        for (model, kind), grp in sorted(df.groupby(["model", "kind"], sort=True), key=lambda kv: kv[0][1] == "reference"):
             pts = []
             for r in grp.to_dict("records"):
                 if pd.isna(r[stat]):
@@ -130,11 +137,11 @@ def _per_graph(ctx: Context) -> str:
                 href = ctx.graph_href(str(r["graph"]), 0)
                 pts.append(svg.Point(float(r[stat]), 0.0, f"{r['graph']} ({r.get('category', '')}): {fmt(r[stat])}",
                                      href or "", colour))
-            groups.append((f"{model} / {kind}", pts))
-        charts.append(f"<div><h4>{esc(label)}</h4>{svg.strip(groups, xlabel=label, width=560)}</div>")
+            groups.append((f"reference: {grp['graph'].iloc[0]}" if kind == "reference" else f"{model} / {kind}", pts))
+        charts.append(f"<div><h4>{esc(label)}</h4>{svg.strip(groups, xlabel=label, width=900)}</div>")
     legend = ('<p class="muted">One dot per graph (click to open it): <span class="ok">correct</span>, '
               '<span class="bad">incorrect</span>, grey ungraded; the bar is the group mean.</p>')
-    return section("Per graph", legend + '<div class="cols">' + "".join(charts) + "</div>", "per-graph")
+    return section("Per graph", legend + "".join(charts), "per-graph")
 
 
 def _groups(ctx: Context) -> str:

@@ -8,8 +8,9 @@ import math
 from r1interp.errors import ArtifactError
 from r1interp.site import svg
 from r1interp.site.context import Context
-from r1interp.site.html import (Cell, esc, fmt, kv_table, link, missing_box, note, num, page, section, table, text)
+from r1interp.site.html import (Cell, esc, figures, fmt, kv_table, link, missing_box, num, page, section, table, text)
 from r1interp.site.inputs import missing, require_keys
+from r1interp.site.tokens import readable
 
 TAXONOMY = "reports/clusters/taxonomy.json"
 METRICS = "reports/metrics/clusters.json"
@@ -28,6 +29,15 @@ CRITICAL_TABLES = (("reports/critical/attribution_ranking.csv", "Features ranked
                    ("reports/critical/encoder_aligned_features.csv", "Encoder directions aligned with the MLP weight change",
                     ("encoder_alignment", "decoder_alignment", "chance")))
 MIN_TRANSITION = 0.02  # transitions drawn in the diagram (all are in the matrix)
+
+
+def short_label(label: str, limit: int = 110) -> str:
+    """Offline labels list several n-gram rules; tables show the start, the full label is on hover and on the
+    feature's page."""
+    label = readable(label)
+    if len(label) <= limit:
+        return esc(label)
+    return f'<span title="{esc(label)}">{esc(label[:limit].rstrip())}…</span>'
 
 
 def check_taxonomy(doc) -> None:
@@ -72,7 +82,12 @@ def _clusters(ctx: Context) -> str:
         series = [svg.LineSeries(c.replace("_", " "), ks["k"].tolist(), ks[c].tolist(), color=svg.color(i))
                   for i, c in enumerate(("silhouette", "seed_stability", "ari_kmeans", "ari_agglomerative")) if c in ks]
         parts.append("<h3>Choosing k</h3>" + svg.lines(series, xlabel="k", ylabel="score", width=620, height=260,
-                                                       refs=[(ctx.params.clusters.min_stability, "min. seed stability", "#999")]))
+                                                       refs=[(ctx.params.clusters.min_stability, "min. seed stability", "#999")],
+                                                       marks=[(float(taxonomy["k"]), f"chosen k = {taxonomy['k']}")]))
+    summary = [[Cell(f'<a href="#cluster-{esc(cl["cluster"])}">{esc(cl["tag"])}</a>', int(cl["cluster"])), num(cl["size"]),
+                num(cl.get("purity")), Cell(f"<code>{esc(cl.get('majority_true_type', ''))}</code>"),
+                Cell(short_label(cl.get("name", ""), 150), None, "label-cell")] for cl in taxonomy["clusters"]]
+    parts.append("<h3>Clusters</h3>" + table(["cluster", "steps", "purity", "mostly (generator's type)", "name (from feature labels)"], summary))
     cards = []
     for cl in taxonomy["clusters"]:
         feats = []
@@ -81,14 +96,14 @@ def _clusters(ctx: Context) -> str:
             href = ctx.feature_href(key, 0)
             name = f"L{key[1]} F{key[2]}"
             feats.append([Cell(link(href, name) if href else esc(name)), num(cf.get("effect")), num(cf.get("q_value")),
-                          Cell(esc(cf.get("label") or ""), None, "label-cell")])
+                          Cell(short_label(cf.get("label") or ""), None, "label-cell")])
         types = cl.get("true_step_types") or {}
         chips = "".join(f"<span>{esc(t)}: {fmt(n)}</span>" for t, n in sorted(types.items(), key=lambda kv: -kv[1]))
         examples = "".join(f"<li><code>{esc(e)}</code></li>" for e in cl.get("examples", []))
         cards.append(
             f'<section class="cluster" id="cluster-{esc(cl["cluster"])}"><h3><span class="tag">{esc(cl["tag"])}</span>'
             f'{fmt(cl["size"])} steps · purity {fmt(cl.get("purity"))} · mostly <code>{esc(cl.get("majority_true_type", ""))}</code></h3>'
-            f'<p class="muted">{esc(cl.get("name", ""))}</p><p class="chips">{chips}</p>'
+            f'<p class="muted">{esc(readable(cl.get("name", "")))}</p><p class="chips">{chips}</p>'
             f'<div class="cols"><div><h4>Example steps</h4><ul>{examples}</ul></div><div><h4>Characteristic features ({esc(model)})</h4>'
             + table(["feature", "effect", "q", "label"], feats) + "</div></div></section>")
     parts.append("".join(cards))
@@ -104,13 +119,9 @@ def _clusters(ctx: Context) -> str:
                 rows.append([text(group), Cell(link(href, name) if href else esc(name)), num(r["effect"]), num(r["q_value"])])
         parts.append("<details><summary>Features enriched per true step type (top 5 each)</summary>"
                      + table(["step type", "feature", "effect", "q"], rows) + "</details>")
-    figs = []
-    for rel, caption in FIGURES:
-        img = ctx.image(rel, "clusters")
-        if not missing(img):
-            figs.append(f'<figure><img class="figure" loading="lazy" src="{esc(img)}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>')
+    figs = [(img, caption) for rel, caption in FIGURES if not missing(img := ctx.image(rel, "clusters"))]
     if figs:
-        parts.append("<h3>Figures</h3>" + '<div class="cols">' + "".join(figs) + "</div>")
+        parts.append("<h3>Figures</h3>" + figures(figs))
     return section(f"Step clusters (k = {taxonomy['k']})", "".join(parts), "clusters")
 
 
@@ -124,7 +135,8 @@ def _transitions(ctx: Context, taxonomy: dict) -> str:
     size, cx, cy, radius = 460, 230, 225, 160
     pos = {c: (cx + radius * math.cos(2 * math.pi * i / n - math.pi / 2), cy + radius * math.sin(2 * math.pi * i / n - math.pi / 2))
            for i, c in enumerate(ids)}
-    out = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
+    out = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" markerHeight="9" '
+           'markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
            '<path d="M0 0 L10 5 L0 10 z" fill="#2f6db5"/></marker></defs>']
     for r in tr.sort_values("probability").to_dict("records"):
         a, b, p = int(r["from"]), int(r["to"]), float(r["probability"])
@@ -154,8 +166,8 @@ def _transitions(ctx: Context, taxonomy: dict) -> str:
         out.append(f'<a href="#cluster-{c}"><g><title>{esc(cl["tag"])}: {esc(cl.get("majority_true_type", ""))}, {fmt(cl["size"])} steps</title>'
                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="22" fill="#1d2733"/>'
                    f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" fill="#fff" font-weight="700">{esc(cl["tag"])}</text></g></a>')
-        lx, ly = cx + (x - cx) * 1.32, cy + (y - cy) * 1.22
-        out.append(f'<text x="{lx:.1f}" y="{ly + 4:.1f}" text-anchor="middle" class="tick">{esc(cl.get("majority_true_type", ""))}</text>')
+        # the generator's step type under the node (self-loops sit radially outside it)
+        out.append(f'<text x="{x:.1f}" y="{y + 36:.1f}" text-anchor="middle" class="tick">{esc(cl.get("majority_true_type", ""))}</text>')
     diagram = (f'<svg class="chart" viewBox="-40 0 {size + 80} {size}" width="{size + 80}" height="{size}" '
                f'xmlns="http://www.w3.org/2000/svg">{"".join(out)}</svg>')
     probs = {(int(r["from"]), int(r["to"])): float(r["probability"]) for r in tr.to_dict("records")}
@@ -190,7 +202,7 @@ def _critical(ctx: Context) -> str:
                      + svg.bars(mods, [svg.BarSeries("relative change", [by_module[m] for m in mods])], ylabel="‖Δ‖ / ‖base‖", width=700, height=260))
     img = ctx.image("reports/critical/weight_diff.png", "critical")
     if not missing(img):
-        parts.append(f'<details><summary>Per-tensor heatmap</summary><img class="figure" loading="lazy" src="{esc(img)}" alt="weight change heatmap"></details>')
+        parts.append("<details><summary>Per-tensor heatmap</summary>" + figures([(img, "relative weight change per tensor")]) + "</details>")
     for rel, title, cols in CRITICAL_TABLES:
         df = ctx.inputs.csv(rel, "critical", columns=("layer", "feature"))
         if missing(df):
@@ -202,8 +214,10 @@ def _critical(ctx: Context) -> str:
             href = ctx.feature_href(key, 0)
             name = f"L{key[1]} F{key[2]}"
             rows.append([num(rank), Cell(link(href, name) if href else esc(name))] + [num(r.get(c)) for c in cols if c in df]
-                        + [Cell(esc(r.get("label") if isinstance(r.get("label"), str) else ""), None, "label-cell")])
-        parts.append(f"<h3>{esc(title)}</h3>" + table(["rank", "feature"] + [c.replace("_", " ") for c in cols if c in df] + ["label"], rows))
+                        + [Cell(short_label(r.get("label") if isinstance(r.get("label"), str) else ""), None, "label-cell")])
+        tab = table(["rank", "feature"] + [c.replace("_", " ") for c in cols if c in df] + ["label"], rows)
+        opened = " open" if rel == CRITICAL_TABLES[0][0] else ""
+        parts.append(f"<details{opened}><summary>{esc(title)} ({len(rows)})</summary>{tab}</details>")
     intro = ("Where fine-tuning on traces changed the weights, which transcoder features lie along that change, and which "
              "features carry influence to correct answers in the reasoner's attribution graphs.")
     return section("Critical weights and features", "".join(parts), "critical", intro)
