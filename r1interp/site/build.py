@@ -7,9 +7,12 @@ then the feature selection is fixed, then every page is written knowing which li
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import shutil
+import struct
 import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -57,6 +60,7 @@ def build_site(root: str | Path, out: str | Path, params: Params, *, params_file
         interventions.write(ctx)
         experiments.write(ctx, exp_show)
         _quality(ctx, tmp)
+        _favicon(tmp)
         overview.write(ctx, _cards(ctx, gs))
         size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
         summary = BuildSummary(out, len(ctx.pages_written), len(ctx.feature_pages), len(ctx.graph_pages), size, 0.0)
@@ -73,12 +77,30 @@ def _copy_assets(out: Path) -> None:
 
 
 def _quality(ctx: Context, out: Path) -> None:
-    """The Data Docs are copied (not linked), so the site can be moved or served on its own."""
+    """The Data Docs are copied (not linked), so the site can be moved or served on its own; their front page
+    gets a link back to the report (GX's pages know nothing of it)."""
     src = ctx.inputs.path(QUALITY_DIR)
-    if (src / "index.html").is_file():
-        shutil.copytree(src, out / "quality")
-    else:
+    if not (src / "index.html").is_file():
         overview.quality_placeholder(ctx, out)
+        return
+    shutil.copytree(src, out / "quality")
+    front = out / "quality/index.html"
+    html = front.read_text(encoding="utf-8", errors="replace")
+    back = ('<div style="font:14px system-ui,sans-serif;padding:8px 16px;background:#1d2733">'
+            '<a href="../index.html" style="color:#fff">← r1interp report</a></div>')
+    front.write_text(re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back, html, count=1), encoding="utf-8")
+
+
+def _favicon(out: Path) -> None:
+    """A 16x16 icon at the root: browsers ask every origin for /favicon.ico, and a 404 there is noise in the
+    console of pages that declare none (the copied Data Docs)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x1d\x27\x33" * 16 for _ in range(16))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    (out / "favicon.ico").write_bytes(png)  # a PNG in .ico clothing: every current browser sniffs the format
 
 
 def _footer(root: Path, params: Params) -> str:
