@@ -298,6 +298,18 @@ def test_stage_script(tmp_path):
     assert failed.stderr.startswith("error: reports/metrics/organism.json: not valid JSON")
 
 
+def test_numbers_ticks_and_token_windows():
+    from r1interp.site.html import fmt
+    from r1interp.site.svg import nice_ticks
+    from r1interp.site.tokens import render_window
+
+    assert [fmt(x) for x in (0.97054, 1234567, None, float("nan"), 2.5e-5, -34.397, True)] == [
+        "0.971", "1,234,567", "–", "–", "2.50e-05", "-34.4", "yes"]
+    assert nice_ticks(0, 1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0] and nice_ticks(-27, 8)[0] <= -27
+    html = render_window(["<｜User｜>", "7", "<b>", "+", "\n"], [0.0, 4.0, 2.0, 0.0, 0.0], 8.0, target=1)
+    assert html == "<i>‹User›</i><b class=t style=--a:.50 title=4>7</b><b style=--a:.25 title=2>&lt;b&gt;</b>+↵"
+
+
 # -------------------------------------------------------------------------------------------- browser
 
 

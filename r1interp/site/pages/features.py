@@ -126,7 +126,8 @@ def _confusion(ctx: Context) -> dict[tuple, dict[str, dict[str, int]]] | Missing
 
 
 def write(ctx: Context, sel: Selection, graph_usage: dict[FeatureKey, list[Usage]]) -> None:
-    keys = sorted(sel.reasons)
+    order = {m: i for i, m in enumerate(ctx.params.train.models)}  # the reasoner first, as in params
+    keys = sorted(sel.reasons, key=lambda k: (order.get(k[0], len(order)), k))
     ctx.feature_pages.update(keys)
     labels = ctx.inputs.parquet(LABELS, "labels", schema=LabelSchema)
     label_rows = {} if missing(labels) else {

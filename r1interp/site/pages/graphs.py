@@ -237,7 +237,8 @@ def _index_page(ctx: Context, gs: GraphSet, motifs: _MotifTables) -> str:
         census = motifs.census_row(g.slug) or {}
         correct = row.get("correct")
         rows.append([
-            Cell(link(g.slug + ".html", g.slug)), text(row["model"]), text(row["kind"]), text(row["prompt_id"]),
+            Cell(link(g.slug + ".html", g.slug), None, "nowrap"), text(row["model"]), text(row["kind"]),
+            Cell(esc(row["prompt_id"]), None, "nowrap"),
             text(row["category"]),
             Cell("–" if pd.isna(correct) else ("✓" if correct else "✗"), None if pd.isna(correct) else int(bool(correct)),
                  "" if pd.isna(correct) else ("ok" if correct else "bad")),
@@ -246,8 +247,10 @@ def _index_page(ctx: Context, gs: GraphSet, motifs: _MotifTables) -> str:
             num(census.get("ffl_coherent_fraction")), num(motifs.z_of(g.slug, "030T")),
         ])
     header = ["graph", "model", "kind", "prompt", "category", "correct", "target", "feature nodes", "links",
-              "replacement", "completeness", "coherent FFL share", f"z 030T ({motifs.preferred})"]
-    parts.append(table(header, rows, filterable=True, table_id="graphs-table"))
+              "replacement", "completeness", "coherent FFL share", "z 030T"]
+    parts.append(table(header, rows, filterable=True, table_id="graphs-table")
+                 + f'<p class="muted">z 030T: the feed-forward loop\'s z-score under the <code>{esc(motifs.preferred)}</code> null; '
+                 "correct: the graded final answer of the prompt (think graphs too).</p>")
     skipped = gs.index[gs.index["status"] != "ok"]
     if len(skipped):
         parts.append(section("Targets without a graph", table(

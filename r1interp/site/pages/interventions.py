@@ -107,8 +107,8 @@ def _model_section(model: str, df: pd.DataFrame) -> str:
             if not series:
                 continue
             refs = [(baseline[group], "baseline", BASELINE)] if group in baseline else []
-            xs = [v for s in series for v in s.xs]
-            log = len({v for v in xs if v > 0}) >= 3 and min(v for v in xs if v > 0) > 0 and max(xs) / min(v for v in xs if v > 0) >= 50
+            positive = sorted({v for s in series for v in s.xs if v > 0})
+            log = len(positive) >= 3 and positive[-1] / positive[0] >= 50  # sizes like 10, 100, 1000: log axis
             charts.append(f"<div><h4>{esc(group)}</h4>" + svg.lines(series, xlabel=xlabel, ylabel="accuracy", ylim=(0, 1.02),
                                                                      xlog=log, refs=refs, width=360, height=230) + "</div>")
         what = (f"targeted: <strong>{esc(_target(targeted) or kind)}</strong>; control: {esc(_target(control) or kind + '_random')}"
