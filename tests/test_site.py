@@ -292,10 +292,11 @@ def test_stage_script(tmp_path):
     done = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "reports/site/index.html" in done.stdout and (project / "reports/site/index.html").is_file()
-    (project / "reports/metrics/organism.json").write_text("[1, 2")
+    (project / "data/graphs/index.parquet").write_bytes(b"PAR1 truncated")  # read first: the build stops at once
     failed = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
     assert failed.returncode == 2
-    assert failed.stderr.startswith("error: reports/metrics/organism.json: not valid JSON")
+    assert failed.stderr.startswith("error: data/graphs/index.parquet: not a readable parquet file")
+    assert (project / "reports/site/index.html").is_file()  # the previous site stays
 
 
 def test_numbers_ticks_and_token_windows():
