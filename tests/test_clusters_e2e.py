@@ -35,3 +35,43 @@ def test_clusters_stage_builds_a_taxonomy(pipeline_project: Path):
     assert trans.groupby("from")["probability"].sum().round(6).eq(1).all()
     for png in ("layer_map.png", "problem_feature_map.png", "transitions.png", "tree.png"):
         assert (project / "reports/clusters" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_interventions_stage_measures_every_arm_with_controls(pipeline_project: Path):
+    project = pipeline_project
+    run([sys.executable, "-m", "dvc", "repro", "interventions"], project)
+    results = pd.read_csv(project / "reports/interventions/results.csv")
+    groups = {"add_carry", "add_no_carry", "mul_carry", "ood_add", "ood_mul"}
+    assert groups <= set(results["group"])
+    arms = set(results["intervention"])
+    assert {"baseline", "ablation", "ablation_random", "weight_edit", "weight_edit_random", "steering", "steering_random"} <= arms
+    assert set(results[results["model"] == "base"]["intervention"]) == {"baseline", "steering", "steering_random"}
+    # every row: n, accuracy inside its 95% interval
+    assert (results["n"] > 0).all() and (results["correct"] <= results["n"]).all()
+    assert ((results["ci_low"] <= results["accuracy"] + 1e-9) & (results["accuracy"] <= results["ci_high"] + 1e-9)).all()
+    # each ablation size has its random control, on the same groups
+    for size in (4, 16):
+        for name in ("ablation", "ablation_random"):
+            assert set(results[(results["intervention"] == name) & (results["size"] == size)]["group"]) == set(
+                results[results["intervention"] == "baseline"]["group"])
+    ood = results[results["group"] == "ood_add"]
+    assert (ood["n"] == 6).all()
+    ranked = pd.read_csv(project / "reports/interventions/ranked_features.csv")
+    assert len(ranked) == 16 and ranked["effect"].is_monotonic_decreasing
+    metrics = json.loads((project / "reports/metrics/interventions.json").read_text())
+    assert metrics["feature_ranking"]["target_clusters"] and metrics["feature_ranking"]["contrast_clusters"]
+    assert not set(metrics["feature_ranking"]["target_clusters"]) & set(metrics["feature_ranking"]["contrast_clusters"])
+    assert [a["size"] for a in metrics["ablation"]] == [4.0, 16.0]
+    assert {g["group"] for g in metrics["ood_improvement"]} == {"ood_add", "ood_mul"}
+    ft = metrics["finetune"]
+    assert "skipped" in ft or set(ft["finetune"]["groups"]) == set(metrics["baseline"])
+    for png in ("ablation_size.png", "steering_alpha.png", "edits_finetune.png"):
+        assert (project / "reports/interventions" / png).read_bytes()[:4] == b"\x89PNG"
+    # a bad value fails before any work, naming the key and what is allowed, and leaves the results alone
+    before = (project / "reports/interventions/results.csv").read_bytes()
+    bad = (project / "params.yaml").read_text().replace("target_step_type: column_sum_carry", "target_step_type: borrow")
+    (project / "bad.yaml").write_text(bad)
+    out = run([sys.executable, "stages/interventions.py", "--params", "bad.yaml"], project, check=False)
+    assert out.returncode == 2 and "interventions.target_step_type: 'borrow' is not allowed" in out.stderr
+    assert "column_sum_carry" in out.stderr
+    assert (project / "reports/interventions/results.csv").read_bytes() == before
