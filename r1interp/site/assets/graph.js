@@ -121,8 +121,6 @@
   var gBands = make("g", { "class": "bands" }, svg);
   layers.forEach(function (l, idx) {
     make("rect", { x: 0, y: bandY[l], width: width, height: bandH[l], "class": idx % 2 ? "band odd" : "band" }, gBands);
-    var t = make("text", { x: 8, y: bandY[l] + bandH[l] / 2 + 4, "class": "band-label" }, gBands);
-    t.textContent = layerName(l);
   });
   var baseY = bandY[layers[0]] + bandH[layers[0]];
   for (var q = 0; q < nPos; q++) {
@@ -154,6 +152,16 @@
     el.setAttribute("data-i", n.i);
     n.el = el;
   });
+  // layer names last (on top), in a group that follows horizontal scrolling so they stay readable
+  var gNames = make("g", { "class": "band-names" }, svg);
+  layers.forEach(function (l) {
+    make("rect", { x: 0, y: bandY[l] + bandH[l] / 2 - 9, width: 44, height: 18, rx: 3, "class": "band-name-bg" }, gNames);
+    make("text", { x: 6, y: bandY[l] + bandH[l] / 2 + 4, "class": "band-label" }, gNames).textContent = layerName(l);
+  });
+  canvas.addEventListener("scroll", function () {
+    if (fit && fit.checked) gNames.removeAttribute("transform");
+    else gNames.setAttribute("transform", "translate(" + canvas.scrollLeft + ",0)");
+  });
   canvas.appendChild(svg);
   var tip = document.createElement("div");
   tip.className = "tip";
@@ -164,6 +172,7 @@
   var showErrors = document.getElementById("show-errors"), onlySel = document.getElementById("only-selected");
   var count = document.getElementById("edge-count"), details = document.getElementById("details");
   var search = document.getElementById("node-search");
+  var fit = document.getElementById("fit-width");
   var selected = null;
 
   function apply() {
@@ -277,7 +286,6 @@
     var section = document.getElementById("viewer");  // arriving from a feature page: show the viewer
     if (section && section.scrollIntoView) section.scrollIntoView({ block: "start" });
   }
-  var fit = document.getElementById("fit-width");
   function applyFit() {  // zoomed-out overview of a long prompt: the whole graph in the canvas width
     if (fit && fit.checked) {
       svg.setAttribute("width", "100%");
@@ -289,6 +297,8 @@
   }
   if (fit) fit.addEventListener("input", applyFit);
   window.addEventListener("hashchange", fromHash);
+  // start with about 400 edges whatever the graph's size: readable, and a big graph stays fast
+  prune.value = Math.min(100, Math.max(1, Math.round(40000 / Math.max(links.length, 1))));
   apply();
   applyFit();
   canvas.scrollLeft = canvas.scrollWidth;  // the target logit is at the last position: start there

@@ -185,7 +185,7 @@ def _graph_page(ctx: Context, g: CompactGraph, row: dict | None, motifs: _MotifT
     viewer = """
 <div class="viewer" id="viewer">
   <div class="controls">
-    <label title="Edges are ranked by |weight|; keep the strongest fraction">edges: keep strongest
+    <label title="Edges are ranked by |weight|; keep the strongest fraction (starts at about 400 edges)">edges: keep strongest
       <input type="range" id="prune" min="1" max="100" value="15" step="1"> <output id="prune-val">15%</output></label>
     <span id="edge-count" class="muted"></span>
     <label><input type="checkbox" id="show-errors" checked> error nodes</label>
