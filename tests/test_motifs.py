@@ -632,3 +632,21 @@ def test_cli_module_entry_point_prints_one_json_object(tmp_path):
     err = subprocess.run([sys.executable, "-m", "r1interp.cli", "motifs", str(tmp_path / "none.json")],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert err.returncode == 2 and err.stderr.strip() == f"error: {tmp_path / 'none.json'}: file not found"
+
+
+def test_node_roles_count_ffl_roles_by_coherence():
+    from r1interp.motifs.roles import node_roles, render_roles
+
+    # 0 -> 1 -> 2 with 0 -> 2 (coherent +++), and 0 -> 3 -> 2 with 0 -> 2 (incoherent: + - +)
+    g = AttributionGraph.from_edges([(0, 1), (1, 2), (0, 2), (0, 3), (3, 2)], weights=[1.0, 1.0, 1.0, 1.0, -1.0])
+    g.graph.vs["id"] = ["1_5_0", "2_7_1", "3_9_2", "2_70_1"]
+    g.graph.vs["position"] = [0, 1, 2, 1]
+    rows = {r["node"]: r for r in node_roles(g, "1_5")}
+    assert rows["1_5_0"]["source_coherent"] == 1 and rows["1_5_0"]["source_incoherent"] == 1
+    mid = node_roles(g, "2_7")  # a prefix matches whole id parts only: not 2_70_1
+    assert [r["node"] for r in mid] == ["2_7_1"] and mid[0]["intermediate_coherent"] == 1
+    assert mid[0]["intermediate_incoherent"] == 0 and mid[0]["target_coherent"] == 0
+    target = node_roles(g, "3_9_2")[0]
+    assert (target["target_coherent"], target["target_incoherent"]) == (1, 1)
+    assert node_roles(g, "9_9") == [] and "no node" in render_roles([], "9_9")
+    assert "1/1" in render_roles(node_roles(g, "1_5"), "1_5")

@@ -41,6 +41,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=600.0,
                    help="time budget for all null models; fewer samples (with a warning) beyond it (default 600)")
     p.add_argument("--no-census4", action="store_true", help="skip the exact 4-node census")
+    p.add_argument("--node", metavar="ID", help="also list the feed-forward-loop roles of this node (or id prefix, "
+                   "e.g. 1_964 for feature 964 of layer 1 at every position)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", type=Path, help="also write the JSON result to this file (atomically)")
     p.set_defaults(func=run)
@@ -89,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     doc = jsonable(result)
+    roles = None
+    if args.node:
+        from r1interp.motifs.roles import node_roles, render_roles
+
+        roles = node_roles(graph, args.node)
+        doc["node_roles"] = roles
     if args.out:
         from r1interp.io import write_json
 
@@ -97,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, allow_nan=False, sort_keys=False))
     else:
         print(render(result))
+        if args.node:
+            print()
+            print(render_roles(roles, args.node))
     return 0
 
 
