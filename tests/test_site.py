@@ -68,12 +68,12 @@ def _wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def _interventions() -> pd.DataFrame:
     """results.csv as the interventions stage writes it: baseline, steering vs alpha, ablation vs size (random
-    control with several draws), weight edits; two problem groups."""
+    control with several draws), weight edits vs size at two scales, a fine-tune; two problem groups."""
     rows = []
 
-    def add(kind, target, size, alpha, draw, group, correct, n=100):
+    def add(kind, target, size, alpha, draw, group, correct, n=100, scale=math.nan):
         lo, hi = _wilson(correct, n)
-        rows.append({"intervention": kind, "target": target, "model": "reasoner", "size": size, "alpha": alpha, "scale": 1.0,
+        rows.append({"intervention": kind, "target": target, "model": "reasoner", "size": size, "alpha": alpha, "scale": scale,
                      "draw": draw, "group": group, "n": n, "correct": correct, "accuracy": correct / n, "ci_low": lo, "ci_high": hi})
 
     for gi, group in enumerate(("add_carry", "mul_carry")):
@@ -85,9 +85,13 @@ def _interventions() -> pd.DataFrame:
             add("ablation", "column_sum_carry clusters", size, math.nan, 0, group, int(99 - size * 0.6))
             for draw in range(3):
                 add("ablation_random", "random features", size, math.nan, draw, group, 97 - draw)
-        add("weight_edit", "column_sum_carry clusters", 25.0, math.nan, 0, group, 40)
-        for draw in range(2):
-            add("weight_edit_random", "random features", 25.0, math.nan, draw, group, 95 - draw)
+        for size in (2.0, 4.0, 8.0):
+            for scale in (0.0, 2.0):
+                add("weight_edit", "column_sum_carry clusters", size, math.nan, 0, group, max(0, int(90 - 4 * size * (1 + scale))), scale=scale)
+            for draw in range(2):
+                add("weight_edit_random", "random features", size, math.nan, draw, group, 95 - draw, scale=0.0)
+        add("finetune", "column_sum clusters", 64.0, math.nan, 0, group, 90)
+        add("finetune_random", "random features", 64.0, math.nan, 0, group, 97)
     return pd.DataFrame(rows)
 
 
@@ -237,6 +241,15 @@ def test_graph_page_embeds_compact_graph_and_motif_profile(project, site):
     assert [abs(w) for w in weights] == sorted((abs(w) for w in weights), reverse=True)  # the prune slider keeps a prefix
     assert any(n[1] == "f" and n[-1] for n in data["nodes"])  # feature nodes flagged as having a page
     assert "Motif profile" in html and "Triad z-scores" in html
+
+
+def test_interventions_page_draws_each_family_against_its_control(site):
+    html = (site / "interventions.html").read_text()
+    for title in ("Steering: accuracy vs alpha (steering strength)", "Ablation: accuracy vs features ablated",
+                  "Weight edits: accuracy vs size", "Fine-tuning vs baseline"):
+        assert title in html
+    assert "targeted, scale 2" in html and "random, scale 0" in html  # one curve per scale setting
+    assert html.count("<h4>add_carry</h4>") == 3  # small multiples: one chart per group and family
 
 
 def test_partial_pipeline_builds_with_not_built_boxes(partial_site):

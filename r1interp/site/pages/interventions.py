@@ -3,8 +3,10 @@ against its random-feature control, and the other edits (weight edits, fine-tune
 per problem group, with the stage's confidence intervals.
 
 Convention read from results.csv: an intervention `X_random` is the control of `X` (same size / alpha, random
-features instead of the targeted ones); `target` names what was targeted. Charts are small multiples, one
-per problem group, so a targeted curve is always next to its own control and baseline.
+features instead of the targeted ones); `target` names what was targeted. A family whose alpha (else size)
+varies is drawn as curves against it, one per `scale` setting when that varies too, as small multiples (one
+chart per problem group, so a targeted curve is always next to its own control and the baseline); a family
+with a single setting is a bar next to the baseline.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from r1interp.site.inputs import missing
 RESULTS = "reports/interventions/results.csv"
 METRICS = "reports/metrics/interventions.json"
 COLUMNS = ("intervention", "model", "size", "alpha", "draw", "group", "n", "correct", "accuracy", "ci_low", "ci_high")
-CURVES = (("steering", "alpha", "Steering: accuracy vs steering strength", "alpha"),
-          ("ablation", "size", "Ablation: accuracy vs number of features ablated", "features ablated"))
+TITLES = {"steering": "Steering", "ablation": "Ablation", "weight_edit": "Weight edits", "finetune": "Fine-tuning"}  # page order
+X_LABELS = {("steering", "alpha"): "alpha (steering strength)", ("ablation", "size"): "features ablated"}
 TARGETED, RANDOM, BASELINE = "#c0392b", "#7f8c99", "#2e7d32"
 
 
@@ -86,40 +88,71 @@ def _target(df: pd.DataFrame) -> str:
     return ", ".join(names)
 
 
+def _x_axis(rows: pd.DataFrame) -> str | None:
+    """What a family's accuracy is plotted against: the knob that varies (alpha, else size), or None (bars)."""
+    for x in ("alpha", "size"):
+        if rows[x].dropna().nunique() > 1:
+            return x
+    return None
+
+
+def _scales(rows: pd.DataFrame) -> list:
+    """Settings of `scale` that make separate curves (e.g. weight edits that zero vs double), or [None]."""
+    if "scale" not in rows or rows["scale"].dropna().nunique() < 2:
+        return [None]
+    return sorted(rows["scale"].dropna().unique())
+
+
+def _curves(family: str, targeted: pd.DataFrame, control: pd.DataFrame, x: str, groups: list[str],
+            baseline: dict[str, float]) -> str:
+    scales = _scales(pd.concat([targeted, control]))
+    charts = []
+    for group in groups:
+        series = []
+        for i, scale in enumerate(scales):
+            suffix = "" if scale is None else f", scale {scale:g}"
+            for rows, name, colour, dash in ((targeted, "targeted", TARGETED if i == 0 else svg.color(i + 3), ""),
+                                             (control, "random", RANDOM, "5 4" if i == 0 else "2 3")):
+                sub = rows[(rows["group"].astype(str) == group) & rows[x].notna()]
+                if scale is not None:
+                    sub = sub[sub["scale"] == scale]
+                if len(sub):
+                    series.append(_series(sub, x, name + suffix, colour, dash))
+        if not series:
+            continue
+        refs = [(baseline[group], "baseline", BASELINE)] if group in baseline else []
+        positive = sorted({v for s in series for v in s.xs if v > 0})
+        log = len(positive) >= 3 and positive[-1] / positive[0] >= 50  # sizes like 10, 100, 1000: log axis
+        charts.append(f"<div><h4>{esc(group)}</h4>" + svg.lines(series, xlabel=X_LABELS.get((family, x), x), ylabel="accuracy",
+                                                                 ylim=(0, 1.02), xlog=log, refs=refs, width=360, height=230) + "</div>")
+    several = control["draw"].nunique() > 1 if len(control) else False
+    what = (f"targeted: <strong>{esc(_target(targeted) or family)}</strong>; control: {esc(_target(control) or 'none')}"
+            f"{' (pooled over draws; dots: single draws)' if several else ''}; green dotted: unmodified model.")
+    title = TITLES.get(family, family.replace("_", " ").capitalize()) + f": accuracy vs {X_LABELS.get((family, x), x)}"
+    return f"<h3>{esc(title)}</h3><p class=\"muted\">{what}</p><div class=\"cols small-multiples\">{''.join(charts)}</div>"
+
+
 def _model_section(model: str, df: pd.DataFrame) -> str:
     parts = []
     groups = list(dict.fromkeys(df["group"].astype(str)))
     base = df[df["intervention"] == "baseline"]
     baseline = {str(g): float(gg["correct"].sum() / max(gg["n"].sum(), 1)) for g, gg in base.groupby("group")}
-    for kind, x, title, xlabel in CURVES:
-        targeted = df[(df["intervention"] == kind) & df[x].notna()]
-        control = df[(df["intervention"] == f"{kind}_random") & df[x].notna()]
-        if targeted.empty and control.empty:
-            continue
-        charts = []
-        for group in groups:
-            series = []
-            t, c = targeted[targeted["group"].astype(str) == group], control[control["group"].astype(str) == group]
-            if len(t):
-                series.append(_series(t, x, "targeted", TARGETED))
-            if len(c):
-                series.append(_series(c, x, "random", RANDOM, "5 4"))
-            if not series:
-                continue
-            refs = [(baseline[group], "baseline", BASELINE)] if group in baseline else []
-            positive = sorted({v for s in series for v in s.xs if v > 0})
-            log = len(positive) >= 3 and positive[-1] / positive[0] >= 50  # sizes like 10, 100, 1000: log axis
-            charts.append(f"<div><h4>{esc(group)}</h4>" + svg.lines(series, xlabel=xlabel, ylabel="accuracy", ylim=(0, 1.02),
-                                                                     xlog=log, refs=refs, width=360, height=230) + "</div>")
-        what = (f"targeted: <strong>{esc(_target(targeted) or kind)}</strong>; control: {esc(_target(control) or kind + '_random')}"
-                f"{' (pooled over draws; dots: single draws)' if control['draw'].nunique() > 1 else ''}; green dotted: unmodified model.")
-        parts.append(f"<h3>{esc(title)}</h3><p class=\"muted\">{what}</p><div class=\"cols small-multiples\">{''.join(charts)}</div>")
-    other = df[~df["intervention"].isin([k for k, *_ in CURVES] + [f"{k}_random" for k, *_ in CURVES])]
-    kinds = list(dict.fromkeys(other["intervention"].astype(str)))
-    if len(kinds) > (1 if "baseline" in kinds else 0):
+    names = [str(k) for k in dict.fromkeys(df["intervention"])]
+    families = sorted(dict.fromkeys(k.removesuffix("_random") for k in names if k != "baseline"),
+                      key=lambda f: list(TITLES).index(f) if f in TITLES else len(TITLES))  # known families first
+    flat = []  # families without a varying knob: bars next to the baseline
+    for family in families:
+        targeted, control = df[df["intervention"] == family], df[df["intervention"] == f"{family}_random"]
+        x = _x_axis(pd.concat([targeted, control]))
+        if x is None:
+            flat.append(family)
+        else:
+            parts.append(_curves(family, targeted, control, x, groups, baseline))
+    kinds = (["baseline"] if baseline else []) + [k for f in flat for k in (f, f"{f}_random") if k in names]
+    if len(kinds) > (1 if baseline else 0):
         series = []
         for i, kind in enumerate(kinds):
-            g = other[other["intervention"].astype(str) == kind]
+            g = df[df["intervention"].astype(str) == kind]
             vals, lo, hi = [], [], []
             for group in groups:
                 gg = g[g["group"].astype(str) == group]
@@ -129,9 +162,11 @@ def _model_section(model: str, df: pd.DataFrame) -> str:
             colour = BASELINE if kind == "baseline" else RANDOM if kind.endswith("_random") else svg.color(i)
             label = kind + (f" ({_target(g)})" if _target(g) else "")
             series.append(svg.BarSeries(label, vals, lo, hi, colour))
-        parts.append("<h3>Weight edits and fine-tunes vs baseline</h3>"
+        title = " and ".join(TITLES.get(f, f).lower() for f in flat) or "baseline"
+        parts.append(f"<h3>{esc(title.capitalize())} vs baseline</h3>"
                      + svg.bars(groups, series, ylabel="accuracy", width=900, height=300)
-                     + '<p class="muted">Grey bars: the random-feature controls; whiskers span the draws\' CIs.</p>')
+                     + '<p class="muted">Grey bars: the random-feature controls; with several draws the bar pools them and '
+                     "the whiskers span their CIs.</p>")
     return section(f"{model}", "".join(parts) or '<p class="muted">No rows to chart.</p>', f"model-{model}")
 
 
