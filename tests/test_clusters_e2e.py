@@ -69,7 +69,7 @@ def test_interventions_stage_measures_every_arm_with_controls(pipeline_project: 
         assert (project / "reports/interventions" / png).read_bytes()[:4] == b"\x89PNG"
     # a bad value fails before any work, naming the key and what is allowed, and leaves the results alone
     before = (project / "reports/interventions/results.csv").read_bytes()
-    bad = (project / "params.yaml").read_text().replace("target_step_type: column_sum_carry", "target_step_type: borrow")
+    bad = (project / "params.yaml").read_text().replace("target_step_type: final_carry", "target_step_type: borrow")
     (project / "bad.yaml").write_text(bad)
     out = run([sys.executable, "stages/interventions.py", "--params", "bad.yaml"], project, check=False)
     assert out.returncode == 2 and "interventions.target_step_type: 'borrow' is not allowed" in out.stderr
