@@ -21,7 +21,7 @@ import pytest
 from r1interp import cli
 from r1interp.cli import main
 from r1interp.errors import R1InterpError
-from tests.helpers import REPO, TINY, run
+from helpers import REPO, TINY, run
 
 CLI = [sys.executable, "-m", "r1interp.cli"]
 SECRETS = {"ANTHROPIC_API_KEY": "sk-test-SECRET123", "HF_TOKEN": "hf_SECRET456"}
