@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import sys
+import signal
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -59,6 +60,10 @@ def run(args) -> int:
     directory = Path(args.dir)
     if not (directory / "index.html").is_file():
         print(f"warning: {directory / 'index.html'} is missing; the server lists the folder instead", file=sys.stderr)
+    # A process started in the background by a non-interactive shell inherits SIGINT as ignored, and Python then
+    # never raises KeyboardInterrupt: restore it (and treat SIGTERM the same) so Ctrl-C / kill always stop cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"serving {directory} at {url(server)}  (Ctrl-C to stop)", flush=True)
     thread = threading.Thread(target=server.serve_forever, name="r1interp-serve", daemon=True)
     thread.start()
