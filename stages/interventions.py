@@ -35,15 +35,14 @@ class Runner:
         self.cfg, self.groups, self.rows = cfg, groups, []
 
     def measure(self, lm, intervention, *, target="", size=np.nan, alpha=np.nan, scale=np.nan, draw=0, model="reasoner",
-                nll=False, groups=None):
-        chosen = {g: self.groups[g] for g in (groups or self.groups)}
-        acc = benchmark.accuracy(lm.model, lm.tokenizer, chosen, max_new_tokens=self.cfg.max_new_tokens,
+                nll=False):
+        acc = benchmark.accuracy(lm.model, lm.tokenizer, self.groups, max_new_tokens=self.cfg.max_new_tokens,
                                  batch_size=self.cfg.batch_size)
         for group, r in acc.items():
             row = {"intervention": intervention, "target": target, "model": model, "size": size, "alpha": alpha,
                    "scale": scale, "draw": draw, "group": group, **r}
             if nll:
-                row["gold_nll"] = benchmark.gold_nll(lm.model, lm.tokenizer, chosen[group], self.cfg.batch_size)
+                row["gold_nll"] = benchmark.gold_nll(lm.model, lm.tokenizer, self.groups[group], self.cfg.batch_size)
             self.rows.append(row)
         return acc
 
@@ -203,11 +202,9 @@ def _match_norms(control: dict, reference: dict) -> None:
 
 
 def _failed(lm, items, cfg):
-    from r1interp.organism.evaluate import generate, parse_answer
-
-    completions = generate(lm.model, lm.tokenizer, [i.question for i in items], max_new_tokens=cfg.max_new_tokens,
-                           batch_size=cfg.batch_size, desc="fine-tune data")
-    return [i for i, c in zip(items, completions) if parse_answer(c) != i.answer]
+    ok = benchmark.graded(lm.model, lm.tokenizer, items, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                          desc="fine-tune data")
+    return [i for i, right in zip(items, ok) if not right]
 
 
 def _labels(model: str) -> pd.DataFrame:

@@ -61,13 +61,17 @@ def http_server():
     server.server_close()
 
 
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    """A small git + DVC repo with valid (tiny) params and no remote."""
-    root = tmp_path / "proj"
+def _git_dvc_repo(root: Path) -> Path:
     root.mkdir()
     run(["git", "init", "-q"], root)
     run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    return root
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    """A small git + DVC repo with valid (tiny) params and no remote."""
+    root = _git_dvc_repo(tmp_path / "proj")
     shutil.copy2(TINY, root / "params.yaml")
     (root / "dvc.yaml").write_text("stages: {}\n")
     return root
@@ -204,10 +208,7 @@ releases:
 
 @pytest.fixture()
 def pipeline(tmp_path: Path) -> Path:
-    root = tmp_path / "pipe"
-    root.mkdir()
-    run(["git", "init", "-q"], root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    root = _git_dvc_repo(tmp_path / "pipe")
     (root / "a.txt").write_text("a\n")
     (root / "b.txt").write_text("b\n")
     (root / "params.yaml").write_text("x: 1\n")

@@ -76,13 +76,18 @@ def _operands(problem_id: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def graded(model, tokenizer, items: list[Item], *, max_new_tokens: int, batch_size: int, desc: str = "generate") -> list[bool]:
+    """Whether the greedy completion of each item ends with its true answer."""
+    completions = generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
+                           batch_size=batch_size, desc=desc)
+    return [parse_answer(c) == i.answer for c, i in zip(completions, items)]
+
+
 def accuracy(model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens: int, batch_size: int) -> dict[str, dict]:
     """group -> {n, correct, accuracy, ci_low, ci_high}."""
     out = {}
     for group, items in groups.items():
-        completions = generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
-                               batch_size=batch_size, desc=group)
-        correct = sum(parse_answer(c) == i.answer for c, i in zip(completions, items))
+        correct = sum(graded(model, tokenizer, items, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=group))
         lo, hi = wilson(correct, len(items))
         out[group] = {"n": len(items), "correct": correct, "accuracy": correct / len(items) if items else math.nan,
                       "ci_low": lo, "ci_high": hi}

@@ -72,8 +72,8 @@ def random_matched(chosen: dict[int, list[int]], alive: dict[int, np.ndarray], r
     out = {}
     for layer, feats in chosen.items():
         pool = np.setdiff1d(alive[layer], feats)
-        if len(pool) < len(feats):
-            pool = alive.get(layer, np.array(feats))
+        if len(pool) < len(feats):  # too few others in this layer: allow the chosen ones too
+            pool = alive[layer]
         out[layer] = sorted(int(f) for f in rng.choice(pool, size=min(len(feats), len(pool)), replace=False))
     return out
 
