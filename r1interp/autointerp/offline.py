@@ -14,6 +14,7 @@ fuzzing by checking that every marked token matches the rule.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -47,7 +48,7 @@ class Rule:
         return False
 
     def fires_in(self, tokens: list[str]) -> bool:
-        present = set(all_grams(tokens))
+        present = window_grams(tuple(tokens))[1]
         return any(p in present for p in self.patterns)
 
 
@@ -77,6 +78,21 @@ def all_grams(tokens: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
+# Windows repeat across features (one token sequence is a top example of many features, and the silent
+# windows are drawn from a small pool): on the organism ~5x for activating and ~20x for silent windows.
+# Caching their n-grams makes labeling several times faster; the results are the same.
+@functools.lru_cache(maxsize=1 << 16)
+def window_grams(tokens: tuple[str, ...]) -> tuple[Counter, frozenset]:
+    """all_grams of a window as (counts, set). Shared between callers: never mutate the Counter."""
+    grams = all_grams(list(tokens))
+    return Counter(grams), frozenset(grams)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _grams_at_cached(tokens: tuple[str, ...], i: int) -> frozenset:
+    return frozenset(grams_at(list(tokens), i))
+
+
 def grams_at(tokens: list[str], i: int) -> set[tuple[str, ...]]:
     """The n-grams ending at position i (literal and generalized)."""
     out = set()
@@ -95,34 +111,40 @@ def learn_rule(ev: FeatureEvidence, threshold_fraction: float) -> tuple[Rule, di
     matched anywhere), among n-grams that fire on at least MIN_PRECISION of their occurrences.
     """
     threshold = ev.threshold(threshold_fraction)
-    fired, seen = Counter(), Counter()  # n-gram -> marked / all occurrences (token precision)
-    act_hits: dict[tuple, set[int]] = {}
-    neg_hits: dict[tuple, set[int]] = {}
+    fired = Counter()  # n-gram -> occurrences at marked tokens
+    act_hits: dict[tuple, int] = {}  # n-gram -> bitmask of the windows it hits (bit j: window j)
     for j, e in enumerate(ev.explain):
-        seen.update(all_grams(e.tokens))
+        window = tuple(e.tokens)
         for i in np.flatnonzero(e.marked(threshold)):
-            at = grams_at(e.tokens, int(i))
+            at = _grams_at_cached(window, int(i))
             fired.update(at)
             for g in at:
-                act_hits.setdefault(g, set()).add(j)
+                act_hits[g] = act_hits.get(g, 0) | 1 << j
+    # Only n-grams that fired can become patterns, so only theirs are counted (set intersections, in C).
+    seen = Counter()  # n-gram -> all occurrences in the explanation windows (token precision = fired / seen)
+    neg_hits: dict[tuple, int] = {}
+    for e in ev.explain:
+        counts = window_grams(tuple(e.tokens))[0]
+        for g in counts.keys() & fired.keys():
+            seen[g] += counts[g]
     for j, e in enumerate(ev.explain_negative):
-        grams = all_grams(e.tokens)
-        seen.update(grams)
-        for g in set(grams):
-            neg_hits.setdefault(g, set()).add(j)
+        counts, present = window_grams(tuple(e.tokens))
+        for g in present.intersection(fired):
+            seen[g] += counts[g]
+            neg_hits[g] = neg_hits.get(g, 0) | 1 << j
     n_act, n_neg = max(1, len(ev.explain)), max(1, len(ev.explain_negative))
     precision = {g: fired[g] / seen[g] for g in fired}
     # sorted: act_hits was filled from sets, whose order changes with PYTHONHASHSEED, and ties must not
     candidates = sorted(g for g in act_hits if precision[g] >= MIN_PRECISION)
     chosen: list[tuple[str, ...]] = []
-    covered, false_hits = set(), set()
+    covered, false_hits = 0, 0  # bitmasks, like act_hits
     score = 0.0
     while len(chosen) < MAX_PATTERNS:
         best, best_score = None, score + 0.01  # a pattern must add at least one point of accuracy
         for g in candidates:
             if g in chosen:
                 continue
-            j = len(covered | act_hits[g]) / n_act - len(false_hits | neg_hits.get(g, set())) / n_neg
+            j = (covered | act_hits[g]).bit_count() / n_act - (false_hits | neg_hits.get(g, 0)).bit_count() / n_neg
             j -= 1e-3 * len(g)  # ties go to shorter patterns
             if j > best_score:
                 best, best_score = g, j
@@ -130,13 +152,13 @@ def learn_rule(ev: FeatureEvidence, threshold_fraction: float) -> tuple[Rule, di
             break
         chosen.append(best)
         covered |= act_hits[best]
-        false_hits |= neg_hits.get(best, set())
+        false_hits |= neg_hits.get(best, 0)
         score = best_score
     stats = {
-        "coverage": {g: len(act_hits[g]) / n_act for g in chosen},
+        "coverage": {g: act_hits[g].bit_count() / n_act for g in chosen},
         "precision": {g: precision[g] for g in chosen},
-        "covered": len(covered) / n_act,
-        "false_positive_rate": len(false_hits) / n_neg,
+        "covered": covered.bit_count() / n_act,
+        "false_positive_rate": false_hits.bit_count() / n_neg,
     }
     return Rule(tuple(chosen)), stats
 
