@@ -40,8 +40,9 @@ def main(params, args):
     device = resolve_device(params.model.device)
     corpus = read_parquet("data/corpus/corpus.parquet", CorpusSchema, "run `dvc repro corpus`")
     heldout = corpus[corpus["split"] == "heldout"]
-    if cfg.problems:
-        heldout = heldout.iloc[: cfg.problems]
+    if cfg.problems:  # the same number from every task (the held-out split is ordered by task)
+        per_task = -(-cfg.problems // heldout["task"].nunique())
+        heldout = heldout.groupby("task", sort=False).head(per_task).head(cfg.problems)
     loaded = load_role(params.model.profile, cfg.model, device=device)
     coders = load_coders(SET_ROOT / cfg.model / "sparsify", device=device)
     steps_list, profiles = step_profiles(loaded.model, coders, loaded.tokenizer, list(zip(heldout["id"], heldout["text"])),

@@ -1,6 +1,8 @@
 """Stage `labels`: label features (offline rules or Claude) and score the labels on held-out examples."""
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +50,15 @@ def vocabulary(profile: str, role: str) -> list[str]:
     return token_strings(AutoTokenizer.from_pretrained(model_spec(profile, role).local_dir))
 
 
+def label_role(role: str, params, labeler, scorer) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cfg, hint = params.labels, "run `dvc repro activations`"
+    features = read_parquet(ACTIVATIONS / role / "features.parquet", FeatureSchema, hint)
+    examples = read_parquet(ACTIVATIONS / role / "examples.parquet", ExampleSchema, hint)
+    evidence = build_evidence(features, examples, vocabulary(params.model.profile, role), cfg)
+    print(f"{role}: labeling {len(evidence)} features with the {cfg.labeler} labeler", flush=True)
+    return label_and_score(evidence, labeler, scorer, cfg.highlight_threshold, cfg.seed)
+
+
 def main(params, args):
     cfg = params.labels
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -55,17 +66,16 @@ def main(params, args):
     if not readme.exists():  # also keeps the DVC output non-empty for the offline labeler
         write_text(readme, CACHE_README)
     labeler, scorer, client = labeler_and_scorer(cfg)
-    hint = "run `dvc repro activations`"
-    tables, scores = [], []
     started = time.perf_counter()
-    for role in params.train.models:
-        features = read_parquet(ACTIVATIONS / role / "features.parquet", FeatureSchema, hint)
-        examples = read_parquet(ACTIVATIONS / role / "examples.parquet", ExampleSchema, hint)
-        evidence = build_evidence(features, examples, vocabulary(params.model.profile, role), cfg)
-        print(f"{role}: labeling {len(evidence)} features with the {cfg.labeler} labeler")
-        labels_df, scores_df = label_and_score(evidence, labeler, scorer, cfg.highlight_threshold, cfg.seed)
-        tables.append(labels_df)
-        scores.append(scores_df)
+    roles = list(params.train.models)
+    workers = min(len(roles), max(1, params.model.threads)) if client is None else 1  # Claude: one rate-limited client
+    if workers > 1:  # the offline labeler is pure Python: one process per model
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = list(pool.map(label_role, roles, [params] * len(roles), [labeler] * len(roles),
+                                    [scorer] * len(roles)))
+    else:
+        results = [label_role(role, params, labeler, scorer) for role in roles]
+    tables, scores = [r[0] for r in results], [r[1] for r in results]
     labels_df = validate(pd.concat(tables, ignore_index=True), LabelSchema, LABELS)
     write_parquet(SCORES, pd.concat(scores, ignore_index=True))
     write_parquet(LABELS, labels_df)

@@ -79,6 +79,24 @@ def test_offline_labels_are_validated_and_scored(project: Path):
     assert bad.returncode == 2 and "no feature 0 in layer 7" in bad.stderr
 
 
+def test_one_labeling_process_per_model_gives_the_same_labels(project: Path):
+    """model.threads 2: the offline labeler runs one process per model; labels and scores must not change."""
+    before = {name: pd.read_parquet(project / f"data/labels/{name}.parquet") for name in ("labels", "scores")}
+    path = project / "params.yaml"
+    good = path.read_text()
+    data = yaml.safe_load(good)
+    assert data["model"]["threads"] == 1  # the shared project labeled in one process
+    data["model"]["threads"] = 2
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        out = run(DVC + ["repro", "-s", "-f", "labels"], project).stdout
+    finally:
+        path.write_text(good)
+    assert "reasoner: labeling" in out and "base: labeling" in out
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(project / f"data/labels/{name}.parquet"), frame)
+
+
 def test_missing_api_key_fails_before_any_work(project: Path):
     good = _set_params(project, labeler="claude")
     before = (project / "data/labels/labels.parquet").read_bytes()

@@ -84,13 +84,19 @@ def graded(model, tokenizer, items: list[Item], *, max_new_tokens: int, batch_si
 
 
 def accuracy(model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens: int, batch_size: int) -> dict[str, dict]:
-    """group -> {n, correct, accuracy, ci_low, ci_high}."""
+    """group -> {n, correct, accuracy, ci_low, ci_high}.
+
+    All groups are generated together: decoding is step-bound on small models, so one batch of every problem
+    costs little more than one group's (an arm that breaks the model decodes to max_new_tokens in every batch).
+    """
+    items = [item for group_items in groups.values() for item in group_items]
+    right = iter(graded(model, tokenizer, items, max_new_tokens=max_new_tokens, batch_size=batch_size, desc="problems"))
     out = {}
-    for group, items in groups.items():
-        correct = sum(graded(model, tokenizer, items, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=group))
-        lo, hi = wilson(correct, len(items))
-        out[group] = {"n": len(items), "correct": correct, "accuracy": correct / len(items) if items else math.nan,
-                      "ci_low": lo, "ci_high": hi}
+    for group, group_items in groups.items():
+        correct = sum(next(right) for _ in group_items)
+        lo, hi = wilson(correct, len(group_items))
+        out[group] = {"n": len(group_items), "correct": correct,
+                      "accuracy": correct / len(group_items) if group_items else math.nan, "ci_low": lo, "ci_high": hi}
     return out
 
 

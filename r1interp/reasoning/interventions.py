@@ -46,8 +46,8 @@ def ablate(model, coders: Mapping[int, object], features: FeatureSet):
             flat = inputs[0].reshape(-1, inputs[0].shape[-1]).to(coder.dtype)
             acts, top, _ = coder.encode(flat)
             # activation of each chosen feature where it made the TopK, else 0
-            hit = top[..., None] == idx.to(top.device)  # [tokens, k, n]
-            chosen_acts = (acts[..., None] * hit).sum(1)  # [tokens, n]
+            dense = torch.zeros(flat.shape[0], coder.num_latents, dtype=acts.dtype, device=acts.device)
+            chosen_acts = dense.scatter_(1, top, acts)[:, idx.to(acts.device)]  # [tokens, n]
             return output - (chosen_acts @ w_dec).reshape(output.shape).to(output.dtype)
 
         return hook
