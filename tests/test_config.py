@@ -77,6 +77,16 @@ def test_repo_params_yaml_loads_and_matches_file():
     assert p.tokens.ctx_len == raw["tokens"]["ctx_len"]
 
 
+def test_thorough_config_loads_and_differs_from_the_default_only_in_budgets():
+    """configs/thorough.yaml (README "Larger settings") must stay a valid, complete params file."""
+    thorough = to_dict(load_params(ROOT / "configs" / "thorough.yaml"))
+    default = to_dict(load_params(ROOT / "params.yaml"))
+    assert thorough["organism"]["reasoner"]["steps"] > default["organism"]["reasoner"]["steps"]
+    assert thorough["train"]["max_tokens"] > default["train"]["max_tokens"]
+    same = ("model", "tokens", "graphs", "compare", "critical")
+    assert {s: thorough[s] for s in same} == {s: default[s] for s in same}
+
+
 def test_tiny_params_load_every_value():
     p = load_params(TINY)
     raw = _tiny_data()

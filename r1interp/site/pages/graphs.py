@@ -123,27 +123,31 @@ class _MotifTables:
             parts.append(kv_table([("nodes (motif graph: errors dropped)", fmt(int(census["nodes"]))),
                                    ("edges", fmt(int(census["edges"]))),
                                    ("coherent share of feed-forward loops", fmt(census["ffl_coherent_fraction"]))]))
+        records = rows.to_dict("records")  # plain dicts: pandas filtering per motif dominated the site build
         charts = []
         for family, title in (("triad", "Triad z-scores (classes a null holds fixed are omitted)"),
                               ("ffl", "Feed-forward-loop sign patterns: z-scores")):
-            fam = rows[rows["family"] == family]
-            labels = [lab for lab in dict.fromkeys(fam["label"]) if fam[(fam["label"] == lab)]["z"].notna().any()]
+            fam = [r for r in records if r["family"] == family]
+            with_z = {r["label"] for r in fam if not pd.isna(r["z"])}
+            labels = [lab for lab in dict.fromkeys(r["label"] for r in fam) if lab in with_z]
             series = []
             for i, null in enumerate(nulls):
-                by = fam[fam["null"] == null].set_index("label")["z"]
-                series.append(svg.BarSeries(null, [None if pd.isna(by.get(lab)) else float(by.get(lab)) for lab in labels],
+                z = {r["label"]: r["z"] for r in fam if r["null"] == null}
+                series.append(svg.BarSeries(null, [None if pd.isna(z.get(lab)) else float(z[lab]) for lab in labels],
                                             color=svg.color(i)))
             if labels:
                 charts.append(f"<div><h3>{esc(title)}</h3>" + svg.bars(labels, series, ylabel="z", width=560, height=250) + "</div>")
         parts.append('<div class="cols">' + "".join(charts) + "</div>")
         header = ["family", "motif", "real count"] + [h for n in nulls for h in (f"{n}: null mean ± sd", f"{n}: z", f"{n}: p")]
         body = []
-        for (family, label), grp in rows.groupby(["family", "label"], sort=False):
-            by = grp.set_index("null")
-            cells: list[Cell] = [text(family), text(label), num(int(grp["real"].iloc[0]))]
+        by_motif: dict[tuple, dict] = {}
+        for r in records:
+            by_motif.setdefault((r["family"], r["label"]), {})[r["null"]] = r
+        for (family, label), by in by_motif.items():
+            cells: list[Cell] = [text(family), text(label), num(int(next(iter(by.values()))["real"]))]
             for n in nulls:
-                if n in by.index:
-                    r = by.loc[n]
+                if n in by:
+                    r = by[n]
                     cells += [Cell(f"{fmt(r['mean'])} ± {fmt(r['std'])}", float(r["mean"]), "num"), num(r["z"]), num(r["p"])]
                 else:
                     cells += [text(""), text(""), text("")]
