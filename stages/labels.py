@@ -1,5 +1,6 @@
 """Stage `labels`: label features (offline rules or Claude) and score the labels on held-out examples."""
 
+import functools
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -68,13 +69,14 @@ def main(params, args):
     labeler, scorer, client = labeler_and_scorer(cfg)
     started = time.perf_counter()
     roles = list(params.train.models)
-    workers = min(len(roles), max(1, params.model.threads)) if client is None else 1  # Claude: one rate-limited client
+    label = functools.partial(label_role, params=params, labeler=labeler, scorer=scorer)
+    workers = min(len(roles), params.model.threads) if client is None else 1  # Claude: one rate-limited client
+    print(f"labeling {len(roles)} model(s) in {workers} process(es)", flush=True)
     if workers > 1:  # the offline labeler is pure Python: one process per model
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(label_role, roles, [params] * len(roles), [labeler] * len(roles),
-                                    [scorer] * len(roles)))
+            results = list(pool.map(label, roles))
     else:
-        results = [label_role(role, params, labeler, scorer) for role in roles]
+        results = [label(role) for role in roles]
     tables, scores = [r[0] for r in results], [r[1] for r in results]
     labels_df = validate(pd.concat(tables, ignore_index=True), LabelSchema, LABELS)
     write_parquet(SCORES, pd.concat(scores, ignore_index=True))

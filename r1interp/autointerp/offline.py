@@ -89,18 +89,14 @@ def window_grams(tokens: tuple[str, ...]) -> tuple[Counter, frozenset]:
 
 
 @functools.lru_cache(maxsize=1 << 17)
-def _grams_at_cached(tokens: tuple[str, ...], i: int) -> frozenset:
-    return frozenset(grams_at(list(tokens), i))
-
-
-def grams_at(tokens: list[str], i: int) -> set[tuple[str, ...]]:
-    """The n-grams ending at position i (literal and generalized)."""
+def grams_at(tokens: tuple[str, ...], i: int) -> frozenset[tuple[str, ...]]:
+    """The n-grams ending at position i (literal and generalized); cached like window_grams."""
     out = set()
     for n in range(1, min(MAX_NGRAM, i + 1) + 1):
-        gram = tuple(tokens[i - n + 1 : i + 1])
+        gram = tokens[i - n + 1 : i + 1]
         out.add(gram)
         out.add(tuple(_general(list(gram))))
-    return out
+    return frozenset(out)
 
 
 def learn_rule(ev: FeatureEvidence, threshold_fraction: float) -> tuple[Rule, dict]:
@@ -116,7 +112,7 @@ def learn_rule(ev: FeatureEvidence, threshold_fraction: float) -> tuple[Rule, di
     for j, e in enumerate(ev.explain):
         window = tuple(e.tokens)
         for i in np.flatnonzero(e.marked(threshold)):
-            at = _grams_at_cached(window, int(i))
+            at = grams_at(window, int(i))
             fired.update(at)
             for g in at:
                 act_hits[g] = act_hits.get(g, 0) | 1 << j

@@ -123,26 +123,23 @@ class _MotifTables:
             parts.append(kv_table([("nodes (motif graph: errors dropped)", fmt(int(census["nodes"]))),
                                    ("edges", fmt(int(census["edges"]))),
                                    ("coherent share of feed-forward loops", fmt(census["ffl_coherent_fraction"]))]))
-        records = rows.to_dict("records")  # plain dicts: pandas filtering per motif dominated the site build
+        by_motif: dict[tuple, dict] = {}  # (family, label) -> null -> row; plain dicts: pandas filters per motif were slow
+        for r in rows.to_dict("records"):
+            by_motif.setdefault((r["family"], r["label"]), {})[r["null"]] = r
         charts = []
         for family, title in (("triad", "Triad z-scores (classes a null holds fixed are omitted)"),
                               ("ffl", "Feed-forward-loop sign patterns: z-scores")):
-            fam = [r for r in records if r["family"] == family]
-            with_z = {r["label"] for r in fam if not pd.isna(r["z"])}
-            labels = [lab for lab in dict.fromkeys(r["label"] for r in fam) if lab in with_z]
-            series = []
-            for i, null in enumerate(nulls):
-                z = {r["label"]: r["z"] for r in fam if r["null"] == null}
-                series.append(svg.BarSeries(null, [None if pd.isna(z.get(lab)) else float(z[lab]) for lab in labels],
-                                            color=svg.color(i)))
+            motifs = {label: by for (fam, label), by in by_motif.items()
+                      if fam == family and any(not pd.isna(r["z"]) for r in by.values())}
+            labels = list(motifs)
+            series = [svg.BarSeries(null, [None if null not in by or pd.isna(by[null]["z"]) else float(by[null]["z"])
+                                           for by in motifs.values()], color=svg.color(i))
+                      for i, null in enumerate(nulls)]
             if labels:
                 charts.append(f"<div><h3>{esc(title)}</h3>" + svg.bars(labels, series, ylabel="z", width=560, height=250) + "</div>")
         parts.append('<div class="cols">' + "".join(charts) + "</div>")
         header = ["family", "motif", "real count"] + [h for n in nulls for h in (f"{n}: null mean ± sd", f"{n}: z", f"{n}: p")]
         body = []
-        by_motif: dict[tuple, dict] = {}
-        for r in records:
-            by_motif.setdefault((r["family"], r["label"]), {})[r["null"]] = r
         for (family, label), by in by_motif.items():
             cells: list[Cell] = [text(family), text(label), num(int(next(iter(by.values()))["real"]))]
             for n in nulls:
