@@ -92,6 +92,7 @@ def test_one_labeling_process_per_model_gives_the_same_labels(project: Path):
         out = run(DVC + ["repro", "-s", "-f", "labels"], project).stdout
     finally:
         path.write_text(good)
+    assert "labeling 2 model(s) in 2 process(es)" in out
     assert "reasoner: labeling" in out and "base: labeling" in out
     for name, frame in before.items():
         pd.testing.assert_frame_equal(pd.read_parquet(project / f"data/labels/{name}.parquet"), frame)
