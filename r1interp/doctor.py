@@ -87,7 +87,17 @@ def check_torch() -> list[Check]:
     else:
         cuda = Check("cuda", WARN, f"torch built for CUDA {torch.version.cuda} but no GPU is visible",
                      "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES; the organism profile runs on CPU")
-    return [torch_check, cuda]
+    return [torch_check, cuda, check_numerics()]
+
+
+def check_numerics() -> Check:
+    """Rebuilds are byte-identical across machines only with the pinned numerics (r1interp/numerics.py)."""
+    from r1interp import numerics
+
+    found = numerics.problems()
+    if found:
+        return Check("numerics", FAIL, found[0], "unset that variable: r1interp pins it itself (README: Reproducibility)")
+    return Check("numerics", OK, "pinned: " + ", ".join(f"{k}={v}" for k, v in numerics.describe().items()))
 
 
 def check_tools(root: Path) -> list[Check]:

@@ -76,7 +76,8 @@ def fetch_model(spec: ModelSpec, dest: str | Path, *, log: Callable[[str], None]
         shutil.rmtree(staging, ignore_errors=True)  # complete but wrong: start over next time
         raise ArtifactError(str(exc).replace(str(staging), name), hint=exc.hint) from None
     seconds = round(time.monotonic() - start, 1)
-    receipt = {"repo_id": repo, "revision": pin, "files": files, "bytes": total, "seconds": seconds}
+    # no download time in the receipt: it lies in a hashed output, and the same pin must give the same bytes
+    receipt = {"repo_id": repo, "revision": pin, "files": files, "bytes": total}
     (staging / RECEIPT).write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
     replace(staging, dest)
     rate = total / seconds / 1e6 if seconds else 0.0

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from r1interp import paths
 from r1interp.errors import ArtifactError, ConfigError
 
 ROLES = ("reasoner", "base")
@@ -32,19 +33,19 @@ class ModelSpec:
 
 PROFILES: dict[str, dict[str, ModelSpec]] = {
     "organism": {
-        "reasoner": ModelSpec("reasoner", Path("models/organisms/reasoner")),
-        "base": ModelSpec("base", Path("models/organisms/base")),
+        "reasoner": ModelSpec("reasoner", paths.organism_dir("reasoner")),
+        "base": ModelSpec("base", paths.organism_dir("base")),
     },
     "r1-distill-qwen-1.5b": {
         "reasoner": ModelSpec(
             "reasoner",
-            Path("models/hub/reasoner"),
+            paths.hub_model_dir("reasoner"),
             "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
             "ad9f0ae0864d7fbcd1cd905e3c6c5b069cc8b562",
         ),
         "base": ModelSpec(
             "base",
-            Path("models/hub/base"),
+            paths.hub_model_dir("base"),
             "Qwen/Qwen2.5-Math-1.5B",
             "4a83ca6e4526a4f2da3aa259ec36c259f66b2ab2",
         ),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r1interp import paths
 from r1interp.errors import ArtifactError
 
 SCHEMA_VERSION = 1
@@ -72,7 +73,7 @@ class BenchmarkPrompt:
 
 
 def prompts_path(profile: str, root: Path = Path(".")) -> Path:
-    return Path(root) / "data" / "prompts" / f"{profile}.json"
+    return Path(root) / paths.prompts_file(profile)
 
 
 def _type_names(types: tuple[type, ...]) -> str:
@@ -174,7 +175,7 @@ def _load(path: Path) -> tuple[str, list[BenchmarkPrompt]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ArtifactError(
-            f"{path}: prompt file not found", hint="prompt sets live in data/prompts/<profile>.json"
+            f"{path}: prompt file not found", hint=f"prompt sets live in {paths.PROMPTS_DIR}/<profile>.json"
         ) from None
     try:
         doc = json.loads(text)

@@ -20,6 +20,7 @@ and nothing else in the package imports this module.
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import os
@@ -31,10 +32,12 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from r1interp import paths
 from r1interp.config import Params
 
 SAMPLE_ROWS = 4096  # token rows per split turned into per-row statistics
 RUN_NAME = "r1interp-quality"
+FIXED_RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)  # see run_quality
 SITE = "quality"
 SPLITS = ("train", "heldout")
 KINDS = ("top", "quantile", "non_activating")
@@ -257,7 +260,7 @@ def token_meta_frame(root: Path, params: Params) -> pd.DataFrame:
     budgets = {"train": params.tokens.max_train_tokens, "heldout": params.tokens.max_heldout_tokens}
     rows = []
     for split in SPLITS:
-        path = root / "data/tokens" / split
+        path = root / paths.token_split(split)
         meta = json.loads((path / "meta.json").read_text())
         dataset_rows = _dataset_rows(path / "dataset")
         tokens, padding = meta.get("tokens"), meta.get("padding_fraction")
@@ -543,7 +546,7 @@ def examples_suite(params: Params, role: str, facts: ModelFacts, heldout_rows: i
                  meta=_note("the window's activation at the target token is the example's activation")),
     ]
     if heldout_rows:
-        exps.append(_between("row", 0, heldout_rows - 1, meta=_note(f"rows of data/tokens/heldout ({heldout_rows})")))
+        exps.append(_between("row", 0, heldout_rows - 1, meta=_note(f"rows of {paths.TOKENS_HELDOUT} ({heldout_rows})")))
     else:
         exps.append(_between("row", 0))
     return _suite(f"examples_{role}", exps)
@@ -681,7 +684,7 @@ def _load_token_meta(root: Path, params: Params) -> pd.DataFrame:
     try:
         return token_meta_frame(root, params)
     except (OSError, ValueError) as exc:
-        raise Unreadable(f"{root / 'data/tokens'}: unreadable meta.json ({type(exc).__name__}: {exc})") from None
+        raise Unreadable(f"{root / paths.TOKENS_DIR}: unreadable meta.json ({type(exc).__name__}: {exc})") from None
 
 
 def _load_scores(scores_path: Path, labels_path: Path) -> pd.DataFrame:
@@ -704,28 +707,28 @@ def _ok_labels(labels_path: Path) -> int | None:
 def build_checks(root: Path, params: Params, sample_rows: int = SAMPLE_ROWS) -> list[Check]:
     """Every suite with the loader of its frame, for the artifacts under `root`."""
     root = Path(root)
-    tokens = root / "data/tokens"
+    tokens = root / paths.TOKENS_DIR
     tok_facts = model_facts(params, params.tokens.tokenizer_of, root)
     heldout_rows = _read_json(tokens / "heldout" / "meta.json").get("rows")
     checks = [
-        Check("corpus", "data/corpus/corpus.parquet", corpus_suite(params),
-              lambda: _read(root / "data/corpus/corpus.parquet").to_pandas()),
-        Check("tokens", "data/tokens", tokens_suite(params, tok_facts.vocab_size), lambda: _load_token_meta(root, params)),
+        Check("corpus", paths.CORPUS_PARQUET.as_posix(), corpus_suite(params),
+              lambda: _read(root / paths.CORPUS_PARQUET).to_pandas()),
+        Check("tokens", paths.TOKENS_DIR.as_posix(), tokens_suite(params, tok_facts.vocab_size), lambda: _load_token_meta(root, params)),
     ]
     for split in SPLITS:
         meta = _read_json(tokens / split / "meta.json")
-        checks.append(Check(f"tokens_{split}", f"data/tokens/{split}", token_split_suite(params, split, meta, tok_facts),
+        checks.append(Check(f"tokens_{split}", paths.token_split(split).as_posix(), token_split_suite(params, split, meta, tok_facts),
                             lambda split=split: _load_tokens(tokens / split, tok_facts.pad_id, sample_rows, params.seed)))
     facts = {role: model_facts(params, role, root) for role in params.train.models}
     for role in params.train.models:
-        features, examples = f"data/activations/{role}/features.parquet", f"data/activations/{role}/examples.parquet"
+        features, examples = paths.features_parquet(role).as_posix(), paths.examples_parquet(role).as_posix()
         checks += [
             Check(f"features_{role}", features, features_suite(params, role, facts[role]),
                   lambda path=root / features: feature_frame(_read(path))),
             Check(f"examples_{role}", examples, examples_suite(params, role, facts[role], heldout_rows),
                   lambda path=root / examples: example_frame(_read(path))),
         ]
-    labels, scores = "data/labels/labels.parquet", "data/labels/scores.parquet"
+    labels, scores = paths.LABELS_PARQUET.as_posix(), paths.SCORES_PARQUET.as_posix()
     checks += [
         Check("labels", labels, labels_suite(params, facts), lambda: _read(root / labels).to_pandas()),
         Check("scores", scores, scores_suite(params, _ok_labels(root / labels)),
@@ -795,7 +798,9 @@ def run_quality(root: Path, params: Params, out_dir: Path, *, sample_rows: int =
     checks = build_checks(root, params, sample_rows)
     context = _context(out_dir)
     source = context.data_sources.add_pandas("artifacts")
-    run_id = RunIdentifier(run_name=RUN_NAME)
+    # A fixed run time: GX names result folders and pages by it, and the Data Docs are a hashed DVC output
+    # (the same artifacts must give the same bytes). The real time is in reports/timings/quality.json.
+    run_id = RunIdentifier(run_name=RUN_NAME, run_time=FIXED_RUN_TIME)
     for check in checks:
         suite = context.suites.add(check.suite)
         entry: dict[str, Any] = {"artifact": check.artifact, "expectations": len(suite.expectations)}
@@ -892,7 +897,7 @@ def make_offline(site: Path, summary: dict) -> None:
         text = EXTERNAL_IMG.sub(lambda m: f'src="{rel}/{m.group(1)}"', text)
         text = FOOTER.sub("", text)  # a newsletter link
         text = text.replace("</head>", f"<style>{OFFLINE_CSS}</style>\n</head>", 1)
-        page.write_text(text, encoding="utf-8")
+        page.write_text(deterministic(text), encoding="utf-8")
     for css in site.rglob("*.css"):
         css.write_text(EXTERNAL_CSS_URL.sub("none", css.read_text(encoding="utf-8")), encoding="utf-8")
     if images.is_dir():  # 3.4 MB of GIFs for GX's onboarding walkthrough (hidden here); keep logo and favicon
@@ -900,6 +905,20 @@ def make_offline(site: Path, summary: dict) -> None:
             if image.name not in KEEP_IMAGES:
                 image.unlink()
     (site / "index.html").write_text(index_html(site, summary), encoding="utf-8")
+
+
+RANDOM_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+VALIDATION_TIME = re.compile(r"(?<![\w.])\d{8}T\d{6}\.\d{6}Z(?![\w.])")
+
+
+def deterministic(text: str) -> str:
+    """GX pages hold random element ids (uuid4) and the validation's wall-clock time: number the ids in
+    order of appearance and drop the time (run times are fixed: see run_quality), so the same artifacts
+    give the same bytes."""
+    ids: dict[str, str] = {}
+    text = RANDOM_UUID.sub(lambda m: ids.setdefault(m.group(0), f"id{len(ids)}"), text)
+    fixed = FIXED_RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ")
+    return VALIDATION_TIME.sub(lambda m: m.group(0) if m.group(0) == fixed else "(time not recorded)", text)
 
 
 def external_resources(site: Path) -> list[str]:

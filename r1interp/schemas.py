@@ -9,6 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from r1interp import paths
 from r1interp.errors import ArtifactError
 
 
@@ -88,7 +89,7 @@ class ExampleSchema(pa.DataFrameModel):
     feature: Series[int] = pa.Field(ge=0)
     rank: Series[int] = pa.Field(ge=0)
     quantile: Series[int] = pa.Field(ge=-1, description="-1 outside the quantile sample; 0 = weakest bin")
-    row: Series[int] = pa.Field(ge=0, description="row of data/tokens/heldout")
+    row: Series[int] = pa.Field(ge=0, description=f"row of {paths.TOKENS_HELDOUT}")
     position: Series[int] = pa.Field(ge=0)
     activation: Series[float] = pa.Field(ge=0)
     in_think: Series[bool]

@@ -10,9 +10,10 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from r1interp import paths
 from r1interp.errors import R1InterpError
 
-DEFAULT_DIR = Path("reports/site")
+DEFAULT_DIR = paths.SITE_DIR
 HOST = "127.0.0.1"  # never 0.0.0.0: the site is for the person at this machine
 
 

@@ -1,4 +1,4 @@
-"""Plumbing shared by the thin stage scripts: params, threads, and one-line errors."""
+"""Plumbing shared by the thin stage scripts: params, pinned numerics, threads, and one-line errors."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import os
 import sys
 from collections.abc import Callable
 
+from r1interp import numerics
 from r1interp.config import Params, load_params
 from r1interp.errors import R1InterpError
 
 
 def run(main: Callable[[Params, argparse.Namespace], None], add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
-    """Parse `--params`, validate the whole file before any work, run `main`, print errors as one line."""
+    """Parse `--params`, validate the whole file and the numerics before any work, run `main`, print errors
+    as one line."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--params", default="params.yaml")
     if add_args:
@@ -21,9 +23,8 @@ def run(main: Callable[[Params, argparse.Namespace], None], add_args: Callable[[
     debug = bool(os.environ.get("R1INTERP_DEBUG"))
     try:
         params = load_params(args.params)
-        import torch
-
-        torch.set_num_threads(params.model.threads)
+        numerics.require()
+        numerics.set_threads(params.model.threads)
         main(params, args)
     except R1InterpError as exc:
         if debug:

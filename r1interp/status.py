@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
+from r1interp import paths
 from r1interp.errors import R1InterpError
 
-SITE_INDEX = Path("reports/site/index.html")
+SITE_INDEX = paths.SITE_INDEX
 MAX_CHANGES_SHOWN = 4
 
 UP_TO_DATE, STALE, NEVER_BUILT, OUTS_MISSING, OUTS_MODIFIED, ALWAYS = (

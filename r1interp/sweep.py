@@ -19,9 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from r1interp import paths
 from r1interp.errors import R1InterpError
 
-METRICS_FILE = "reports/metrics/transcoders.json"
+METRICS_FILE = paths.TRANSCODERS_METRICS.as_posix()  # the key `dvc exp show --json` gives the metrics file
 OBJECTIVES = ("ce_increase", "l0", "dead_pct")  # all minimized
 SWEPT = ("expansion_factor", "num_latents", "k", "lr", "optimizer", "auxk_alpha", "max_tokens")
 
@@ -111,7 +112,7 @@ def pareto_front(points: list[Point]) -> list[Point]:
     return sorted(front, key=lambda p: (p.model, p.l0))
 
 
-def write_report(points: list[Point], front: list[Point], out_dir: str | Path = "reports/sweep") -> Path:
+def write_report(points: list[Point], front: list[Point], out_dir: str | Path = paths.SWEEP_DIR) -> Path:
     from r1interp.io import atomic_path, write_json
 
     out_dir = Path(out_dir)

@@ -1,5 +1,7 @@
 """Stage `activations`: feature tables and example windows of every transcoder set, over held-out tokens."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import resource
 import time
 
@@ -7,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.activations import collect, example_table, feature_table, logit_effects, token_batches
 from r1interp.config import to_dict
 from r1interp.data import load_token_split
@@ -16,13 +18,13 @@ from r1interp.models import load_role, resolve_device
 from r1interp.schemas import ExampleSchema, FeatureSchema, validate
 from r1interp.transcoders import SET_ROOT, excluded_token_ids, load_coders
 
-OUT = "data/activations"
+OUT = paths.ACTIVATIONS_DIR
 
 
 def main(params, args):
     cfg = params.activations
     device = resolve_device(params.model.device)
-    ds, meta = load_token_split("data/tokens/heldout", hint="run `dvc repro tokens`")
+    ds, meta = load_token_split(paths.TOKENS_HELDOUT, hint="run `dvc repro tokens`")
     rows = min(len(ds), max(1, cfg.max_tokens // meta["ctx_len"]))
     ids_view = ds.with_format("numpy")
 
@@ -60,12 +62,12 @@ def main(params, args):
                 "alive_features": len(alive),
                 "examples": examples.num_rows,
                 "median_density_alive": float(alive["density"].median()) if len(alive) else 0.0,
-                "seconds": round(time.perf_counter() - started, 2),
             }
+            timings.record("activations", {f"{role}_seconds": round(time.perf_counter() - started, 2)})
             print(f"{role}: {summary[role]}")
-        summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         summary["params"] = to_dict(cfg)
         write_json(tmp / "meta.json", summary)
+    timings.record("activations", {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
 
 
 if __name__ == "__main__":

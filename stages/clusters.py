@@ -1,14 +1,15 @@
 """Stage `clusters`: activation maps of reasoning steps, clusters of steps, and a taxonomy."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.io import atomic_path, write_json
 from r1interp.models import load_role, resolve_device
 from r1interp.reasoning import clustering, maps, taxonomy
@@ -16,9 +17,9 @@ from r1interp.reasoning.steps import feature_index, step_profiles
 from r1interp.schemas import CorpusSchema, LabelSchema, read_parquet
 from r1interp.transcoders import SET_ROOT, load_coders
 
-OUT_DATA = Path("data/clusters")
-OUT = Path("reports/clusters")
-METRICS = "reports/metrics/clusters.json"
+OUT_DATA = paths.CLUSTERS_DATA_DIR
+OUT = paths.CLUSTERS_DIR
+METRICS = paths.CLUSTERS_METRICS
 
 
 def ground_truth(corpus: pd.DataFrame) -> dict[str, list[str]]:
@@ -38,7 +39,7 @@ def main(params, args):
     cfg = params.clusters
     started = time.perf_counter()
     device = resolve_device(params.model.device)
-    corpus = read_parquet("data/corpus/corpus.parquet", CorpusSchema, "run `dvc repro corpus`")
+    corpus = read_parquet(paths.CORPUS_PARQUET, CorpusSchema, "run `dvc repro corpus`")
     heldout = corpus[corpus["split"] == "heldout"]
     if cfg.problems:  # the same number from every task (the held-out split is ordered by task)
         per_task = -(-cfg.problems // heldout["task"].nunique())
@@ -57,8 +58,8 @@ def main(params, args):
         steps["true_type"] = [truth[r.problem_id][r.index] for r in steps.itertuples()]
         truth_col = "true_type"
     labels = {}
-    if Path("data/labels/labels.parquet").exists():
-        lab = read_parquet("data/labels/labels.parquet", LabelSchema)
+    if paths.LABELS_PARQUET.exists():
+        lab = read_parquet(paths.LABELS_PARQUET, LabelSchema)
         lab = lab[(lab["model"] == cfg.model) & lab["label"].notna()]
         labels = {(int(r.layer), int(r.feature)): str(r.label) for r in lab.itertuples()}
 
@@ -115,8 +116,9 @@ def main(params, args):
         _tree_plot(tree, [f"C{e['cluster']} ({e.get('majority_true_type', e['size'])})" for e in tax], tmp / "tree.png")
     metrics = {"steps": int(len(steps)), "problems": int(steps["problem_id"].nunique()), "k": k,
                "criterion": selection.criterion, **{a: r for a, r in results.items()},
-               "purity_kmeans": [e.get("purity") for e in tax], "seconds": round(time.perf_counter() - started, 1)}
+               "purity_kmeans": [e.get("purity") for e in tax]}
     write_json(METRICS, metrics)
+    timings.record("clusters", {"seconds": round(time.perf_counter() - started, 1)})
     print(json.dumps(metrics, indent=1))
 
 

@@ -1,20 +1,21 @@
 """Stage `compare`: motif profiles of reasoner vs base, think vs answer, correct vs incorrect, and vs
 the reference graphs, with bootstrap confidence intervals over prompts; tables and figures."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import json
-from pathlib import Path
 
 import pandas as pd
 
-from r1interp import stage
+from r1interp import paths, stage
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path, write_json
 from r1interp.motifs import plots
 from r1interp.motifs.compare import Bootstrap, category_profiles, compare_all, statistics_table
 
-TABLES = Path("reports/motifs/tables")
-OUT = Path("reports/motifs/compare")
-METRICS = "reports/metrics/compare.json"
+TABLES = paths.MOTIF_TABLES
+OUT = paths.COMPARE_DIR
+METRICS = paths.COMPARE_METRICS
 
 
 def read_table(name: str) -> pd.DataFrame:

@@ -1,10 +1,12 @@
 """Stage `corpus`: synthetic R1-style arithmetic (organism) or OpenR1-Math (real profile) -> parquet."""
 
-from r1interp import corpus, stage
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
+from r1interp import corpus, paths, stage
 from r1interp.io import write_parquet
 from r1interp.schemas import CorpusSchema, validate
 
-OUT = "data/corpus/corpus.parquet"
+OUT = paths.CORPUS_PARQUET
 
 
 def main(params, args):
@@ -12,7 +14,7 @@ def main(params, args):
         df = corpus.synthetic_corpus(params.corpus)
     else:
         df = corpus.openr1_corpus(params.corpus.hub, seed=params.corpus.seed)
-    write_parquet(OUT, validate(df, CorpusSchema, OUT))
+    write_parquet(OUT, validate(df, CorpusSchema, str(OUT)))
     counts = df.groupby(["task", "split"]).size().to_dict()
     print(f"corpus: {len(df)} problems -> {OUT} {counts}")
 

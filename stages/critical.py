@@ -1,13 +1,15 @@
 """Stage `critical`: where fine-tuning changed the weights (and which features align with the change), and
 which features carry the most influence on correct answers in the attribution graphs."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import json
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.graphs.schema import read_graph
 from r1interp.io import atomic_path, write_json
 from r1interp.models import model_spec
@@ -15,8 +17,8 @@ from r1interp.reasoning import critical
 from r1interp.schemas import GraphIndexSchema, LabelSchema, read_parquet
 from r1interp.transcoders import SET_ROOT, load_coders
 
-OUT = Path("reports/critical")
-METRICS = "reports/metrics/critical.json"
+OUT = paths.CRITICAL_DIR
+METRICS = paths.CRITICAL_METRICS
 
 
 def main(params, args):
@@ -24,16 +26,16 @@ def main(params, args):
     started = time.perf_counter()
     reasoner = model_spec(params.model.profile, "reasoner").local_dir
     base = model_spec(params.model.profile, "base").local_dir
-    labels = read_parquet("data/labels/labels.parquet", LabelSchema, "run `dvc repro labels`")
+    labels = read_parquet(paths.LABELS_PARQUET, LabelSchema, "run `dvc repro labels`")
     labels = labels[(labels["model"] == "reasoner") & labels["label"].notna()][["layer", "feature", "label"]]
 
     diff = critical.weight_diff(reasoner, base)
     coders = load_coders(SET_ROOT / "reasoner" / "sparsify")
     aligned = critical.aligned_features(reasoner, base, coders, cfg.rank).merge(labels, on=["layer", "feature"], how="left")
 
-    index = read_parquet("data/graphs/index.parquet", GraphIndexSchema, "run `dvc repro graphs`")
+    index = read_parquet(paths.GRAPH_INDEX, GraphIndexSchema, "run `dvc repro graphs`")
     ok = index[(index["status"] == "ok") & (index["model"] == "reasoner") & (index["kind"] == "answer")]
-    graphs = [(read_graph(Path("data/graphs") / r.path), None if pd.isna(r.correct) else bool(r.correct)) for r in ok.itertuples()]
+    graphs = [(read_graph(paths.GRAPHS_DIR / r.path), None if pd.isna(r.correct) else bool(r.correct)) for r in ok.itertuples()]
     ranking = critical.attribution_ranking(graphs).merge(labels, on=["layer", "feature"], how="left")
 
     with atomic_path(OUT, directory=True) as tmp:
@@ -53,9 +55,9 @@ def main(params, args):
                               "mean": round(float(aligned["encoder_alignment"].mean()), 4)},
         "graphs": {"correct": sum(1 for _, c in graphs if c is True), "incorrect": sum(1 for _, c in graphs if c is False)},
         "top_feature_for_correct_answers": ranking.head(1)[["layer", "feature", "influence_correct", "label"]].to_dict("records"),
-        "seconds": round(time.perf_counter() - started, 1),
     }
     write_json(METRICS, json.loads(json.dumps(metrics, default=str)))
+    timings.record("critical", {"seconds": round(time.perf_counter() - started, 1)})
     print(json.dumps(metrics, indent=1, default=str)[:3000])
 
 

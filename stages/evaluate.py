@@ -1,21 +1,23 @@
 """Stage `evaluate`: spliced CE/KL, FVU, L0 and dead features of every transcoder set, from disk."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import torch
 
-from r1interp import stage
+from r1interp import paths, stage
 from r1interp.data import check_token_dataset, load_token_split
 from r1interp.io import write_json
 from r1interp.models import load_role, resolve_device
 from r1interp.transcoders import SET_ROOT, excluded_token_ids, load_coders
 from r1interp.transcoders.evaluate import evaluate
 
-OUT = "reports/metrics/transcoders.json"
-PLOT = "reports/transcoders/per_layer.json"
+OUT = paths.TRANSCODERS_METRICS
+PLOT = paths.TRANSCODERS_PER_LAYER
 
 
 def main(params, args):
     device = resolve_device(params.model.device)
-    ds, meta = load_token_split("data/tokens/heldout", hint="run `dvc repro tokens`")
+    ds, meta = load_token_split(paths.TOKENS_HELDOUT, hint="run `dvc repro tokens`")
     rows = min(len(ds), max(1, params.evaluate.max_tokens // meta["ctx_len"]))
     subset = ds.select(range(rows)).with_format("torch")
     bs = params.evaluate.batch_size
@@ -25,7 +27,7 @@ def main(params, args):
     metrics, plot_rows = {}, []
     for role in params.train.models:
         loaded = load_role(params.model.profile, role, device=device)
-        check_token_dataset(ds, meta, "data/tokens/heldout", loaded.arch.vocab_size)
+        check_token_dataset(ds, meta, str(paths.TOKENS_HELDOUT), loaded.arch.vocab_size)
         coders = load_coders(SET_ROOT / role / "sparsify", device=device)
         keep = excluded_token_ids(loaded.tokenizer) if params.train.exclude_special_tokens else []
         result = evaluate(loaded.model, coders, batches, keep_token_ids=keep)

@@ -1,12 +1,13 @@
 """Stage `graphs`: circuit-tracer attribution graphs of every benchmark prompt, for each model."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import gc
 import json
-from pathlib import Path
 
 import pandas as pd
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.graphs.build import build_model_graphs, index_frame
 from r1interp.graphs.replacement import check_transcoder_set, load_replacement_model
 from r1interp.graphs.summary import summarize
@@ -16,9 +17,9 @@ from r1interp.prompts import load_profile_prompts
 from r1interp.schemas import GraphIndexSchema, LabelSchema, read_parquet, validate
 from r1interp.transcoders import SET_ROOT
 
-OUT = Path("data/graphs")
-LABELS = Path("data/labels/labels.parquet")
-METRICS = "reports/metrics/graphs.json"
+OUT = paths.GRAPHS_DIR
+LABELS = paths.LABELS_PARQUET
+METRICS = paths.GRAPHS_METRICS
 
 
 def feature_labels(role: str) -> dict[tuple[int, int], str]:
@@ -47,12 +48,14 @@ def main(params, args):
             edges += checked
             del rm  # circuit-tracer's __del__ is noisy at interpreter exit: collect it while it can run
             gc.collect()
+        attribution_seconds = round(sum(row.get("seconds") or 0.0 for row in index), 1)
         index = validate(index_frame(index), GraphIndexSchema, "graph index")
         index.to_parquet(tmp / "index.parquet", index=False)
         edges = pd.DataFrame(edges)
         edges.to_parquet(tmp / "faithfulness.parquet", index=False)
         metrics = summarize(index, edges, cfg.faithfulness.tolerance)
     write_json(METRICS, metrics)
+    timings.record("graphs", {"seconds_attribution": attribution_seconds})
     print(json.dumps({m: {k: metrics[m].get(k) for k in ("accuracy", "think", "answer") if k in metrics[m]}
                       for m in cfg.models}, default=str)[:2000])
     faith = metrics["faithfulness"]

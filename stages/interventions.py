@@ -5,15 +5,16 @@ feature-based arm has random controls of equal size per layer. Rows go to report
 the summary to reports/metrics/interventions.json, plots next to the table.
 """
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.errors import ArtifactError, ConfigError
 from r1interp.io import atomic_path, write_json
 from r1interp.models import load_role, resolve_device
@@ -24,8 +25,8 @@ from r1interp.reasoning.steps import feature_index
 from r1interp.schemas import CorpusSchema, LabelSchema, read_parquet
 from r1interp.transcoders import SET_ROOT, load_coders
 
-OUT = Path("reports/interventions")
-METRICS = "reports/metrics/interventions.json"
+OUT = paths.INTERVENTIONS_DIR
+METRICS = paths.INTERVENTIONS_METRICS
 
 
 class Runner:
@@ -55,17 +56,17 @@ def main(params, args):
                           "run it with model.profile: organism",
                           hint="the primitives (r1interp.reasoning.interventions) work on any Qwen2 model")
     device = resolve_device(params.model.device)
-    corpus = read_parquet("data/corpus/corpus.parquet", CorpusSchema, "run `dvc repro corpus`")
-    steps = pd.read_parquet("data/clusters/steps.parquet")
-    profiles = np.load("data/clusters/profiles.npy")
+    corpus = read_parquet(paths.CORPUS_PARQUET, CorpusSchema, "run `dvc repro corpus`")
+    steps = pd.read_parquet(paths.CLUSTER_STEPS)
+    profiles = np.load(paths.CLUSTER_PROFILES)
     lm = load_role(params.model.profile, cfg.model, device=device)
     coders = load_coders(SET_ROOT / cfg.model / "sparsify", device=device)
     index = feature_index(coders)
     if profiles.shape != (len(steps), len(index)):
-        raise ArtifactError(f"data/clusters/profiles.npy has shape {profiles.shape}; expected {(len(steps), len(index))} "
+        raise ArtifactError(f"{paths.CLUSTER_PROFILES} has shape {profiles.shape}; expected {(len(steps), len(index))} "
                             f"(steps x features of the {cfg.model} transcoders)", hint="run `dvc repro clusters`")
     if "true_type" not in steps:
-        raise ArtifactError("data/clusters/steps.parquet has no true step types", hint="run `dvc repro clusters` on the organism")
+        raise ArtifactError(f"{paths.CLUSTER_STEPS} has no true step types", hint="run `dvc repro clusters` on the organism")
     ranked, ranking_info = feature_sets.ranked_features(steps, profiles, index, cfg.target_step_type, cfg.contrast_step_type)
     too_big = [s for s in [*cfg.ablation_sizes, *cfg.edit.sizes, cfg.steering.features] if s > len(ranked)]
     if too_big:
@@ -182,7 +183,7 @@ def main(params, args):
     labels = _labels(cfg.model)
     top = ranked.head(20).merge(labels, on=["layer", "feature"], how="left")
     metrics = _summary(results, cfg, ranking_info, top, finetune_info)
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    timings.record("interventions", {"seconds": round(time.perf_counter() - started, 1)})
     with atomic_path(OUT, directory=True) as tmp:
         results.to_csv(tmp / "results.csv", index=False)
         ranked.head(max(cfg.ablation_sizes)).merge(labels, on=["layer", "feature"], how="left").to_csv(
@@ -208,7 +209,7 @@ def _failed(lm, items, cfg):
 
 
 def _labels(model: str) -> pd.DataFrame:
-    path = Path("data/labels/labels.parquet")
+    path = paths.LABELS_PARQUET
     if not path.exists():
         return pd.DataFrame(columns=["layer", "feature", "label"])
     lab = read_parquet(path, LabelSchema)

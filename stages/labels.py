@@ -1,25 +1,25 @@
 """Stage `labels`: label features (offline rules or Claude) and score the labels on held-out examples."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import functools
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import pandas as pd
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.autointerp.evidence import build_evidence
 from r1interp.autointerp.pipeline import label_and_score, layer_rows, plot_scores, summarize
 from r1interp.io import write_json, write_parquet, write_text
 from r1interp.models import model_spec, token_strings
 from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, read_parquet, validate
 
-ACTIVATIONS = Path("data/activations")
-LABELS = "data/labels/labels.parquet"
-SCORES = "data/labels/scores.parquet"
-CACHE = Path("data/labels/cache")  # Claude answers: kept across runs (persist), so nothing is paid twice
-METRICS = "reports/metrics/labels.json"
+LABELS = paths.LABELS_PARQUET
+SCORES = paths.SCORES_PARQUET
+CACHE = paths.LABEL_CACHE  # Claude answers: kept across runs (persist), so nothing is paid twice
+METRICS = paths.LABELS_METRICS
 CACHE_README = """# Claude answer cache
 
 `responses.jsonl`: one line per Messages-API answer, keyed by a hash of (model, system, prompt,
@@ -27,8 +27,8 @@ max_tokens), appended and fsynced as each answer arrives. The `labels` stage rea
 sends requests that have no answer here, so an interrupted or repeated run never pays twice.
 `batches.json`: Message Batches in flight (resumed by the next run). No secrets are stored here.
 """
-PLOT = "reports/labels/by_layer.json"
-FIGURE = "reports/labels/scores.png"
+PLOT = paths.LABELS_BY_LAYER
+FIGURE = paths.LABELS_SCORES_PNG
 
 
 def labeler_and_scorer(cfg):
@@ -53,8 +53,8 @@ def vocabulary(profile: str, role: str) -> list[str]:
 
 def label_role(role: str, params, labeler, scorer) -> tuple[pd.DataFrame, pd.DataFrame]:
     cfg, hint = params.labels, "run `dvc repro activations`"
-    features = read_parquet(ACTIVATIONS / role / "features.parquet", FeatureSchema, hint)
-    examples = read_parquet(ACTIVATIONS / role / "examples.parquet", ExampleSchema, hint)
+    features = read_parquet(paths.features_parquet(role), FeatureSchema, hint)
+    examples = read_parquet(paths.examples_parquet(role), ExampleSchema, hint)
     evidence = build_evidence(features, examples, vocabulary(params.model.profile, role), cfg)
     print(f"{role}: labeling {len(evidence)} features with the {cfg.labeler} labeler", flush=True)
     return label_and_score(evidence, labeler, scorer, cfg.highlight_threshold, cfg.seed)
@@ -78,15 +78,15 @@ def main(params, args):
     else:
         results = [label(role) for role in roles]
     tables, scores = [r[0] for r in results], [r[1] for r in results]
-    labels_df = validate(pd.concat(tables, ignore_index=True), LabelSchema, LABELS)
+    labels_df = validate(pd.concat(tables, ignore_index=True), LabelSchema, str(LABELS))
     write_parquet(SCORES, pd.concat(scores, ignore_index=True))
     write_parquet(LABELS, labels_df)
     metrics = summarize(labels_df)
     metrics["labeler"] = cfg.labeler
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
-    if client is not None:
-        metrics["requests"] = client.stats
     write_json(METRICS, metrics)
+    # retries and waits depend on the network, times on the machine: never in the hashed metrics
+    timings.record("labels", {"seconds": round(time.perf_counter() - started, 1),
+                              **({"requests": client.stats} if client is not None else {})})
     write_json(PLOT, layer_rows(labels_df))
     plot_scores(labels_df, FIGURE)
     for role in params.train.models:

@@ -1,24 +1,26 @@
 """Stage `motifs`: census, null models and z-scores of every attribution graph and the reference graphs."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import json
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path, write_json
 from r1interp.motifs.collection import analyze_collection
 from r1interp.schemas import GraphIndexSchema, read_parquet
 
-GRAPHS = Path("data/graphs")
-OUT = Path("reports/motifs/tables")
-METRICS = "reports/metrics/motifs.json"
+GRAPHS = paths.GRAPHS_DIR
+OUT = paths.MOTIF_TABLES
+METRICS = paths.MOTIFS_METRICS
 
 
 def graph_list(references: list[str]) -> list[dict]:
-    index = read_parquet(GRAPHS / "index.parquet", GraphIndexSchema, "run `dvc repro graphs`")
+    index = read_parquet(paths.GRAPH_INDEX, GraphIndexSchema, "run `dvc repro graphs`")
     entries = [
         {"graph": r.slug, "origin": "ours", "model": r.model, "kind": r.kind, "prompt_id": r.prompt_id,
          "category": r.category, "correct": None if pd.isna(r.correct) else bool(r.correct),
@@ -61,7 +63,7 @@ def main(params, args):
     cfg = params.motifs
     started = time.perf_counter()
     entries = graph_list(cfg.reference_graphs)
-    zscores, census, warnings = analyze_collection(entries, cfg)
+    zscores, census, warnings, seconds_per_graph = analyze_collection(entries, cfg)
     with atomic_path(OUT, directory=True) as tmp:
         zscores.to_parquet(tmp / "zscores.parquet", index=False)
         census.to_parquet(tmp / "census.parquet", index=False)
@@ -72,10 +74,10 @@ def main(params, args):
         "nulls": list(cfg.nulls),
         "samples": cfg.samples,
         "warnings": len(warnings),
-        "seconds": round(time.perf_counter() - started, 1),
         "groups": summary(zscores, census, params.compare.null_model),
     }
     write_json(METRICS, metrics)
+    timings.record("motifs", {"seconds": round(time.perf_counter() - started, 1), "seconds_per_graph": seconds_per_graph})
     print(json.dumps(metrics, indent=1)[:3000])
 
 

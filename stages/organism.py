@@ -1,13 +1,15 @@
 """Stage `organism@<role>`: train the `base` (answers only) or `reasoner` (traces) organism."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 from pathlib import Path
 
-from r1interp import organism, stage
+from r1interp import organism, paths, stage, timings
 from r1interp.errors import ConfigError
 from r1interp.models import model_spec
 from r1interp.schemas import CorpusSchema, read_parquet
 
-CORPUS = "data/corpus/corpus.parquet"
+CORPUS = paths.CORPUS_PARQUET
 
 
 def add_args(parser):
@@ -26,6 +28,7 @@ def main(params, args):
         log = organism.train_base(corpus, params.organism, out)
     else:
         log = organism.train_reasoner(corpus, params.organism, model_spec("organism", "base").local_dir, out)
+    timings.record(f"organism@{args.role}", {"cpu_seconds": log["cpu_seconds"]})
     print(f"organism {args.role}: {log['steps']} steps, {log['cpu_seconds']} CPU-s, loss {log['final_loss']} -> {out}")
 
 

@@ -1,13 +1,15 @@
 """Stage `organism-eval`: greedy held-out accuracy per task of both organisms -> metrics."""
 
-from r1interp import organism, stage
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
+from r1interp import organism, paths, stage
 from r1interp.io import write_json
 from r1interp.models import load_role, model_spec
 from r1interp.organism.evaluate import accuracy_by_task, parse_answer
 from r1interp.schemas import CorpusSchema, read_parquet
 
-CORPUS = "data/corpus/corpus.parquet"
-OUT = "reports/metrics/organism.json"
+CORPUS = paths.CORPUS_PARQUET
+OUT = paths.ORGANISM_METRICS
 
 
 def main(params, args):
@@ -29,12 +31,10 @@ def main(params, args):
         log = organism.read_training_log(model_spec("organism", role).local_dir)
         metrics[role] = {
             "accuracy": {k: round(v, 4) for k, v in acc.items()},
-            "train_cpu_seconds": log.get("cpu_seconds"),
             "final_loss": log.get("final_loss"),
         }
         print(f"{role}: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()))
     metrics["heldout_problems"] = len(problems)
-    metrics["total_train_cpu_seconds"] = round(sum(metrics[r]["train_cpu_seconds"] or 0 for r in ("base", "reasoner")), 1)
     write_json(OUT, metrics)
 
 

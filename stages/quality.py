@@ -4,15 +4,17 @@ Pandera (r1interp/schemas.py) remains the gate inside each stage; this stage is 
 Failed expectations are reported, not fatal, unless `--strict` is given.
 """
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import time
 from pathlib import Path
 
-from r1interp import stage
+from r1interp import paths, stage, timings
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path, write_json
 
-OUT = "reports/quality"
-METRICS = "reports/metrics/quality.json"
+OUT = paths.QUALITY_DIR
+METRICS = paths.QUALITY_METRICS
 
 
 def add_args(parser):
@@ -25,8 +27,9 @@ def main(params, args):
     started = time.perf_counter()
     with atomic_path(OUT, directory=True) as tmp:
         summary = run_quality(Path("."), params, tmp)
-    summary["overall"]["seconds"] = round(time.perf_counter() - started, 1)
+    seconds = round(time.perf_counter() - started, 1)
     write_json(METRICS, summary)
+    timings.record("quality", {"seconds": seconds})
     for name, entry in summary.items():
         if name == "overall":
             continue
@@ -37,10 +40,10 @@ def main(params, args):
         if entry.get("error"):
             print(f"       {entry['error']}")
     overall = summary["overall"]
-    print(f"quality: {overall['passed']}/{overall['checks']} checks passed in {overall['seconds']} s -> {OUT}/index.html")
+    print(f"quality: {overall['passed']}/{overall['checks']} checks passed in {seconds} s -> {paths.QUALITY_INDEX}")
     if args.strict and not overall["success"]:
         raise ArtifactError(
-            f"data quality: {overall['failed']} checks failed in {', '.join(overall['failed_suites'])}", hint=f"see {OUT}/index.html"
+            f"data quality: {overall['failed']} checks failed in {', '.join(overall['failed_suites'])}", hint=f"see {paths.QUALITY_INDEX}"
         )
 
 

@@ -1,13 +1,14 @@
 """Stage `tokens`: corpus -> fixed-length token rows (a datasets.Dataset per split) for sparsify."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import pandas as pd
 
-from r1interp import data, stage
+from r1interp import data, paths, stage
 from r1interp.models import check_vocab, load_role, model_spec, read_architecture
 from r1interp.schemas import CorpusSchema, read_parquet
 
-CORPUS = "data/corpus/corpus.parquet"
-OUT = "data/tokens"
+CORPUS = paths.CORPUS_PARQUET
 
 
 def main(params, args):
@@ -40,7 +41,7 @@ def main(params, args):
             "answer_fraction": round(float(rows["in_answer"].mean()), 4),
         }
         documents = pd.DataFrame({"doc_index": range(len(docs)), "id": docs["id"], "task": docs["task"]})
-        data.write_token_split(f"{OUT}/{split}", rows, documents, meta)
+        data.write_token_split(paths.token_split(split), rows, documents, meta)
         print(f"tokens {split}: {meta['rows']} rows x {meta['ctx_len']} = {meta['tokens']} tokens "
               f"({params.tokens.packing}; padding {meta['padding_fraction']:.0%}, truncated documents {truncated})")
 

@@ -1,15 +1,21 @@
 """Stage `train@<group>`: sparsify skip transcoders on the MLPs of one layer group, per model."""
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import json
 from pathlib import Path
 
-from r1interp import stage
+from r1interp import paths, stage
 from r1interp.data import check_token_dataset, load_token_split, training_rows
 from r1interp.io import atomic_path
 from r1interp.models import load_role, resolve_device
 from r1interp.transcoders import TRAIN_ROOT, excluded_token_ids, group_layers
 from r1interp.models import model_spec
 from r1interp.transcoders.train import fit, fit_distributed
+
+
+# Run-to-run varying numbers: reported in reports/timings/, never inside the hashed training.json.
+TIMING_KEYS = ("seconds", "tokens_per_second", "wall_seconds_including_launch")
 
 
 def add_args(parser):
@@ -37,7 +43,7 @@ def main(params, args):
 
     tp = params.train
     device = resolve_device(params.model.device)
-    ds, meta = load_token_split("data/tokens/train", hint="run `dvc repro tokens`")
+    ds, meta = load_token_split(paths.TOKENS_TRAIN, hint="run `dvc repro tokens`")
     rows = min(len(ds), max(1, tp.max_tokens // meta["ctx_len"]))
     dataset = training_rows(ds, rows, tp.seed).with_format("torch")
     out = TRAIN_ROOT / args.group
@@ -45,7 +51,7 @@ def main(params, args):
         summary = {}
         for role in tp.models:
             loaded = load_role(params.model.profile, role, device=device)
-            check_token_dataset(ds, meta, "data/tokens/train", loaded.arch.vocab_size)
+            check_token_dataset(ds, meta, str(paths.TOKENS_TRAIN), loaded.arch.vocab_size)
             layers = group_layers(args.group, loaded.arch.n_layers)
             pulled = {}
             if tp.source == "pull":
@@ -58,11 +64,11 @@ def main(params, args):
                     continue
             hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
             exclude = excluded_token_ids(loaded.tokenizer) if tp.exclude_special_tokens else []
-            live_dir = f"reports/train/{role}-{args.group}"
+            live_dir = paths.train_live_dir(role, args.group).as_posix()
             if tp.distributed.enabled:
                 job = {
                     "model_dir": str(model_spec(params.model.profile, role).local_dir),
-                    "tokens": "data/tokens/train",
+                    "tokens": paths.TOKENS_TRAIN.as_posix(),
                     "rows": rows,
                     "exclude_tokens": exclude,
                     "live_dir": live_dir,
@@ -71,7 +77,9 @@ def main(params, args):
             else:
                 with Live(dir=live_dir, save_dvc_exp=False, dvcyaml=None, report=None) as live:
                     result = fit(loaded.model, dataset, tp, hookpoints, exclude, tmp / role, live)
-            summary[role] = {k: v for k, v in result.items() if k != "history"}
+            volatile = {k: result[k] for k in TIMING_KEYS if k in result}
+            timings.record(f"train@{args.group}", {role: volatile})
+            summary[role] = {k: v for k, v in result.items() if k != "history" and k not in TIMING_KEYS}
             if pulled:
                 summary[role].update(pulled, trained_layers=layers)
             print(f"train {role} {args.group}: {len(hookpoints)} coders, {result['tokens']} tokens, {result['tokens_per_second']:.0f} tok/s")

@@ -5,6 +5,8 @@ Writes the sparsify layout (`sparsify/layers.N.mlp/`) and the circuit-tracer lay
 every coder against the model and that every layer is covered (circuit-tracer needs all).
 """
 
+import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
+
 import os
 import shutil
 from pathlib import Path

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from r1interp import paths
 from r1interp.autointerp.prompts import _mark, visible
 from r1interp.errors import ArtifactError
 
@@ -16,7 +17,7 @@ def render_feature(
     root: Path, model: str, layer: int, feature: int, vocab: list[str], n: int = 5, highlight_threshold: float = 0.3
 ) -> str:
     """Tokens at or above `highlight_threshold` x the feature's max are marked (labels.highlight_threshold)."""
-    acts_dir = root / "data/activations" / model
+    acts_dir = root / paths.activations_dir(model)
     if not (acts_dir / "features.parquet").is_file():
         raise ArtifactError(f"{acts_dir}: no activation tables", hint="run `dvc repro activations`")
     features = pd.read_parquet(acts_dir / "features.parquet", filters=[("layer", "==", layer), ("feature", "==", feature)])
@@ -29,7 +30,7 @@ def render_feature(
         f"{100 * f['think_fraction']:.0f}% inside <think>",
         "promotes: " + ", ".join(f"{visible(t)!r} ({v:+.2f})" for t, v in zip(f["top_output_tokens"], f["top_output_logits"])),
     ]
-    labels_file = root / "data/labels/labels.parquet"
+    labels_file = root / paths.LABELS_PARQUET
     if labels_file.is_file():
         labels = pd.read_parquet(labels_file)
         row = labels[(labels["model"] == model) & (labels["layer"] == layer) & (labels["feature"] == feature)]

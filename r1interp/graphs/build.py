@@ -23,15 +23,15 @@ INDEX_COLUMNS = (
     "model", "prompt_id", "category", "kind", "status", "reason", "slug", "path", "correct", "expected",
     "completion", "n_tokens", "target_token", "target_is_top_logit", "top_logit_prob", "active_features",
     "nodes", "feature_nodes", "links", "replacement_score", "completeness_score", "faithfulness_edges",
-    "faithfulness_max_relative_error", "seconds",
-)
+    "faithfulness_max_relative_error",
+)  # each row also carries "seconds" (attribution time): reported in the timings, never in the hashed index
 
 
 def index_frame(rows: list[dict[str, Any]]):
     import pandas as pd
 
     frame = pd.DataFrame([{c: r.get(c) for c in INDEX_COLUMNS} for r in rows], columns=list(INDEX_COLUMNS))
-    for col in ("replacement_score", "completeness_score", "top_logit_prob", "faithfulness_max_relative_error", "seconds"):
+    for col in ("replacement_score", "completeness_score", "top_logit_prob", "faithfulness_max_relative_error"):
         frame[col] = frame[col].astype("float64")
     for col in ("n_tokens", "active_features", "nodes", "feature_nodes", "links", "faithfulness_edges"):
         frame[col] = frame[col].astype("Int64")

@@ -39,6 +39,4 @@ def summarize(index: pd.DataFrame, edges: pd.DataFrame, tolerance: float) -> dic
             }
         out[model] = entry
     out["faithfulness"] = faithfulness.summarize(edges.to_dict("records"), tolerance)
-    ok = index[index["status"] == "ok"]
-    out["seconds_attribution"] = round(float(ok["seconds"].sum()), 1)
     return out

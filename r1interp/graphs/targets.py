@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from r1interp import chat
+from r1interp import chat, paths
 from r1interp.errors import ArtifactError
 from r1interp.prompts import BenchmarkPrompt
 
@@ -83,7 +83,7 @@ def generate_trace(model, tokenizer, prompt: BenchmarkPrompt, role: str, *, max_
         raise ArtifactError(
             f"prompt {prompt.id!r}: {len(prompt_ids)} tokens do not fit the {role} model's context "
             f"of {max_positions} positions",
-            hint="shorten the prompt in data/prompts/<profile>.json",
+            hint=f"shorten the prompt in {paths.PROMPTS_DIR}/<profile>.json",
         )
     room = min(max_new_tokens, max_positions - len(prompt_ids))
     ids = torch.tensor([prompt_ids])

@@ -35,6 +35,7 @@ def _examples(tokenizer, corpus: pd.DataFrame, with_think: bool):
 
 
 def _save(model, tokenizer, out_dir: Path, log: dict) -> None:
+    log = {k: v for k, v in log.items() if k != "cpu_seconds"}  # varies run to run: not in the hashed model dir
     with atomic_path(out_dir, directory=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from r1interp import paths
+
 
 def add_parsers(sub) -> None:
     pub = sub.add_parser("publish", help="publish transcoders (model repo) and labels (dataset repo) to the Hub")
@@ -20,7 +22,7 @@ def add_parsers(sub) -> None:
     pull = sub.add_parser("pull", help="download a released transcoder set at a pinned revision, verify, convert")
     pull.add_argument("repo", help="repo id, owner/name")
     pull.add_argument("--revision", help="commit sha, tag or branch (pin a sha for reproducibility)")
-    pull.add_argument("--out", help="output directory (default models/pulled/<owner>--<name>)")
+    pull.add_argument("--out", help=f"output directory (default {paths.PULLED_DIR}/<owner>--<name>)")
     pull.add_argument("--model", choices=("reasoner", "base"),
                       help="check d_in and the layer count against this model of the active profile")
     pull.add_argument("--params", default="params.yaml")

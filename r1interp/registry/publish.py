@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from r1interp import paths
 from r1interp.config import Params, to_dict
 from r1interp.errors import ArtifactError
 from r1interp.models import PROFILES
@@ -70,7 +71,7 @@ def _upload(path_in_repo: str, local: Path) -> Upload:
 
 
 def _transcoder_metrics(model: str, root: Path) -> dict[str, Any]:
-    path = root / "reports/metrics/transcoders.json"
+    path = root / paths.TRANSCODERS_METRICS
     if not path.exists():
         raise ArtifactError(f"{path}: not found", hint="run `dvc repro evaluate` before publishing")
     data = json.loads(path.read_text()).get(model)
@@ -118,9 +119,9 @@ def plan_model_release(params: Params, model: str, repo_id: str, root: Path = Pa
 def plan_dataset_release(params: Params, model: str, repo_id: str, root: Path = Path(".")) -> ReleasePlan:
     from r1interp.schemas import FeatureSchema, LabelSchema, read_parquet
 
-    labels = read_parquet(root / "data/labels/labels.parquet", LabelSchema, "run `dvc repro labels`")
+    labels = read_parquet(root / paths.LABELS_PARQUET, LabelSchema, "run `dvc repro labels`")
     labels = labels[labels["model"] == model].reset_index(drop=True)
-    features = read_parquet(root / f"data/activations/{model}/features.parquet", FeatureSchema, "run `dvc repro activations`")
+    features = read_parquet(root / paths.features_parquet(model), FeatureSchema, "run `dvc repro activations`")
     staging = Path(tempfile.mkdtemp(prefix="r1interp-publish-"))
     labels.to_parquet(staging / "labels.parquet", index=False)
     features.to_parquet(staging / "features.parquet", index=False)

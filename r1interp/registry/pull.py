@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from r1interp import paths
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
 from r1interp.registry.hub import HubError, api, endpoint, progress, token_from_env
@@ -50,7 +51,7 @@ class PullResult:
 
 
 def default_out(repo_id: str) -> Path:
-    return Path("models/pulled") / repo_id.replace("/", "--")
+    return paths.pulled_dir(repo_id)
 
 
 def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | None = None,

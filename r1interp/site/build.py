@@ -6,11 +6,9 @@ then the feature selection is fixed, then every page is written knowing which li
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import shutil
 import struct
-import subprocess
 import time
 import zlib
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from r1interp import paths
 from r1interp.config import Params
 from r1interp.io import atomic_path
 from r1interp.site.context import Context
@@ -26,7 +25,7 @@ from r1interp.site.inputs import Inputs, missing
 from r1interp.site.pages import experiments, features, graphs, interventions, motifs, overview, taxonomy
 
 ASSETS = ("site.css", "site.js", "graph.js")
-QUALITY_DIR = "reports/quality"
+QUALITY_DIR = paths.QUALITY_DIR.as_posix()
 
 
 @dataclass
@@ -104,18 +103,11 @@ def _favicon(out: Path) -> None:
 
 
 def _footer(root: Path, params: Params) -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        commit = rev.stdout.strip() if rev.returncode == 0 else ""
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
-                               text=True, timeout=30)
-        if commit and dirty.returncode == 0 and dirty.stdout.strip():
-            commit += " + uncommitted changes"
-    except (OSError, subprocess.TimeoutExpired):
-        commit = ""
-    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    where = f" from commit <code>{esc(commit)}</code>" if commit else ""
-    return f"r1interp report · profile <code>{esc(params.model.profile)}</code> · built {when}{where}"
+    # No build time and no git commit: the site is a hashed DVC output, and the same inputs must give the
+    # same bytes (a clone at another commit, or a rebuild tomorrow, would otherwise differ).
+    from r1interp import __version__
+
+    return f"r1interp {esc(__version__)} report · profile <code>{esc(params.model.profile)}</code> · built by <code>dvc repro</code> from the artifacts in dvc.lock"
 
 
 def _cards(ctx: Context, gs: graphs.GraphSet) -> list[tuple[str, str, str, str, bool]]:

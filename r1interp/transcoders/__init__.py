@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from r1interp import paths
 from r1interp.errors import ArtifactError, ConfigError
 
-TRAIN_ROOT = Path("models/transcoders/train")  # train@<group> outputs: <group>/<model>/<hookpoint>/
-SET_ROOT = Path("models/transcoders")  # assembled sets: <model>/{sparsify,circuit-tracer}/
+TRAIN_ROOT = paths.TRANSCODERS_TRAIN_DIR  # train@<group> outputs: <group>/<model>/<hookpoint>/
+SET_ROOT = paths.TRANSCODERS_DIR  # assembled sets: <model>/{sparsify,circuit-tracer}/
 
 
 def excluded_token_ids(tokenizer) -> list[int]:

@@ -13,22 +13,30 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from r1interp import paths
 from r1interp.errors import ArtifactError, R1InterpError
 from r1interp.site import svg
 from r1interp.site.context import Context
 from r1interp.site.html import Cell, esc, figures, fmt, note, num, page, section, table, text
 from r1interp.site.inputs import missing
 
-PARETO = "reports/sweep/pareto.json"
-PARETO_PNG = "reports/sweep/pareto.png"
+PARETO = paths.SWEEP_PARETO_JSON.as_posix()
+PARETO_PNG = paths.SWEEP_PARETO_PNG.as_posix()
+
+
+def _metric(path, key: str) -> str:
+    """A `file:key` pattern of `dvc exp show` metrics: the file literally, the model (\\w+) captured."""
+    return re.escape(path.as_posix()) + r":(\w+)\." + key
+
+
 HEADLINE = (  # metric columns of the table: (file:key pattern, short name)
-    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.ce_increase_all_layers", "CE incr. {0}"),
-    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.mean_l0", "L0 {0}"),
-    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.max_dead_pct", "dead % {0}"),
-    (r"reports/metrics/transcoders\.json:(\w+)\.summary\.mean_fvu", "FVU {0}"),
-    (r"reports/metrics/organism\.json:(\w+)\.accuracy\.overall", "accuracy {0}"),
-    (r"reports/metrics/labels\.json:(\w+)\.detection_balanced_accuracy", "detection {0}"),
-    (r"reports/metrics/graphs\.json:(\w+)\.answer\.replacement", "replacement {0}"),
+    (_metric(paths.TRANSCODERS_METRICS, r"summary\.ce_increase_all_layers"), "CE incr. {0}"),
+    (_metric(paths.TRANSCODERS_METRICS, r"summary\.mean_l0"), "L0 {0}"),
+    (_metric(paths.TRANSCODERS_METRICS, r"summary\.max_dead_pct"), "dead % {0}"),
+    (_metric(paths.TRANSCODERS_METRICS, r"summary\.mean_fvu"), "FVU {0}"),
+    (_metric(paths.ORGANISM_METRICS, r"accuracy\.overall"), "accuracy {0}"),
+    (_metric(paths.LABELS_METRICS, "detection_balanced_accuracy"), "detection {0}"),
+    (_metric(paths.GRAPHS_METRICS, r"answer\.replacement"), "replacement {0}"),
 )
 MAX_PARAM_COLUMNS = 14
 
@@ -45,7 +53,7 @@ def _pareto(ctx: Context) -> str:
     doc = ctx.inputs.json(PARETO, "sweep")
     if missing(doc):
         return section("Pareto front", '<div class="missing"><strong>Sweep: not built yet</strong>: queue experiments and run '
-                       "<code>r1interp sweep pareto</code> (writes <code>reports/sweep/pareto.json</code>).</div>", "pareto")
+                       f"<code>r1interp sweep pareto</code> (writes <code>{esc(PARETO)}</code>).</div>", "pareto")
     points = doc.get("points") if isinstance(doc, dict) else None
     fields = ("name", "model", "ce_increase", "l0", "dead_pct")
     if not isinstance(points, list) or not all(isinstance(p, dict) and all(f in p for f in fields) for p in points):
@@ -116,7 +124,9 @@ def exp_rows(data: list) -> list[dict]:
 def _exp_table(exp_show: Callable[[], list] | None) -> str:
     title = "Experiments and commits (dvc exp show)"
     if exp_show is None:
-        return section(title, note("Not collected for this build (<code>--no-experiments</code>).", "missing"), "exp-show")
+        return section(title, note("Not part of the DVC-built site (it depends on the git history, not on the pipeline's inputs): "
+                                     "<code>dvc exp show</code> prints it, or <code>python stages/report.py --experiments --out DIR</code> "
+                                     "builds a site with it.", "missing"), "exp-show")
     try:
         data = exp_show()
     except (R1InterpError, OSError, json.JSONDecodeError) as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from r1interp import paths
 from r1interp.models import model_spec
 from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, validate
 from r1interp.site import svg
@@ -28,13 +29,13 @@ from r1interp.site.tokens import load_vocab, readable, render_window, token_text
 TOP_PER_LAYER = 10  # best-scored labels per model and layer that get a page even if nothing references them
 TOP_EXAMPLES = 10  # top-activating windows shown
 PER_DECILE = 1  # windows shown per activation decile of the uniform sample (more would push the site past 30 MB)
-LABELS = "data/labels/labels.parquet"
-SCORES = "data/labels/scores.parquet"
-TAXONOMY = "reports/clusters/taxonomy.json"
+LABELS = paths.LABELS_PARQUET.as_posix()
+SCORES = paths.SCORES_PARQUET.as_posix()
+TAXONOMY = paths.TAXONOMY_JSON.as_posix()
 CRITICAL_TABLES = {
-    "reports/critical/attribution_ranking.csv": "influence on correct answers",
-    "reports/critical/decoder_aligned_features.csv": "decoder aligned with the fine-tuning change",
-    "reports/critical/encoder_aligned_features.csv": "encoder aligned with the fine-tuning change",
+    paths.CRITICAL_ATTRIBUTION_RANKING.as_posix(): "influence on correct answers",
+    paths.CRITICAL_DECODER_ALIGNED.as_posix(): "decoder aligned with the fine-tuning change",
+    paths.CRITICAL_ENCODER_ALIGNED.as_posix(): "encoder aligned with the fine-tuning change",
 }
 REASONS = {"graphs": "in an attribution graph", "clusters": "characteristic of a step cluster",
            "critical": "in the critical-weights tables", "top": f"top {TOP_PER_LAYER} label scores in its layer"}
@@ -89,16 +90,16 @@ class _ModelData:
 
     def __init__(self, ctx: Context, model: str, keys: list[FeatureKey]):
         self.model = model
-        base = f"data/activations/{model}"
-        self.features = ctx.inputs.parquet(f"{base}/features.parquet", "activations", schema=FeatureSchema)
+        features_rel, examples_rel = paths.features_parquet(model).as_posix(), paths.examples_parquet(model).as_posix()
+        self.features = ctx.inputs.parquet(features_rel, "activations", schema=FeatureSchema)
         if not missing(self.features):
             self.features = self.features.set_index(["layer", "feature"])
         wanted = pd.DataFrame([(k[1], k[2]) for k in keys], columns=["layer", "feature"])
-        examples = ctx.inputs.parquet(f"{base}/examples.parquet", "activations",
+        examples = ctx.inputs.parquet(examples_rel, "activations",
                                       filters=[("kind", "in", ["top", "quantile"])])
         if not missing(examples):
             examples = examples.merge(wanted, on=["layer", "feature"])
-            examples = validate(examples, ExampleSchema, f"{base}/examples.parquet")
+            examples = validate(examples, ExampleSchema, examples_rel)
             # plain records per feature: pages walk ~130 rows each, and pandas row access would dominate the build
             self.examples = defaultdict(list)
             for rec in examples.to_dict("records"):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from r1interp import paths
 from r1interp.errors import ArtifactError
 from r1interp.graphs.schema import read_graph
 from r1interp.schemas import GraphIndexSchema
@@ -25,11 +26,11 @@ from r1interp.site.html import (Cell, esc, facts_grid, fmt, json_script, kv_tabl
 from r1interp.site.inputs import Missing, missing
 from r1interp.site.tokens import short
 
-INDEX = "data/graphs/index.parquet"
-ZSCORES = "reports/motifs/tables/zscores.parquet"
-CENSUS = "reports/motifs/tables/census.parquet"
-WARNINGS = "reports/motifs/tables/warnings.txt"
-GRAPHS_METRICS = "reports/metrics/graphs.json"
+INDEX = paths.GRAPH_INDEX.as_posix()
+ZSCORES = paths.MOTIF_ZSCORES.as_posix()
+CENSUS = paths.MOTIF_CENSUS.as_posix()
+WARNINGS = paths.MOTIF_WARNINGS.as_posix()
+GRAPHS_METRICS = paths.GRAPHS_METRICS.as_posix()
 
 
 @dataclass
@@ -46,7 +47,7 @@ def load(ctx: Context) -> GraphSet:
     gs = GraphSet(index)
     if not missing(index):
         for row in index[index["status"] == "ok"].to_dict("records"):
-            doc = read_graph(ctx.inputs.path("data/graphs") / row["path"])
+            doc = read_graph(ctx.inputs.path(paths.GRAPHS_DIR.as_posix()) / row["path"])
             gs.graphs.append((row, compact(doc, row["slug"], row["model"])))
     for ref in ctx.params.motifs.reference_graphs:
         path = ctx.inputs.path(ref)

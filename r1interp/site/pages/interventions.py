@@ -15,13 +15,14 @@ import json
 
 import pandas as pd
 
+from r1interp import paths
 from r1interp.site import svg
 from r1interp.site.context import Context
 from r1interp.site.html import Cell, esc, figures, json_tree, missing_box, num, page, pct, section, table, text
 from r1interp.site.inputs import missing
 
-RESULTS = "reports/interventions/results.csv"
-METRICS = "reports/metrics/interventions.json"
+RESULTS = paths.INTERVENTION_RESULTS.as_posix()
+METRICS = paths.INTERVENTIONS_METRICS.as_posix()
 COLUMNS = ("intervention", "model", "size", "alpha", "draw", "group", "n", "correct", "accuracy", "ci_low", "ci_high")
 TITLES = {"steering": "Steering", "ablation": "Ablation", "weight_edit": "Weight edits", "finetune": "Fine-tuning"}  # page order
 X_LABELS = {("steering", "alpha"): "alpha (steering strength)", ("ablation", "size"): "features ablated"}
@@ -49,11 +50,11 @@ def write(ctx: Context) -> None:
     elif not missing(metrics):
         parts.append(missing_box(results, "per-group results"))
     if not missing(metrics):
-        parts.append(section("Metrics (reports/metrics/interventions.json)", _metrics(metrics), "metrics"))
+        parts.append(section(f"Metrics ({METRICS})", _metrics(metrics), "metrics"))
     imgs = []
-    folder = ctx.inputs.path("reports/interventions")
+    folder = ctx.inputs.path(paths.INTERVENTIONS_DIR.as_posix())
     for f in sorted(folder.glob("*.png")) if folder.is_dir() else []:
-        img = ctx.image(f"reports/interventions/{f.name}", "interventions")
+        img = ctx.image((paths.INTERVENTIONS_DIR / f.name).as_posix(), "interventions")
         imgs.append((img, f.name))
     if imgs:
         parts.append(section("Figures from the interventions stage", figures(imgs), "figures"))

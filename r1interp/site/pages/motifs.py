@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import pandas as pd
 
+from r1interp import paths
 from r1interp.site import svg
 from r1interp.site.context import Context
 from r1interp.site.html import Cell, esc, figures, fmt, kv_table, missing_box, note, num, page, section, table, text
 from r1interp.site.inputs import missing, require_keys
 
-COMPARE = "reports/metrics/compare.json"
-MOTIFS = "reports/metrics/motifs.json"
-DIFFERENCES = "reports/motifs/compare/differences.csv"
-PER_GRAPH = "reports/motifs/compare/per_graph.csv"
-FIGURES = (("reports/motifs/compare/differences_z.png", "Differences of z-scores (compare stage)"),
-           ("reports/motifs/compare/differences_sp.png", "Differences of significance profiles"),
-           ("reports/motifs/compare/zscores_by_category.png", "z-scores by prompt category"),
-           ("reports/motifs/compare/significance_profile_by_category.png", "Significance profile by prompt category"))
+COMPARE = paths.COMPARE_METRICS.as_posix()
+MOTIFS = paths.MOTIFS_METRICS.as_posix()
+DIFFERENCES = paths.COMPARE_DIFFERENCES.as_posix()
+PER_GRAPH = paths.COMPARE_PER_GRAPH.as_posix()
+FIGURES = tuple(((paths.COMPARE_DIR / name).as_posix(), caption) for name, caption in (
+    ("differences_z.png", "Differences of z-scores (compare stage)"),
+    ("differences_sp.png", "Differences of significance profiles"),
+    ("zscores_by_category.png", "z-scores by prompt category"),
+    ("significance_profile_by_category.png", "Significance profile by prompt category")))
 FAMILIES = (("coherent_fraction", "Coherent share of feed-forward loops (null-free)", "difference of shares"),
             ("z:", "z-scores under the null model", "difference of z"),
             ("sp:", "Significance profile (z normalised per family; size-robust)", "difference of SP"))

@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from r1interp import paths
 from r1interp.models import model_spec
 from r1interp.site import svg
 from r1interp.site.context import Context
 from r1interp.site.html import (Cell, esc, fmt, kv_table, missing_box, num, page, pct, section, table, text)
 from r1interp.site.inputs import Missing, missing
 
-ORGANISM = "reports/metrics/organism.json"
-TRANSCODERS = "reports/metrics/transcoders.json"
-PER_LAYER = "reports/transcoders/per_layer.json"
-LABELS = "reports/metrics/labels.json"
-GRAPHS = "reports/metrics/graphs.json"
-QUALITY = "reports/metrics/quality.json"
+ORGANISM = paths.ORGANISM_METRICS.as_posix()
+TRANSCODERS = paths.TRANSCODERS_METRICS.as_posix()
+PER_LAYER = paths.TRANSCODERS_PER_LAYER.as_posix()
+LABELS = paths.LABELS_METRICS.as_posix()
+GRAPHS = paths.GRAPHS_METRICS.as_posix()
+QUALITY = paths.QUALITY_METRICS.as_posix()
 SPANS = ("all", "completion", "think", "answer")
 
 
@@ -76,10 +77,10 @@ def _organism(ctx: Context) -> str:
     models = [m for m in ("reasoner", "base") if isinstance(doc.get(m), dict)]
     tasks = sorted({t for m in models for t in doc[m].get("accuracy", {})}, key=lambda t: (t == "overall", t))
     rows = [[text(m)] + [Cell(pct(doc[m]["accuracy"].get(t)), doc[m]["accuracy"].get(t), "num") for t in tasks]
-            + [num(doc[m].get("train_cpu_seconds")), num(doc[m].get("final_loss"))] for m in models]
+            + [num(doc[m].get("final_loss"))] for m in models]
     chart = svg.bars(tasks, [svg.BarSeries(m, [doc[m]["accuracy"].get(t) for t in tasks], color=svg.color(i)) for i, m in enumerate(models)],
                      ylabel="accuracy", width=460, height=220)
-    body = (f'<div class="cols"><div>{table(["model"] + tasks + ["train CPU s", "final loss"], rows, sortable=False)}'
+    body = (f'<div class="cols"><div>{table(["model"] + tasks + ["final loss"], rows, sortable=False)}'
             f'<p class="muted">Greedy-decoded held-out accuracy ({fmt(doc.get("heldout_problems"))} problems).</p></div>'
             f"<div>{chart}</div></div>")
     return section("Model accuracy", body, "accuracy")
@@ -183,7 +184,7 @@ def quality_placeholder(ctx: Context, out: Path) -> None:
     """When the quality stage has not run, the nav's Data quality link still lands on a page."""
     from r1interp.site.html import page as page_
 
-    body = missing_box(Missing("reports/quality/index.html", "quality"), "Great Expectations Data Docs")
+    body = missing_box(Missing(paths.QUALITY_INDEX.as_posix(), "quality"), "Great Expectations Data Docs")
     (out / "quality").mkdir(parents=True, exist_ok=True)
     html = page_(title="Data quality", body=body, depth=1, active="quality", footer=ctx.footer)
     (out / "quality" / "index.html").write_text(html, encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from r1interp import paths
 from r1interp.errors import ArtifactError
 from r1interp.site import svg
 from r1interp.site.context import Context
@@ -12,21 +13,22 @@ from r1interp.site.html import (Cell, esc, figures, fmt, kv_table, link, missing
 from r1interp.site.inputs import missing, require_keys
 from r1interp.site.tokens import readable
 
-TAXONOMY = "reports/clusters/taxonomy.json"
-METRICS = "reports/metrics/clusters.json"
-TRANSITIONS = "reports/clusters/transitions.csv"
-K_SELECTION = "reports/clusters/k_selection.csv"
-ENRICHMENT = "reports/clusters/enrichment_step_types.csv"
-FIGURES = (("reports/clusters/transitions.png", "Transition graph (clusters stage)"),
-           ("reports/clusters/tree.png", "Similarity tree of cluster centroids"),
-           ("reports/clusters/layer_map.png", "Activation map: true step type x layer"),
-           ("reports/clusters/problem_feature_map.png", "Activation map: problem type x cluster feature group"))
-CRITICAL_METRICS = "reports/metrics/critical.json"
-CRITICAL_TABLES = (("reports/critical/attribution_ranking.csv", "Features ranked by influence on correct answers",
+TAXONOMY = paths.TAXONOMY_JSON.as_posix()
+METRICS = paths.CLUSTERS_METRICS.as_posix()
+TRANSITIONS = paths.CLUSTER_TRANSITIONS.as_posix()
+K_SELECTION = paths.CLUSTER_K_SELECTION.as_posix()
+ENRICHMENT = paths.CLUSTER_ENRICHMENT.as_posix()
+FIGURES = tuple(((paths.CLUSTERS_DIR / name).as_posix(), caption) for name, caption in (
+    ("transitions.png", "Transition graph (clusters stage)"),
+    ("tree.png", "Similarity tree of cluster centroids"),
+    ("layer_map.png", "Activation map: true step type x layer"),
+    ("problem_feature_map.png", "Activation map: problem type x cluster feature group")))
+CRITICAL_METRICS = paths.CRITICAL_METRICS.as_posix()
+CRITICAL_TABLES = ((paths.CRITICAL_ATTRIBUTION_RANKING.as_posix(), "Features ranked by influence on correct answers",
                     ("graphs_present", "influence_correct", "influence_incorrect", "difference")),
-                   ("reports/critical/decoder_aligned_features.csv", "Decoder directions aligned with the MLP weight change",
+                   (paths.CRITICAL_DECODER_ALIGNED.as_posix(), "Decoder directions aligned with the MLP weight change",
                     ("decoder_alignment", "encoder_alignment", "chance")),
-                   ("reports/critical/encoder_aligned_features.csv", "Encoder directions aligned with the MLP weight change",
+                   (paths.CRITICAL_ENCODER_ALIGNED.as_posix(), "Encoder directions aligned with the MLP weight change",
                     ("encoder_alignment", "decoder_alignment", "chance")))
 MIN_TRANSITION = 0.02  # transitions drawn in the diagram (all are in the matrix)
 
@@ -200,7 +202,7 @@ def _critical(ctx: Context) -> str:
         mods = sorted(by_module, key=lambda m: -by_module[m])
         parts.append("<h3>Mean relative weight change, reasoner vs base, by module</h3>"
                      + svg.bars(mods, [svg.BarSeries("relative change", [by_module[m] for m in mods])], ylabel="‖Δ‖ / ‖base‖", width=700, height=260))
-    img = ctx.image("reports/critical/weight_diff.png", "critical")
+    img = ctx.image(paths.CRITICAL_WEIGHT_DIFF_PNG.as_posix(), "critical")
     if not missing(img):
         parts.append("<details><summary>Per-tensor heatmap</summary>" + figures([(img, "relative weight change per tensor")]) + "</details>")
     for rel, title, cols in CRITICAL_TABLES:

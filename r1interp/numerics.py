@@ -1,0 +1,112 @@
+"""Deterministic numerics: the same code and params give the same bytes on any x86-64 machine.
+
+Floating-point results of the numeric libraries follow the CPU they run on: torch dispatches its
+own kernels to AVX2 or AVX-512 code, MKL and OpenBLAS pick kernels per micro-architecture and numpy
+picks SIMD loops at run time. Each sums in a different order, so the trained weights (and everything
+downstream) differ between an AVX2 and an AVX-512 machine. Every one of those choices is made once,
+when the library loads, from an environment variable; so `pin()` sets them before torch or numpy is
+imported. `r1interp/__init__.py` calls it: importing anything from r1interp first is enough.
+
+The pinned values need an x86-64 CPU with AVX2 (x86-64-v3: Intel since Haswell, AMD since Zen).
+A user's environment that sets one of these variables to another value is refused by `require()`
+(every stage calls it) with one line, rather than silently producing other bytes.
+`R1INTERP_NUMERICS=native` leaves the environment alone (for `bench/numerics_cost.py`, which measures
+what the pin costs); stages refuse to run in that mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from r1interp.errors import ConfigError
+
+# variable -> (pinned value, why). Read by the libraries when they load, never later.
+PINNED: dict[str, tuple[str, str]] = {
+    "MKL_CBWR": ("COMPATIBLE", "MKL: one conditional-numerical-reproducibility code path on every CPU"),
+    "ATEN_CPU_CAPABILITY": ("default", "torch's own kernels: no AVX2 / AVX-512 dispatch"),
+    "OPENBLAS_CORETYPE": ("Haswell", "numpy / scipy BLAS: the AVX2 kernels on every machine (SkylakeX ones on AVX-512)"),
+    "NPY_DISABLE_CPU_FEATURES": ("X86_V3 X86_V4 AVX512_ICL AVX512_SPR", "numpy's ufunc loops: the x86-64-v2 baseline only"),
+    "ONEDNN_MAX_CPU_ISA": ("AVX2", "oneDNN (torch's mkldnn ops): at most AVX2 kernels"),
+}
+# Libraries whose kernel choice is fixed once they are loaded.
+LOADERS = ("torch", "numpy", "scipy", "sklearn", "pandas")
+
+MODE_VARIABLE = "R1INTERP_NUMERICS"
+MODES = ("portable", "native")
+
+_state: dict[str, list[str]] = {"conflicts": [], "loaded_before": []}
+
+
+def mode() -> str:
+    return os.environ.get(MODE_VARIABLE, "portable") or "portable"
+
+
+def pin() -> None:
+    """Set every pinned variable that is unset; remember any set to another value and any library
+    that was already loaded (then the pin comes too late for it)."""
+    _state["loaded_before"] = [name for name in LOADERS if name in sys.modules]
+    _state["conflicts"] = []
+    if mode() != "portable":
+        return
+    for var, (value, _) in PINNED.items():
+        current = os.environ.setdefault(var, value)
+        if current != value:
+            _state["conflicts"].append(var)
+
+
+def problems() -> list[str]:
+    """Why numerics are not pinned in this process (empty when they are)."""
+    if mode() != "portable":
+        allowed = ", ".join(MODES)
+        return [f"{MODE_VARIABLE}={mode()!r} (allowed: {allowed}; artifacts are only built in the portable mode)"]
+    found = [
+        f"environment variable {var}={os.environ.get(var)!r} differs from the pinned {PINNED[var][0]!r} ({PINNED[var][1]})"
+        for var in _state["conflicts"]
+    ]
+    if _state["loaded_before"]:
+        found.append(
+            f"{', '.join(_state['loaded_before'])} {'was' if len(_state['loaded_before']) == 1 else 'were'} imported "
+            "before r1interp: import r1interp first so its "
+            "numerics are pinned (r1interp/numerics.py)"
+        )
+    torch = sys.modules.get("torch")
+    if torch is not None and not found:
+        capability = torch.backends.cpu.get_cpu_capability()
+        if capability != "DEFAULT":
+            found.append(f"torch runs its {capability} kernels, not the pinned DEFAULT ones")
+    return found
+
+
+def require() -> None:
+    """Refuse to build artifacts whose bytes would depend on this machine's CPU (one line)."""
+    found = problems()
+    if found:
+        raise ConfigError(
+            f"numerics not pinned: {found[0]}",
+            hint="unset it (r1interp sets the pinned value itself); rebuilt artifacts are only byte-identical "
+            "across machines with the pinned numerics (README: Reproducibility)",
+        )
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_threads(threads: int) -> None:
+    """Every thread pool (torch, MKL, OpenBLAS, the OpenMP runtimes of torch and scikit-learn) gets exactly
+    `threads` threads, whatever the machine's core count: how work is split over threads changes the order
+    of floating-point sums, so the count is a parameter (model.threads), not a property of the machine.
+    Libraries loaded later, and child processes, read the environment; loaded ones are limited directly."""
+    from threadpoolctl import threadpool_limits
+
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(threads)
+    threadpool_limits(limits=threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def describe() -> dict[str, str]:
+    """The pinned variables and their values in this process (for `doctor` and reports)."""
+    return {var: os.environ.get(var, "") for var in PINNED}
