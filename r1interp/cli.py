@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from r1interp import paths
 from r1interp.errors import R1InterpError
 
 
@@ -15,6 +16,17 @@ def _params_check(args: argparse.Namespace) -> int:
 
     params = load_params(args.file)
     print(f"{args.file}: ok (profile {params.model.profile})")
+    return 0
+
+
+def _params_write(args: argparse.Namespace) -> int:
+    from r1interp.config import load_params, merge_override, write_params
+
+    data = merge_override(args.override)
+    path = write_params(data, args.out, override=args.override)
+    params = load_params(path)  # the written file validates on its own
+    source = f"defaults + {args.override}" if args.override else "defaults"
+    print(f"{path}: written ({source}; profile {params.model.profile})")
     return 0
 
 
@@ -129,17 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=_status)
 
-    serve = sub.add_parser("serve", help="serve the report site (reports/site) on http://127.0.0.1:PORT/",
+    serve = sub.add_parser("serve", help=f"serve the report site ({paths.SITE_DIR}) on http://127.0.0.1:PORT/",
                            description="Serve the static report site on 127.0.0.1 only; Ctrl-C stops it.")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
-    serve.add_argument("--dir", default="reports/site", help="site folder (default reports/site)")
+    serve.add_argument("--dir", default=str(paths.SITE_DIR), help=f"site folder (default {paths.SITE_DIR})")
     serve.add_argument("--quiet", action="store_true", help="do not log requests")
     serve.set_defaults(func=_serve)
 
-    _, params_sub = _add_group(sub, "params", "`params check [FILE]`: validate params.yaml (types, ranges, combinations)")
+    _, params_sub = _add_group(sub, "params", "`params check [FILE]`: validate params.yaml (types, ranges, combinations); "
+                                               "`params write [--override FILE]`: write it from the defaults")
     check = params_sub.add_parser("check", help="validate a params file (default params.yaml)")
     check.add_argument("file", nargs="?", default="params.yaml")
     check.set_defaults(func=_params_check)
+    pwrite = params_sub.add_parser(
+        "write", help="write a full params file: the defaults (r1interp/config.py) merged with an override",
+        description="Write a full params file (every key, validated) = the defaults of r1interp/config.py deep-merged "
+                    "with an override file holding only the keys that differ (e.g. configs/thorough.yaml).")
+    pwrite.add_argument("--override", metavar="FILE", help="YAML mapping of the keys that differ from the defaults")
+    pwrite.add_argument("--out", metavar="FILE", default="params.yaml", help="file to write (default params.yaml)")
+    pwrite.set_defaults(func=_params_write)
 
     _, prompts_sub = _add_group(sub, "prompts", "`prompts check FILE...`: validate benchmark prompt sets")
     pcheck = prompts_sub.add_parser("check", help="validate prompt files")
@@ -149,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _, sweep_sub = _add_group(sub, "sweep", "`sweep pareto|apply`: transcoder sweeps run as DVC experiments")
     pareto = sweep_sub.add_parser("pareto", help="Pareto front of CE increase vs L0 (and dead %%) over experiments")
     pareto.add_argument("--repo", default=".")
-    pareto.add_argument("--out", default="reports/sweep")
+    pareto.add_argument("--out", default=str(paths.SWEEP_DIR))
     pareto.set_defaults(func=_sweep_pareto)
     apply = sweep_sub.add_parser("apply", help="write an experiment's transcoder params into params.yaml")
     apply.add_argument("experiment", help="experiment name or revision")

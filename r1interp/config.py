@@ -4,11 +4,19 @@ One frozen dataclass per stage group. Validation is strict and happens before an
 work: unknown keys, wrong types, out-of-range values and inconsistent combinations
 raise `ConfigError` naming the key path (e.g. `organism.reasoner.lr`) and what is allowed.
 Field constraints live in `field(metadata=...)`: `ge`/`gt`/`le`/`lt` bounds, `choices`.
+
+The field defaults are the single source of the default values: `params.yaml` equals them (a test checks
+it), and override files (`configs/thorough.yaml`, `tests/data/params-tiny.yaml`) hold only the keys that
+differ; `merge_override` + `write_params` (`r1interp params write --override FILE`) make a full params file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
+import os
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,7 +46,7 @@ def _f(default: Any = dataclasses.MISSING, *, doc: str = "", **constraints: Any)
 class ModelParams:
     profile: str = _f("organism", choices=PROFILES, doc="which model pair the pipeline studies")
     device: str = _f("auto", choices=("auto", "cpu", "cuda"))
-    threads: int = _f(1, ge=1, le=256, doc="torch CPU threads for model stages")
+    threads: int = _f(2, ge=1, le=256, doc="torch CPU threads per model stage (stages run one at a time)")
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class HubCorpusParams:
 @dataclass(frozen=True)
 class CorpusParams:
     seed: int = _f(0, ge=0)
-    train_per_task: int = _f(20000, ge=1)
+    train_per_task: int = _f(7500, ge=1, doc="capped by the distinct problems of a task (7,420 for 2-3 digit mul)")
     heldout_per_task: int = _f(500, ge=1)
     tasks: dict[str, TaskParams] = _f(
         {"add": TaskParams(2, 3), "mul": TaskParams(2, 3)}, key_choices=("add", "mul")
@@ -96,7 +104,7 @@ class TrainPhaseParams:
 
 @dataclass(frozen=True)
 class OrganismEvalParams:
-    problems_per_task: int = _f(200, ge=1)
+    problems_per_task: int = _f(100, ge=1)
     batch_size: int = _f(100, ge=1)
     max_new_tokens: int = _f(160, ge=8)
 
@@ -112,8 +120,8 @@ class OrganismParams:
     kv_heads: int = _f(2, ge=1)
     max_positions: int = _f(256, ge=32)
     rope_theta: float = _f(10000.0, gt=0.0)
-    base: TrainPhaseParams = _f(TrainPhaseParams(400, 3e-3, 64, 50))
-    reasoner: TrainPhaseParams = _f(TrainPhaseParams(1500, 1e-2, 64, 100))
+    base: TrainPhaseParams = _f(TrainPhaseParams(steps=400, lr=3e-3, batch_size=64, warmup_steps=50))
+    reasoner: TrainPhaseParams = _f(TrainPhaseParams(steps=800, lr=1e-2, batch_size=32, warmup_steps=100))
     reasoner_init: str = _f("base", choices=("base", "scratch"), doc="fine-tune the base (as R1-distill) or train from the same init")
     eval: OrganismEvalParams = _f(OrganismEvalParams())
 
@@ -169,12 +177,12 @@ class TrainParams:
     layer_groups: list[str] = _f(["all"], doc="DVC matrix: 'all', 'N' or 'A-B' (inclusive), disjoint")
     expansion_factor: int = _f(16, ge=1, le=1024)
     num_latents: int = _f(0, ge=0, doc="0: d_model x expansion_factor")
-    k: int = _f(16, ge=1)
+    k: int = _f(32, ge=1)
     optimizer: str = _f("adam", choices=("adam", "signum", "muon"))
-    lr: float = _f(0.0, ge=0.0, le=1.0, doc="0: sparsify's automatic learning rate")
+    lr: float = _f(3e-3, ge=0.0, le=1.0, doc="0: sparsify's automatic learning rate (too low for the tiny organisms)")
     lr_warmup_steps: int = _f(50, ge=0)
     auxk_alpha: float = _f(0.03125, ge=0.0)
-    max_tokens: int = _f(1_000_000, ge=1, doc="token budget (rows of the tokens stage are subset to it)")
+    max_tokens: int = _f(512_000, ge=1, doc="token slots incl. padding (rows of the tokens stage are subset to it)")
     batch_size: int = _f(16, ge=1, doc="sequences per step")
     dead_feature_threshold: int = _f(200_000, ge=1, doc="tokens without firing before a feature counts as dead")
     exclude_special_tokens: bool = _f(True)
@@ -211,7 +219,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    max_tokens: int = _f(100_000, ge=1, doc="held-out tokens for the spliced evaluation")
+    max_tokens: int = _f(20_000, ge=1, doc="held-out tokens for the spliced evaluation")
     batch_size: int = _f(32, ge=1)
 
 
@@ -219,13 +227,13 @@ class EvaluateParams:
 class ActivationsParams:
     """Feature activation tables and examples (delphi-style sampling), streamed over held-out tokens."""
 
-    max_tokens: int = _f(200_000, ge=1, doc="held-out token budget (rows are taken in order)")
+    max_tokens: int = _f(60_000, ge=1, doc="held-out token budget (rows are taken in order)")
     batch_size: int = _f(32, ge=1)
     window: int = _f(32, ge=4, le=512, doc="tokens per example window around the activating token")
     top_n: int = _f(20, ge=1, doc="top-activating examples kept per feature")
     quantile_bins: int = _f(10, ge=1, le=100, doc="equal-count activation bins over a uniform sample of activations")
-    per_quantile: int = _f(10, ge=1, doc="examples per bin (reservoir size = bins x per_quantile)")
-    non_activating: int = _f(50, ge=0, doc="random windows where the feature is silent throughout")
+    per_quantile: int = _f(5, ge=1, doc="examples per bin (reservoir size = bins x per_quantile)")
+    non_activating: int = _f(60, ge=0, doc="random windows where the feature is silent throughout")
     top_output_tokens: int = _f(10, ge=1, le=100, doc="tokens listed per feature by decoder-to-unembedding logit effect")
     seed: int = _f(0, ge=0)
 
@@ -305,7 +313,7 @@ class MotifsParams:
 
     nulls: list[str] = _f(["layer_configuration", "configuration"],
                           choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"))
-    samples: int = _f(200, ge=1, doc="null samples per graph and null model")
+    samples: int = _f(20, ge=1, doc="null samples per graph and null model")
     signs: str = _f("keep", choices=("keep", "shuffle"), doc="signs of rewired edges: kept on their edge or shuffled")
     drop_errors: bool = _f(True, doc="drop transcoder-error nodes (the issue's default)")
     weight_threshold: float = _f(0.0, ge=0.0, doc="drop edges with |weight| below this")
@@ -334,14 +342,14 @@ class ClustersParams:
     """Steps of held-out `<think>` traces clustered by their feature profiles (the `clusters` stage)."""
 
     model: str = _f("reasoner", choices=("reasoner", "base"), doc="whose transcoder features describe the steps")
-    problems: int = _f(0, ge=0, doc="held-out problems used (0: all)")
+    problems: int = _f(500, ge=0, doc="held-out problems used, the same number per task (0: all)")
     segment: str = _f("line", choices=("line", "sentence"), doc="a step is a line (organism) or a sentence (real traces)")
     dims: int = _f(16, ge=2, le=512, doc="PCA dimensions of the standardised profiles")
     k_min: int = _f(3, ge=2)
     k_max: int = _f(10, ge=2)
     seeds: int = _f(5, ge=2, doc="k-means seeds for the stability of each k")
     min_stability: float = _f(0.9, ge=0.0, le=1.0, doc="k must be this stable across seeds to be chosen")
-    bootstrap: int = _f(20, ge=0, doc="bootstrap resamples for the chosen solution's stability")
+    bootstrap: int = _f(10, ge=0, doc="bootstrap resamples for the chosen solution's stability")
     top_features: int = _f(20, ge=1, doc="characteristic features kept per cluster / step type")
     examples: int = _f(5, ge=1, doc="example steps per cluster (nearest the centroid)")
     seed: int = _f(0, ge=0)
@@ -365,14 +373,14 @@ STEP_TYPES = ("column_sum", "column_sum_carry", "column_product", "column_produc
 @dataclass(frozen=True)
 class SteeringParams:
     features: int = _f(50, ge=1, doc="features whose typical output (mean activation x decoder row) makes the direction")
-    alphas: list[float] = _f([1.0, 2.0, 4.0, 8.0, 16.0], ge=0.0, doc="multiples of the direction added at every position")
+    alphas: list[float] = _f([2.0, 8.0], ge=0.0, doc="multiples of the direction added at every position")
     base_toward_reasoner: bool = _f(True, doc="also steer the base model with the reasoner's most active think features")
 
 
 @dataclass(frozen=True)
 class EditParams:
-    sizes: list[int] = _f([2, 4, 8], ge=1, doc="carry features whose decoder span is edited in down_proj")
-    scales: list[float] = _f([0.0, 2.0], ge=0.0, doc="0 projects the span out, >1 amplifies it")
+    sizes: list[int] = _f([2, 4], ge=1, doc="carry features whose decoder span is edited in down_proj")
+    scales: list[float] = _f([0.0], ge=0.0, doc="0 projects the span out, >1 amplifies it")
 
 
 @dataclass(frozen=True)
@@ -380,9 +388,9 @@ class FinetuneParams:
     step_type: str = _f("column_sum", choices=STEP_TYPES, doc="the cluster (by majority step type) whose features span the update")
     features: int = _f(64, ge=1, doc="top features of that cluster (vs all other steps) spanning the update")
     task: str = _f("add", choices=("add", "mul"), doc="out-of-distribution problems to fine-tune on (where the steps fail)")
-    problems: int = _f(256, ge=8, doc="failing out-of-distribution training problems (fresh, never evaluated)")
+    problems: int = _f(128, ge=8, doc="failing out-of-distribution training problems (fresh, never evaluated)")
     replay: float = _f(1.0, ge=0.0, le=4.0, doc="in-distribution training-split problems mixed in, per failing problem")
-    steps: int = _f(300, ge=1)
+    steps: int = _f(60, ge=1)
     lr: float = _f(1.0e-2, gt=0.0)
     batch_size: int = _f(32, ge=1)
 
@@ -392,14 +400,14 @@ class InterventionsParams:
     """Targeted modifications and their effect on held-out accuracy (the `interventions` stage)."""
 
     model: str = _f("reasoner", choices=("reasoner",), doc="the model whose features are ablated / edited")
-    problems_per_group: int = _f(100, ge=1, doc="problems per group (task x carry, out-of-distribution)")
+    problems_per_group: int = _f(50, ge=1, doc="problems per group (task x carry, out-of-distribution)")
     ood_digits: int = _f(4, ge=1, le=9, doc="operand length of the out-of-distribution groups")
     max_new_tokens: int = _f(160, ge=8)
-    batch_size: int = _f(100, ge=1)
+    batch_size: int = _f(300, ge=1, doc="every group of an arm decodes in one batch")
     target_step_type: str = _f("column_sum_carry", choices=STEP_TYPES, doc="clusters whose steps are mostly this are ablated")
     contrast_step_type: str = _f("column_sum", choices=STEP_TYPES, doc="...ranked against the clusters of this step type")
-    ablation_sizes: list[int] = _f([25, 50, 100, 150, 300], ge=1, doc="top-ranked features ablated together")
-    random_controls: int = _f(3, ge=1, doc="random feature sets of equal size (per layer) for every ablation and edit")
+    ablation_sizes: list[int] = _f([50, 150, 300], ge=1, doc="top-ranked features ablated together")
+    random_controls: int = _f(2, ge=1, doc="random feature sets of equal size (per layer) for every ablation and edit")
     steering: SteeringParams = _f(SteeringParams())
     edit: EditParams = _f(EditParams())
     finetune: FinetuneParams = _f(FinetuneParams())
@@ -498,14 +506,14 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, path: str, meta: dict) -> Any:
+def _coerce(value: Any, tp: Any, path: str, meta: dict, default: Any = None) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
-        return _build(tp, value, path)
+        return _build(tp, value, path, default)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
@@ -569,7 +577,18 @@ def _check_scalar(value: Any, path: str, meta: dict) -> None:
             raise ConfigError(f"{path}: {value!r} is out of range; must be {word} {meta[key]}")
 
 
-def _build(cls: type, data: dict, path: str) -> Any:
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _build(cls: type, data: dict, path: str, defaults: Any = None) -> Any:
+    """`cls` from a mapping. A key left out takes its default *at this place* of `Params()`: `defaults`
+    (the enclosing field's default instance, e.g. `OrganismParams().reasoner`), else the field's default,
+    so a partial section (`organism: {reasoner: {steps: 5}}`) means the same as the defaults merged with it."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -579,9 +598,12 @@ def _build(cls: type, data: dict, path: str) -> Any:
     kwargs = {}
     for name, f in fields.items():
         where = f"{path}.{name}" if path else name
+        default = getattr(defaults, name) if defaults is not None else _field_default(f)
         if name not in data:
+            if defaults is not None:
+                kwargs[name] = copy.deepcopy(default)
             continue
-        value = _coerce(data[name], hints[name], where, dict(f.metadata))
+        value = _coerce(data[name], hints[name], where, dict(f.metadata), default)
         if not isinstance(value, (list, tuple, dict)) and not dataclasses.is_dataclass(value):
             _check_scalar(value, where, dict(f.metadata))
         kwargs[name] = value
@@ -616,17 +638,21 @@ def parse_params(data: Any, source: str = "params") -> Params:
     return _build(Params, data, "")
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate a params file; every error names the file and the key path."""
-    path = Path(path)
+def _read_yaml(path: Path, what: str) -> Any:
     if not path.is_file():
-        raise ConfigError(f"{path}: params file not found")
+        raise ConfigError(f"{path}: {what} not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; every error names the file and the key path."""
+    path = Path(path)
+    data = _read_yaml(path, "params file")
     try:
         return parse_params(data, str(path))
     except ConfigError as exc:
@@ -636,3 +662,149 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def to_dict(obj: Any) -> Any:
     """Plain-data view (for metrics, manifests, hashes)."""
     return dataclasses.asdict(obj)
+
+
+# ---------------------------------------------------------------------------- overrides and full files
+
+
+def _deep_merge(cls: type, base: dict, override: dict) -> dict:
+    """`override` on top of `base` (plain data of `cls`): sections merge key by key, values replace.
+
+    A value is anything that is not a section: scalars, lists, and the mapping-valued parameters
+    (`corpus.tasks`, `train.pull.repos`), so an override can drop a task, and the same file means the
+    same thing merged here or loaded directly by `load_params`. Unknown keys pass through for
+    `parse_params` to name."""
+    hints = typing.get_type_hints(cls)
+    out = dict(base)
+    for key, value in override.items():
+        tp = hints.get(key) if isinstance(key, str) else None
+        if tp is not None and dataclasses.is_dataclass(tp) and isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = _deep_merge(tp, base[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge_override(override_path: str | Path | None = None) -> dict:
+    """The defaults as plain data, deep-merged with an override file's mapping, validated.
+
+    An override file holds only the keys that differ from the defaults (e.g. `configs/thorough.yaml`).
+    Sections merge key by key; a value (scalar, list, or a mapping-valued parameter such as `corpus.tasks`)
+    replaces the default. Returns the full, normalised plain data (`to_dict` of the parsed result). Every
+    error is one line starting with the override file's path, then the key path and what is allowed
+    (e.g. `configs/x.yaml: train.lrr: unknown key; allowed: source, models, ...`). Without an override,
+    the defaults.
+    """
+    defaults = to_dict(Params())
+    if override_path is None:
+        return defaults
+    path = Path(override_path)
+    data = _read_yaml(path, "override file")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    merged = _deep_merge(Params, defaults, data)
+    try:
+        return to_dict(parse_params(merged, str(path)))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+PARAMS_HEADER = """\
+# Every tunable of the pipeline, grouped by stage; validated by `r1interp params check`.
+# Written by `r1interp params write{args}`: the defaults of r1interp/config.py{merged}.
+# Edit values here (DVC tracks this file), or keep only the keys that differ in an override file and rewrite it.
+"""
+
+COMMENT_COLUMN = 27
+
+
+def _yaml_value(value: Any) -> str:
+    """One value as one line of YAML (lists and mappings in flow style)."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=1 << 30)
+    lines = text.strip().splitlines()
+    if lines and lines[-1] == "...":
+        lines = lines[:-1]
+    if len(lines) != 1:  # a programming error (a multi-line value), still one line
+        raise ConfigError(f"cannot write {value!r} on one line of YAML")
+    return lines[0]
+
+
+def _comment(f: dataclasses.Field, tp: Any) -> str:
+    meta = f.metadata
+    parts = [meta["doc"]] if meta.get("doc") else []
+    if not parts and dataclasses.is_dataclass(tp):
+        own = tp.__doc__ or ""
+        if own and not own.startswith(f"{tp.__name__}("):  # not the signature dataclasses put there
+            parts.append(" ".join(own.split()))
+    for key, word in (("choices", ""), ("key_choices", "keys: ")):
+        if meta.get(key):
+            parts.append(word + " | ".join(map(str, meta[key])))
+    return "; ".join(parts)
+
+
+def _line(text: str, comment: str) -> str:
+    if not comment:
+        return text
+    return f"{text.ljust(COMMENT_COLUMN)}  # {comment}"
+
+
+def _emit(cls: type, data: dict, indent: int, lines: list[str]) -> None:
+    hints = typing.get_type_hints(cls)
+    pad = "  " * indent
+    for f in dataclasses.fields(cls):
+        tp, value, comment = hints[f.name], data[f.name], _comment(f, hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            if indent == 0:
+                lines.append("")
+            lines.append(_line(f"{pad}{f.name}:", comment))
+            _emit(tp, value, indent + 1, lines)
+        elif typing.get_origin(tp) is dict and value:
+            lines.append(_line(f"{pad}{f.name}:", comment))
+            lines.extend(f"{pad}  {key}: {_yaml_value(item)}" for key, item in value.items())
+        else:
+            lines.append(_line(f"{pad}{f.name}: {_yaml_value(value)}", comment))
+
+
+def params_yaml(data: dict, *, override: str | Path | None = None) -> str:
+    """The text of a full params file for `data` (validated; missing keys take their defaults): every key,
+    sections in the dataclass order, the field docs as comments."""
+    params = parse_params(data)
+    full = to_dict(params)
+    args = f" --override {override}" if override is not None else ""
+    merged = f" merged with {override}" if override is not None else ""
+    lines = PARAMS_HEADER.format(args=args, merged=merged).splitlines()
+    _emit(Params, full, 0, lines)
+    text = "\n".join(lines) + "\n"
+    if parse_params(yaml.safe_load(text)) != params:  # a programming error in the writer
+        raise ConfigError("params_yaml: the written text does not read back as the same params")
+    return text
+
+
+def write_params(data: dict, path: str | Path = "params.yaml", *, override: str | Path | None = None) -> Path:
+    """Write a full params file (all keys, readable YAML) for `data`, atomically: a temp file in the same
+    folder, then `os.replace`, so a reader never sees half a file. `override` is only named in the header."""
+    path = Path(path)
+    try:
+        text = params_yaml(data, override=override)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path

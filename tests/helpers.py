@@ -9,7 +9,21 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "params-tiny.yaml"
+TINY = REPO / "tests" / "data" / "params-tiny.yaml"  # an override: only the keys that differ from the defaults
+
+
+def tiny_params_dict() -> dict:
+    """The full tiny params (plain data): the defaults of r1interp/config.py merged with params-tiny.yaml."""
+    from r1interp.config import merge_override
+
+    return merge_override(TINY)
+
+
+def write_tiny_params(path: Path) -> Path:
+    """Write the full tiny params file (every key) to `path`, as `r1interp params write --override` does."""
+    from r1interp.config import write_params
+
+    return write_params(tiny_params_dict(), path, override="tests/data/params-tiny.yaml")
 
 
 def _env() -> dict[str, str]:
@@ -42,7 +56,7 @@ def make_project(dest: Path) -> Path:
         if src.is_file() and not generated and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    shutil.copy2(TINY, dest / "params.yaml")
+    write_tiny_params(dest / "params.yaml")
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "tiny project"], dest)

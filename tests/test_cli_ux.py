@@ -21,7 +21,7 @@ import pytest
 from r1interp import cli
 from r1interp.cli import main
 from r1interp.errors import R1InterpError
-from helpers import REPO, TINY, run
+from helpers import REPO, run, write_tiny_params
 
 CLI = [sys.executable, "-m", "r1interp.cli"]
 SECRETS = {"ANTHROPIC_API_KEY": "sk-test-SECRET123", "HF_TOKEN": "hf_SECRET456"}
@@ -72,7 +72,7 @@ def _git_dvc_repo(root: Path) -> Path:
 def project(tmp_path: Path) -> Path:
     """A small git + DVC repo with valid (tiny) params and no remote."""
     root = _git_dvc_repo(tmp_path / "proj")
-    shutil.copy2(TINY, root / "params.yaml")
+    write_tiny_params(root / "params.yaml")
     (root / "dvc.yaml").write_text("stages: {}\n")
     return root
 

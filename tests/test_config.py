@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import TINY, tiny_params_dict, write_tiny_params
 from r1interp.cli import main
 from r1interp.config import (
     PROFILES,
@@ -16,17 +18,80 @@ from r1interp.config import (
     Params,
     TaskParams,
     load_params,
+    merge_override,
     parse_params,
     to_dict,
+    write_params,
 )
 from r1interp.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "data" / "params-tiny.yaml"
+THOROUGH = ROOT / "configs" / "thorough.yaml"
+
+# Keys of the defaults that params.yaml may leave out: none (every default is written out).
+ABSENT_FROM_PARAMS_YAML: tuple[str, ...] = ()
+
+# The values of the full configs/thorough.yaml before it became an override (the first full run):
+# every other key has its default.
+THOROUGH_VS_DEFAULTS = {
+    "corpus.train_per_task": 20000,
+    "organism.reasoner.steps": 1500,
+    "organism.reasoner.batch_size": 64,
+    "organism.eval.problems_per_task": 200,
+    "train.max_tokens": 4000000,
+    "evaluate.max_tokens": 100000,
+    "activations.max_tokens": 200000,
+    "motifs.samples": 100,
+    "clusters.problems": 0,
+    "clusters.bootstrap": 20,
+    "interventions.problems_per_group": 100,
+    "interventions.batch_size": 100,
+    "interventions.ablation_sizes": [25, 50, 100, 150, 300],
+    "interventions.random_controls": 3,
+    "interventions.steering.alphas": [1.0, 2.0, 4.0, 8.0, 16.0],
+    "interventions.edit.sizes": [2, 4, 8],
+    "interventions.edit.scales": [0.0, 2.0],
+    "interventions.finetune.problems": 256,
+    "interventions.finetune.steps": 300,
+}
 
 
 def _tiny_data() -> dict:
-    return yaml.safe_load(TINY.read_text())
+    """The full tiny params (defaults + tests/data/params-tiny.yaml) as plain data."""
+    return tiny_params_dict()
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}; an empty mapping is a value."""
+    out = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, dotted))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _same(a, b) -> bool:
+    """Equal values of the same type (1 and 1.0, or 1 and True, differ), lists item by item."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def _differences(expected: dict, actual: dict, *, may_lack: tuple[str, ...] = ()) -> list[str]:
+    """One readable line per key where `actual` differs from `expected` (nested plain data)."""
+    exp, act = _flat(expected), _flat(actual)
+    lines = []
+    for key in exp:
+        if key not in act:
+            if not any(key == k or key.startswith(k + ".") for k in may_lack):
+                lines.append(f"{key}: missing (default {exp[key]!r})")
+        elif not _same(exp[key], act[key]):
+            lines.append(f"{key}: {act[key]!r} ({type(act[key]).__name__}), default {exp[key]!r} ({type(exp[key]).__name__})")
+    lines += [f"{key}: {act[key]!r} is not a key of the defaults" for key in act if key not in exp]
+    return lines
 
 
 def _set(data: dict, dotted: str, value) -> dict:
@@ -54,7 +119,8 @@ def test_defaults_parse():
     assert parse_params(None) == p
     assert p.model.profile == "organism"
     assert p.organism.layers == 4
-    assert p.organism.reasoner.steps == 1500
+    assert p.organism.reasoner.steps == 800
+    assert p.organism.reasoner.lr == pytest.approx(1e-2)
     assert set(p.corpus.tasks) == {"add", "mul"}
     assert p.corpus.tasks["add"] == TaskParams(2, 3)
     assert p.tokens.ctx_len <= p.organism.max_positions
@@ -77,21 +143,58 @@ def test_repo_params_yaml_loads_and_matches_file():
     assert p.tokens.ctx_len == raw["tokens"]["ctx_len"]
 
 
+def test_params_yaml_equals_the_defaults():
+    """params.yaml (what DVC tracks) and the dataclass defaults of r1interp/config.py are one set of values:
+    change both or neither (`r1interp params write` rewrites params.yaml from the defaults)."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    diffs = _differences(to_dict(Params()), raw, may_lack=ABSENT_FROM_PARAMS_YAML)
+    assert not diffs, "params.yaml differs from the defaults in r1interp/config.py:\n  " + "\n  ".join(diffs)
+    assert load_params(ROOT / "params.yaml") == Params()
+
+
+def test_differences_name_the_keys():
+    defaults = to_dict(Params())
+    changed = copy.deepcopy(defaults)
+    changed["train"]["lr"] = 0.0
+    changed["interventions"]["steering"]["alphas"] = [2.0]
+    changed["seed"] = 0.0
+    del changed["organism"]["reasoner"]["steps"]
+    changed["train"]["lrr"] = 1
+    diffs = _differences(defaults, changed)
+    assert [d.split(":")[0] for d in diffs] == [
+        "seed", "organism.reasoner.steps", "train.lr", "interventions.steering.alphas", "train.lrr"]
+    assert _differences(defaults, copy.deepcopy(defaults)) == []
+
+
 def test_thorough_config_loads_and_differs_from_the_default_only_in_budgets():
-    """configs/thorough.yaml (README "Larger settings") must stay a valid, complete params file."""
-    thorough = to_dict(load_params(ROOT / "configs" / "thorough.yaml"))
-    default = to_dict(load_params(ROOT / "params.yaml"))
+    """configs/thorough.yaml (README "Larger settings") is an override: defaults + it = the first full run."""
+    thorough = merge_override(THOROUGH)
+    default = to_dict(Params())
     assert thorough["organism"]["reasoner"]["steps"] > default["organism"]["reasoner"]["steps"]
     assert thorough["train"]["max_tokens"] > default["train"]["max_tokens"]
     same = ("model", "tokens", "graphs", "compare", "critical")
     assert {s: thorough[s] for s in same} == {s: default[s] for s in same}
+    expected = _flat(default) | THOROUGH_VS_DEFAULTS
+    assert _flat(thorough) == expected
 
 
-def test_tiny_params_load_every_value():
-    p = load_params(TINY)
-    raw = _tiny_data()
-    # Every section round-trips exactly through the typed view.
+@pytest.mark.parametrize("override", [THOROUGH, TINY], ids=["thorough", "tiny"])
+def test_overrides_hold_only_keys_that_differ(override):
+    """An override lists only keys that differ from the defaults, and means the same merged or loaded directly."""
+    raw = _flat(yaml.safe_load(override.read_text()))
+    default = _flat(to_dict(Params()))
+    same = [key for key, value in raw.items() if key in default and _same(default[key], value)]
+    assert not same, f"{override.name}: keys equal to the defaults: {same}"
+    assert merge_override(override) == to_dict(load_params(override))
+
+
+def test_tiny_params_load_every_value(tmp_path):
+    path = write_tiny_params(tmp_path / "params.yaml")
+    p = load_params(path)
+    raw = yaml.safe_load(path.read_text())
+    # The written file is complete and round-trips exactly through the typed view.
     d = to_dict(p)
+    assert d == raw == _tiny_data()
     for section in ("model", "tokens"):
         assert d[section] == raw[section]
     assert d["organism"]["layers"] == 2
@@ -291,8 +394,8 @@ def test_empty_file_gives_defaults(tmp_path):
 # ------------------------------------------------------------------ CLI
 
 
-def test_cli_params_check_ok(capsys):
-    assert main(["params", "check", str(TINY)]) == 0
+def test_cli_params_check_ok(tmp_path, capsys):
+    assert main(["params", "check", str(write_tiny_params(tmp_path / "params.yaml"))]) == 0
     out, err = capsys.readouterr()
     assert "ok" in out and "organism" in out
     assert err == ""
@@ -320,3 +423,131 @@ def test_cli_params_check_missing_file(tmp_path, capsys, monkeypatch):
     assert main(["params", "check", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "missing.yaml" in err
+
+
+# ------------------------------------------------------------------ overrides and `params write`
+
+
+def test_merge_override_without_a_file_is_the_defaults():
+    assert merge_override() == to_dict(Params())
+
+
+def test_merge_override_merges_sections_key_by_key(tmp_path):
+    path = tmp_path / "o.yaml"
+    path.write_text("organism:\n  reasoner: {steps: 1000}\ntrain: {lr: 1.0e-3}\n")
+    merged = merge_override(path)
+    default = to_dict(Params())
+    assert merged["organism"]["reasoner"] == {**default["organism"]["reasoner"], "steps": 1000}
+    assert merged["train"] == {**default["train"], "lr": 1e-3}
+    assert {k: v for k, v in merged.items() if k not in ("organism", "train")} == {
+        k: v for k, v in default.items() if k not in ("organism", "train")}
+
+
+def test_empty_override_is_the_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing differs\n")
+    assert merge_override(path) == to_dict(Params())
+
+
+def test_override_unknown_key_is_one_line_naming_file_and_key(tmp_path):
+    path = tmp_path / "override.yaml"
+    path.write_text("train: {lrr: 1}\n")
+    with pytest.raises(ConfigError) as info:
+        merge_override(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: train.lrr: unknown key; allowed: ")
+    for allowed in ("source", "lr", "max_tokens", "pull"):
+        assert allowed in msg
+
+
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ("train: {lr: fast}", "train.lr", "expected a number"),
+        ("organism: {reasoner: {steps: 2.5}}", "organism.reasoner.steps", "expected an integer"),
+        ("interventions: {ablation_sizes: 50}", "interventions.ablation_sizes", "expected a list"),
+        ("corpus: 3", "corpus", "expected a mapping"),
+        ("model: {profile: gpt2}", "model.profile", "is not allowed"),
+    ],
+)
+def test_override_wrong_value_names_file_and_key(tmp_path, text, key, expected):
+    path = tmp_path / "override.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        merge_override(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: {key}: ")
+    assert expected in msg
+
+
+def test_override_not_a_mapping_or_missing(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping") as info:
+        merge_override(path)
+    assert str(info.value).startswith(str(path))
+    with pytest.raises(ConfigError, match="override file not found"):
+        merge_override(tmp_path / "missing.yaml")
+
+
+def test_write_params_is_complete_ordered_and_stable(tmp_path):
+    path = tmp_path / "params.yaml"
+    data = merge_override(THOROUGH)
+    write_params(data, path)
+    first = path.read_bytes()
+    raw = yaml.safe_load(first)
+    assert raw == data  # every key, as plain YAML values
+    assert list(raw) == [f.name for f in dataclasses.fields(Params)]  # sections in the dataclass order
+    assert list(raw["train"]) == list(to_dict(Params())["train"])
+    assert first.startswith(b"# ")
+    write_params(data, path)
+    assert path.read_bytes() == first  # the same data gives the same bytes
+    assert sorted(os.listdir(tmp_path)) == ["params.yaml"]  # no temp file left behind
+
+
+def test_write_params_rejects_invalid_data_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 0\n")
+    bad = _set(to_dict(Params()), "organism.layers", 0)
+    with pytest.raises(ConfigError, match="organism.layers: 0 is out of range") as info:
+        write_params(bad, path)
+    assert str(info.value).startswith(str(path))
+    assert path.read_text() == "seed: 0\n"
+    assert sorted(os.listdir(tmp_path)) == ["params.yaml"]
+
+
+def test_cli_params_write_thorough(tmp_path, capsys):
+    out = tmp_path / "params.yaml"
+    assert main(["params", "write", "--override", str(THOROUGH), "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert str(out) in stdout and "written" in stdout
+    raw = yaml.safe_load(out.read_text())
+    # Equal in values to the full configs/thorough.yaml of before: the defaults with the first run's budgets.
+    assert _flat(raw) == _flat(to_dict(Params())) | THOROUGH_VS_DEFAULTS
+    assert to_dict(load_params(out)) == raw
+    first = out.read_bytes()
+    assert main(["params", "write", "--override", str(THOROUGH), "--out", str(out)]) == 0
+    assert out.read_bytes() == first
+
+
+def test_cli_params_write_defaults(tmp_path, capsys):
+    out = tmp_path / "params.yaml"
+    assert main(["params", "write", "--out", str(out)]) == 0
+    assert yaml.safe_load(out.read_text()) == to_dict(Params())
+    assert load_params(out) == load_params(ROOT / "params.yaml")
+
+
+def test_cli_params_write_unknown_key_is_one_error_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("R1INTERP_DEBUG", raising=False)
+    override = tmp_path / "override.yaml"
+    override.write_text("train: {lrr: 1}\n")
+    out = tmp_path / "params.yaml"
+    assert main(["params", "write", "--override", str(override), "--out", str(out)]) == 2
+    stdout, err = capsys.readouterr()
+    assert stdout == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {override}: train.lrr: unknown key; allowed: ")
+    assert not out.exists()

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import write_tiny_params
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests/data/site/project"
-PARAMS = REPO / "tests/data/params-tiny.yaml"
 REFERENCE = "data/reference/neuronpedia/opposite_of_small.json"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -130,7 +130,7 @@ def make_project(dest: Path, *, with_fixture: bool = True) -> Path:
         points = sweep.points_from_exp_show(exp_show_data())
         sweep.write_report(points, sweep.pareto_front(points), dest / "reports/sweep")
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PARAMS, dest / "params.yaml")
+    write_tiny_params(dest / "params.yaml")  # defaults + tests/data/params-tiny.yaml, every key
     return dest
 
 
@@ -300,7 +300,7 @@ def test_stage_script(tmp_path):
     """stages/report.py as DVC runs it: from the project root, one summary line; a malformed input is one
     error line naming the file and exit code 2."""
     project = make_project(tmp_path / "p")
-    cmd = [sys.executable, str(REPO / "stages/report.py"), "--no-experiments"]
+    cmd = [sys.executable, str(REPO / "stages/report.py")]  # no `dvc exp show` table by default
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
