@@ -5,7 +5,7 @@ import r1interp  # noqa: F401  first import: pins deterministic numerics before 
 import json
 from pathlib import Path
 
-from r1interp import paths, stage
+from r1interp import paths, stage, timings
 from r1interp.data import check_token_dataset, load_token_split, training_rows
 from r1interp.io import atomic_path
 from r1interp.models import load_role, resolve_device
