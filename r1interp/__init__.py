@@ -2,7 +2,11 @@
 
 # First, before anything can load torch or numpy: pin the numerics (r1interp/numerics.py) so that
 # rebuilt artifacts have the same bytes on every x86-64 machine.
-from r1interp import numerics as _numerics
+import time as _time
+
+STARTED = _time.perf_counter()  # stage wall times (reports/timings/) count from here, imports included
+
+from r1interp import numerics as _numerics  # noqa: E402
 
 _numerics.pin()
 

@@ -28,7 +28,7 @@ def main(params, args):
         log = organism.train_base(corpus, params.organism, out)
     else:
         log = organism.train_reasoner(corpus, params.organism, model_spec("organism", "base").local_dir, out)
-    timings.record(f"organism@{args.role}", {"cpu_seconds": log["cpu_seconds"]})
+    timings.record(f"organism@{args.role}", {"train_cpu_seconds": log["cpu_seconds"]})
     print(f"organism {args.role}: {log['steps']} steps, {log['cpu_seconds']} CPU-s, loss {log['final_loss']} -> {out}")
 
 
