@@ -7,7 +7,11 @@ downstream) differ between an AVX2 and an AVX-512 machine. Every one of those ch
 when the library loads, from an environment variable; so `pin()` sets them before torch or numpy is
 imported. `r1interp/__init__.py` calls it: importing anything from r1interp first is enough.
 
-The pinned values need an x86-64 CPU with AVX2 (x86-64-v3: Intel since Haswell, AMD since Zen).
+The pinned values need an x86-64 CPU with AVX2 (x86-64-v3: Intel since Haswell, AMD since Zen): every
+such CPU then runs the same instructions. torch's AVX2 kernels are pinned rather than its generic ones
+because the generic ones made the default pipeline 1.5x slower (evaluate alone 8x; README: Reproducibility),
+and the AVX2 ones are exact (no approximate reciprocal / square-root instructions, which differ by vendor).
+MKL has no such promise for non-Intel CPUs above its SSE2 branch, so it keeps COMPATIBLE.
 A user's environment that sets one of these variables to another value is refused by `require()`
 (every stage calls it) with one line, rather than silently producing other bytes.
 `R1INTERP_NUMERICS=native` leaves the environment alone (for `bench/numerics_cost.py`, which measures
@@ -24,11 +28,12 @@ from r1interp.errors import ConfigError
 # variable -> (pinned value, why). Read by the libraries when they load, never later.
 PINNED: dict[str, tuple[str, str]] = {
     "MKL_CBWR": ("COMPATIBLE", "MKL: one conditional-numerical-reproducibility code path on every CPU"),
-    "ATEN_CPU_CAPABILITY": ("default", "torch's own kernels: no AVX2 / AVX-512 dispatch"),
+    "ATEN_CPU_CAPABILITY": ("avx2", "torch's own kernels: the AVX2 ones, also on AVX-512 machines"),
     "OPENBLAS_CORETYPE": ("Haswell", "numpy / scipy BLAS: the AVX2 kernels on every machine (SkylakeX ones on AVX-512)"),
     "NPY_DISABLE_CPU_FEATURES": ("X86_V3 X86_V4 AVX512_ICL AVX512_SPR", "numpy's ufunc loops: the x86-64-v2 baseline only"),
     "ONEDNN_MAX_CPU_ISA": ("AVX2", "oneDNN (torch's mkldnn ops): at most AVX2 kernels"),
 }
+TORCH_CAPABILITY = "AVX2"  # what torch.backends.cpu.get_cpu_capability() reports under the pin
 # Libraries whose kernel choice is fixed once they are loaded.
 LOADERS = ("torch", "numpy", "scipy", "sklearn", "pandas")
 
@@ -73,8 +78,9 @@ def problems() -> list[str]:
     torch = sys.modules.get("torch")
     if torch is not None and not found:
         capability = torch.backends.cpu.get_cpu_capability()
-        if capability != "DEFAULT":
-            found.append(f"torch runs its {capability} kernels, not the pinned DEFAULT ones")
+        if capability != TORCH_CAPABILITY:
+            found.append(f"torch runs its {capability} kernels, not the pinned {TORCH_CAPABILITY} ones "
+                         "(this CPU lacks AVX2?)")
     return found
 
 

@@ -52,34 +52,34 @@ def test_importing_r1interp_pins_every_variable_before_torch_loads():
                "print(torch.backends.cpu.get_cpu_capability(), numerics.problems())\n"
                "print({v: os.environ[v] for v in numerics.PINNED})")
     first, second = out.splitlines()
-    assert first == "DEFAULT []"
+    assert first == "AVX2 []"
     assert eval(second) == _pinned()  # noqa: S307 (our own printed dict)
 
 
 def test_pinned_training_is_identical_under_other_instruction_set_settings():
-    """The pin makes the weights independent of what the CPU offers: forcing MKL onto its SSE4.2 or AVX
-    kernels (what an older CPU would get) changes nothing."""
+    """The pin makes the weights independent of what the CPU offers MKL: forcing it onto its SSE4.2 or AVX
+    kernels (what another CPU would get) changes nothing."""
     pinned = _run("import r1interp\n" + TRAIN_SNIPPET)
-    assert pinned.startswith("DEFAULT ")
+    assert pinned.startswith("AVX2 ")
     for mkl in ("SSE4_2", "AVX"):
         assert _run("import r1interp\n" + TRAIN_SNIPPET, {"MKL_ENABLE_INSTRUCTIONS": mkl}) == pinned
 
 
 def test_without_the_pin_the_instruction_set_changes_the_bytes():
     """The negative control: the same run, torch loaded first (no pin), on its AVX2 kernels vs the generic
-    ones. If these agreed, the test above would prove nothing."""
-    default = _run(TRAIN_SNIPPET, {"ATEN_CPU_CAPABILITY": "default"})
-    native = _run(TRAIN_SNIPPET)
-    if native.split()[0] == "DEFAULT":
-        pytest.skip("this CPU has no vectorized torch kernels to compare against")
-    assert native.split()[1] != default.split()[1]
+    ones, and without MKL's reproducible branch. If these agreed, pinning would prove nothing."""
+    generic = _run(TRAIN_SNIPPET, {"ATEN_CPU_CAPABILITY": "default"})
+    avx2 = _run(TRAIN_SNIPPET, {"ATEN_CPU_CAPABILITY": "avx2"})
+    if avx2.split()[0] != "AVX2":
+        pytest.skip("this CPU has no AVX2 kernels to compare against")
+    assert avx2.split()[1] != generic.split()[1]
 
 
 @pytest.mark.parametrize("var", ["ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS_CORETYPE"])
 def test_a_conflicting_environment_is_refused_in_one_line(tmp_path, var):
     from r1interp.numerics import PINNED
 
-    other = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AUTO", "OPENBLAS_CORETYPE": "Sandybridge"}[var]
+    other = {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "AUTO", "OPENBLAS_CORETYPE": "Sandybridge"}[var]
     proc = _python("from r1interp import numerics; numerics.require()", {var: other})
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
@@ -93,9 +93,9 @@ def test_stage_refuses_a_conflicting_environment_before_any_work(tmp_path):
 
     project = make_project(tmp_path / "p")
     proc = subprocess.run([sys.executable, "stages/corpus.py"], cwd=project, capture_output=True, text=True,
-                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "PYTHONPATH": str(REPO)}, timeout=300)
+                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx512", "PYTHONPATH": str(REPO)}, timeout=300)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: numerics not pinned: environment variable ATEN_CPU_CAPABILITY='avx2'")
+    assert proc.stderr.startswith("error: numerics not pinned: environment variable ATEN_CPU_CAPABILITY='avx512'")
     assert not (project / "data" / "corpus").exists()
     native = subprocess.run([sys.executable, "stages/corpus.py"], cwd=project, capture_output=True, text=True,
                             env={**os.environ, "R1INTERP_NUMERICS": "native", "PYTHONPATH": str(REPO)}, timeout=300)

@@ -1,16 +1,19 @@
 """Rebuilds mean something: the whole tiny pipeline, built twice from scratch under two different
 instruction-set and thread settings, gives byte-identical outputs (every hash in dvc.lock equal).
 
-Build A runs with this machine's own choices. Build B emulates another CPU: what a machine without
-AVX2 would make torch, numpy and MKL choose (their generic / SSE4.2 kernels) and a different core count
-(other thread-pool sizes in the environment). Without the pins of r1interp/numerics.py, B's bytes
-differ from A's from `organism@base` on (tests/test_numerics.py shows the kernels matter); with them,
-every output must be equal. OpenBLAS's kernel choice cannot be emulated here: it is pinned to the
-Haswell kernels, and a different value is refused (test_numerics).
+Build A runs with this machine's own choices. Build B emulates another CPU as far as one machine can:
+MKL dispatching to its SSE4.2 kernels, numpy without its AVX2 loops, and a different core count (other
+thread-pool sizes in the environment). Without the pins of r1interp/numerics.py those change the bytes
+(tests/test_numerics.py shows the kernels matter); with them, every output must be equal. torch's and
+OpenBLAS's kernel choices cannot be emulated from an environment variable without conflicting with their
+pins (both are pinned to their AVX2 kernels; another value is refused, test_numerics), and an AVX2-only
+machine cannot show the AVX-512 side: that rests on the pins and on the check that torch runs the pinned
+kernels before any stage starts.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,8 +25,7 @@ import yaml
 from helpers import _env, make_project
 
 OTHER_CPU = {
-    "ATEN_CPU_CAPABILITY": "default",  # torch on a CPU without AVX2
-    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",  # numpy there
+    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",  # numpy on a CPU without AVX2
     "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",  # MKL there
     "OMP_NUM_THREADS": "3",  # another core count: thread pools sized by the machine
     "OPENBLAS_NUM_THREADS": "3",
@@ -74,15 +76,50 @@ def test_timings_stay_beside_the_hashed_outputs(twin_builds):
     assert ignored.returncode == 0, "reports/timings/ must be ignored by git"
 
 
+def _stale(project: Path) -> set[str]:
+    """Stage names `dvc status` reports as changed."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=project, env=_env(),
+                          capture_output=True, text=True, check=True)
+    return set(json.loads(proc.stdout or "{}"))
+
+
 @pytest.mark.slow
-def test_changing_threads_is_tracked_because_it_changes_bytes(twin_builds):
-    """model.threads splits floating-point sums differently (measured: other organism weights), so it stays
-    a tracked parameter of the stages that compute with torch; pure runtime knobs are not tracked."""
+def test_editing_an_imported_module_makes_exactly_its_stages_stale(twin_builds):
+    """The stage contract seen through DVC: a comment added to a module marks the stages whose scripts
+    import it (directly or not) and no other."""
     a, _ = twin_builds
-    declared = yaml.safe_load((a / "dvc.yaml").read_text())["stages"]
-    tracks = {name for name, stage in declared.items()
-              if any("model.threads" == p or p == "model" for p in stage.get("do", stage).get("params", []) if isinstance(p, str))}
-    assert "organism" in tracks and "train" in tracks
-    for knob in ("motifs.workers", "labels.claude.concurrency", "train.log_every"):
-        assert not any(knob in (stage.get("do", stage).get("params") or []) for stage in declared.values()), knob
+    assert _stale(a) == set()
+    module = a / "r1interp" / "reasoning" / "steps.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n# edited\n")
+        assert _stale(a) == {"clusters", "interventions"}
+    finally:
+        module.write_text(original)
+    assert _stale(a) == set()
+
+
+@pytest.mark.slow
+def test_threads_rerun_the_pipeline_and_runtime_knobs_rerun_nothing(twin_builds):
+    """model.threads splits floating-point sums differently (measured: other organism weights), so it is a
+    tracked parameter; knobs that cannot change results (workers, client concurrency, timeouts) are not."""
+    a, _ = twin_builds
+    params_file = a / "params.yaml"
+    original = params_file.read_text()
+    data = yaml.safe_load(original)
+    try:
+        knobs = yaml.safe_load(original)
+        knobs["motifs"]["workers"] += 1
+        knobs["motifs"]["max_seconds_per_graph"] *= 2
+        knobs["labels"]["claude"]["concurrency"] += 1
+        knobs["labels"]["claude"]["timeout_s"] *= 2
+        knobs["model"]["device"] = "cpu"
+        params_file.write_text(yaml.safe_dump(knobs, sort_keys=False))
+        assert _stale(a) == set()
+        data["model"]["threads"] += 1
+        params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+        stale = _stale(a)
+        assert {"organism@base", "train@all", "graphs", "interventions"} <= stale
+    finally:
+        params_file.write_text(original)
     assert os.environ.get("R1INTERP_NUMERICS", "portable") == "portable"
