@@ -47,6 +47,13 @@ class ModelParams:
     profile: str = _f("organism", choices=PROFILES, doc="which model pair the pipeline studies")
     device: str = _f("auto", choices=("auto", "cpu", "cuda"))
     threads: int = _f(2, ge=1, le=256, doc="torch CPU threads per model stage (stages run one at a time)")
+    numerics: str = _f(
+        "portable",
+        choices=("portable", "native"),
+        doc="portable: pinned kernels, byte-identical rebuilds on any AVX2 / AVX-512 x86-64 CPU (r1interp/numerics.py); "
+        "native: this machine's own kernels, faster for training, bytes depend on the CPU "
+        "(run as R1INTERP_NUMERICS=native dvc repro)",
+    )
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,9 @@ def check_numerics() -> Check:
     """Rebuilds are byte-identical across machines only with the pinned numerics (r1interp/numerics.py)."""
     from r1interp import numerics
 
+    if numerics.mode() == "native":
+        return Check("numerics", WARN, "native (R1INTERP_NUMERICS=native): this machine's own kernels",
+                     "stages then need model.numerics: native, and their bytes depend on the CPU (README: Reproducibility)")
     found = numerics.problems()
     if found:
         return Check("numerics", FAIL, found[0], "unset that variable: r1interp pins it itself (README: Reproducibility)")

@@ -14,8 +14,11 @@ and the AVX2 ones are exact (no approximate reciprocal / square-root instruction
 MKL has no such promise for non-Intel CPUs above its SSE2 branch, so it keeps COMPATIBLE.
 A user's environment that sets one of these variables to another value is refused by `require()`
 (every stage calls it) with one line, rather than silently producing other bytes.
-`R1INTERP_NUMERICS=native` leaves the environment alone (for `bench/numerics_cost.py`, which measures
-what the pin costs); stages refuse to run in that mode.
+
+`R1INTERP_NUMERICS=native` leaves the environment alone: the machine's own kernels, faster for training
+(bench/numerics_cost.py), bytes that depend on the CPU. A stage runs in it only when params.yaml says so
+too (`model.numerics: native`, a tracked parameter of every stage), so DVC never records native outputs
+as portable ones or the reverse.
 """
 
 from __future__ import annotations
@@ -60,11 +63,15 @@ def pin() -> None:
             _state["conflicts"].append(var)
 
 
-def problems() -> list[str]:
-    """Why numerics are not pinned in this process (empty when they are)."""
-    if mode() != "portable":
-        allowed = ", ".join(MODES)
-        return [f"{MODE_VARIABLE}={mode()!r} (allowed: {allowed}; artifacts are only built in the portable mode)"]
+def problems(expected: str = "portable") -> list[str]:
+    """Why this process does not run the `expected` numerics mode (empty when it does)."""
+    if mode() not in MODES:
+        return [f"{MODE_VARIABLE}={mode()!r} is not a numerics mode; allowed: {', '.join(MODES)}"]
+    if mode() != expected:
+        return [f"this process runs {mode()!r} numerics ({MODE_VARIABLE}={os.environ.get(MODE_VARIABLE, '')!r}), "
+                f"not the {expected!r} ones"]
+    if expected == "native":
+        return []
     found = [
         f"environment variable {var}={os.environ.get(var)!r} differs from the pinned {PINNED[var][0]!r} ({PINNED[var][1]})"
         for var in _state["conflicts"]
@@ -84,15 +91,20 @@ def problems() -> list[str]:
     return found
 
 
-def require() -> None:
-    """Refuse to build artifacts whose bytes would depend on this machine's CPU (one line)."""
-    found = problems()
-    if found:
-        raise ConfigError(
-            f"numerics not pinned: {found[0]}",
-            hint="unset it (r1interp sets the pinned value itself); rebuilt artifacts are only byte-identical "
-            "across machines with the pinned numerics (README: Reproducibility)",
-        )
+def require(declared: str = "portable", params_file: str = "params.yaml") -> None:
+    """Refuse to build artifacts under another numerics mode than params.yaml declares (one line)."""
+    found = problems(declared)
+    if not found:
+        return
+    if mode() != declared and mode() in MODES:
+        flip = "R1INTERP_NUMERICS=native dvc repro" if declared == "native" else f"unset {MODE_VARIABLE}"
+        raise ConfigError(f"{params_file}: model.numerics is {declared!r} but {found[0]}",
+                          hint=f"{flip}, or set model.numerics: {mode()} (README: Reproducibility)")
+    raise ConfigError(
+        f"numerics not pinned: {found[0]}",
+        hint="unset it (r1interp sets the pinned value itself); rebuilt artifacts are only byte-identical "
+        "across machines with the pinned numerics (README: Reproducibility)",
+    )
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -27,7 +27,7 @@ def run(main: Callable[[Params, argparse.Namespace], None], add_args: Callable[[
     debug = bool(os.environ.get("R1INTERP_DEBUG"))
     try:
         params = load_params(args.params)
-        numerics.require()
+        numerics.require(params.model.numerics, args.params)
         numerics.set_threads(params.model.threads)
         main(params, args)
         timings.record(stage_name(parser, args), {

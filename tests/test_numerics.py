@@ -97,10 +97,32 @@ def test_stage_refuses_a_conflicting_environment_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: numerics not pinned: environment variable ATEN_CPU_CAPABILITY='avx512'")
     assert not (project / "data" / "corpus").exists()
-    native = subprocess.run([sys.executable, "stages/corpus.py"], cwd=project, capture_output=True, text=True,
-                            env={**os.environ, "R1INTERP_NUMERICS": "native", "PYTHONPATH": str(REPO)}, timeout=300)
-    assert native.returncode == 2 and "R1INTERP_NUMERICS='native'" in native.stderr
+
+
+def test_the_numerics_mode_is_a_parameter_and_a_mismatch_is_refused(tmp_path):
+    """model.numerics (tracked by every stage) and the process's mode must agree: DVC never records native
+    outputs as portable ones. A mismatch is one line naming params.yaml and the key; nothing is written."""
+    from helpers import make_project
+
+    project = make_project(tmp_path / "p")
+
+    def corpus(mode: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k not in _pinned()}
+        return subprocess.run([sys.executable, "stages/corpus.py"], cwd=project, capture_output=True, text=True,
+                              env={**env, "R1INTERP_NUMERICS": mode, "PYTHONPATH": str(REPO)}, timeout=300)
+
+    native = corpus("native")
+    assert native.returncode == 2
+    assert native.stderr.splitlines()[0] == ("error: params.yaml: model.numerics is 'portable' but this process runs "
+                                             "'native' numerics (R1INTERP_NUMERICS='native'), not the 'portable' ones")
     assert not (project / "data" / "corpus").exists()
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("numerics: portable", "numerics: native"))
+    portable = corpus("portable")
+    assert portable.returncode == 2 and "model.numerics is 'native' but" in portable.stderr
+    assert "R1INTERP_NUMERICS=native dvc repro" in portable.stderr
+    assert not (project / "data" / "corpus").exists()
+    assert corpus("native").returncode == 0 and (project / "data" / "corpus" / "corpus.parquet").is_file()
 
 
 def test_torch_imported_first_is_named():
