@@ -14,7 +14,6 @@ kernels before any stage starts.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,4 +122,3 @@ def test_threads_rerun_the_pipeline_and_runtime_knobs_rerun_nothing(twin_builds)
         assert {"organism@base", "train@all", "graphs", "interventions"} <= stale
     finally:
         params_file.write_text(original)
-    assert os.environ.get("R1INTERP_NUMERICS", "portable") == "portable"
