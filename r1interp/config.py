@@ -296,6 +296,8 @@ class GraphsParams:
     max_new_tokens: int = _f(160, ge=1, doc="greedy completion length used to find positions and grade answers")
     think_anchor: str = _f("=", doc="think graph: the token after the first occurrence of this inside <think>")
     answer_anchor: str = _f("The answer is ", doc="answer graph: the token after this in the final answer")
+    window_tokens: int = _f(0, ge=0, doc="attribute at most this many tokens ending at the target, cut at a sentence "
+                            "boundary (0: the whole trace; real traces need it: attribution memory grows with length)")
     max_feature_nodes: int = _f(500, ge=1)
     batch_size: int = _f(32, ge=1, doc="circuit-tracer backward batch size")
     max_n_logits: int = _f(5, ge=1, doc="logit targets: at most this many top tokens ...")
@@ -374,7 +376,11 @@ class CriticalParams:
     top: int = _f(25, ge=1, doc="features listed per table")
 
 
-STEP_TYPES = ("column_sum", "column_sum_carry", "column_product", "column_product_carry", "final_carry")
+ORGANISM_STEP_TYPES = ("column_sum", "column_sum_carry", "column_product", "column_product_carry", "final_carry")
+# the R1 behaviours of real traces (r1interp.reasoning.behaviours.CATEGORIES; a test keeps the two equal)
+BEHAVIOURS = ("initializing", "deduction", "adding_knowledge", "example_testing", "uncertainty_estimation",
+              "backtracking")  # fmt: skip
+STEP_TYPES = ORGANISM_STEP_TYPES + BEHAVIOURS
 
 
 @dataclass(frozen=True)
@@ -443,7 +449,23 @@ class Params:
     critical: CriticalParams = _f(CriticalParams())
     interventions: InterventionsParams = _f(InterventionsParams())
 
+    def _check_step_types(self) -> None:
+        """Organism steps have the generator's types; real traces have R1 behaviours (sentences only)."""
+        organism = self.model.profile == "organism"
+        allowed = ORGANISM_STEP_TYPES if organism else BEHAVIOURS
+        iv = self.interventions
+        for key, value in (("interventions.target_step_type", iv.target_step_type),
+                           ("interventions.contrast_step_type", iv.contrast_step_type),
+                           ("interventions.finetune.step_type", iv.finetune.step_type)):
+            if value not in allowed:
+                raise ConfigError(f"{key}: {value!r} is not a step type of profile {self.model.profile!r}; "
+                                  f"allowed: {', '.join(allowed)}")
+        if not organism and self.clusters.segment != "sentence":
+            raise ConfigError(f"clusters.segment: {self.clusters.segment!r} is not allowed for profile "
+                              f"{self.model.profile!r}; allowed: sentence (real traces are annotated per sentence)")
+
     def check(self, path: str) -> None:
+        self._check_step_types()
         if self.model.profile == "organism" and not self.train.num_latents:
             latents = self.organism.hidden * self.train.expansion_factor
             if self.train.k > latents:

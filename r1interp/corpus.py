@@ -62,6 +62,7 @@ def synthetic_corpus(params: CorpusParams) -> pd.DataFrame:
                     "prompt": p.prompt,
                     "think": p.think,
                     "answer": p.answer_text,
+                    "gold": str(p.answer),
                     "text": full_text(p.prompt, p.think, p.answer_text),
                     "split": "heldout" if i < params.heldout_per_task else "train",
                     "step_types": "|".join(p.step_types),
@@ -92,13 +93,20 @@ def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int
             ds = datasets.load_dataset(hub.dataset, hub.config_name, revision=hub.revision, split=hub.split)
     except Exception as exc:
         raise ArtifactError(f"corpus.hub: could not load {hub.data_files or hub.dataset}: {type(exc).__name__}: {exc}") from None
+    source = hub.data_files or hub.dataset
     missing = {"problem", "generations", "uuid"} - set(ds.column_names)
     if missing:
-        raise ArtifactError(f"{hub.data_files or hub.dataset}: not the OpenR1-Math layout, missing columns {sorted(missing)}")
+        raise ArtifactError(f"{source}: not the OpenR1-Math layout, missing columns {sorted(missing)}")
+    if "answer" not in ds.column_names:
+        raise ArtifactError(f"{source}: no gold `answer` column, so no held-out problem could be graded",
+                            hint="use an OpenR1-Math layout with its `answer` column")
     rows = []
     for record in ds:
         if len(rows) >= hub.max_examples:
             break
+        gold = str(record.get("answer") or "").strip()
+        if not gold:
+            continue  # ungradable: a problem without a gold answer is no benchmark item
         correct = record.get("correctness_math_verify") or [True] * len(record["generations"])
         for generation, ok in zip(record["generations"], correct):
             parts = _split_generation(generation) if ok else None
@@ -111,6 +119,7 @@ def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int
                         "prompt": record["problem"],
                         "think": think,
                         "answer": answer,
+                        "gold": gold,
                         "text": full_text(record["problem"], think, answer),
                         "step_types": "",
                         "has_carry": False,
@@ -118,7 +127,8 @@ def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int
                 )
                 break
     if not rows:
-        raise ArtifactError(f"{hub.data_files or hub.dataset}: no row has a complete, verified <think> generation")
+        raise ArtifactError(f"{source}: no row has a gold answer and a complete (`</think>`-closed), verified <think> "
+                            "generation")
     rng = random.Random(seed)
     heldout = set(rng.sample(range(len(rows)), max(1, int(len(rows) * heldout_fraction))))
     for i, row in enumerate(rows):

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from r1interp.errors import ArtifactError, ConfigError
-from r1interp.io import replace
+from r1interp.io import atomic_path, replace
 from r1interp.models import ModelSpec, check_model_dir
 from r1interp.registry.hub import HubError, api, endpoint, same_content, sibling_files, token_from_env
 from r1interp.registry.manifest import sha256_file
@@ -82,6 +82,21 @@ def fetch_model(spec: ModelSpec, dest: str | Path, *, log: Callable[[str], None]
     replace(staging, dest)
     rate = total / seconds / 1e6 if seconds else 0.0
     log(f"fetch {spec.role}: {name}: {_size(total)} in {seconds:.1f} s ({rate:.1f} MB/s), verified -> {dest}")
+    return receipt
+
+
+def install_model(spec: ModelSpec, source: Path, dest: Path) -> dict:
+    """Copy a finished fetch of `spec` from `source` (the fetch stage's download) into `dest` (the role's model
+    location), atomically; returns its receipt. Refuses a download of another repo or revision, or an incomplete
+    one, naming what to run."""
+    receipt = installed(source, spec.repo_id, spec.revision)
+    if receipt is None:
+        raise ArtifactError(f"{source}: no complete download of {spec.repo_id}@{spec.revision} (its fetch.json is "
+                            "missing, names another revision, or files are missing)", hint="run `dvc repro fetch`")
+    with atomic_path(dest, directory=True) as tmp:
+        for rel in sorted([*receipt["files"], RECEIPT]):
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, tmp / rel)
     return receipt
 
 

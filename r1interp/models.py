@@ -20,32 +20,39 @@ ROLES = ("reasoner", "base")
 @dataclass(frozen=True)
 class ModelSpec:
     role: str
-    local_dir: Path  # where the pipeline keeps (or trains) the model
     repo_id: str | None = None  # Hub repo for downloaded profiles
     revision: str | None = None  # pinned commit sha
 
     @property
+    def local_dir(self) -> Path:
+        """Where every stage after `organism@<role>` loads the model from, whatever the profile."""
+        return paths.lm_dir(self.role)
+
+    @property
+    def download_dir(self) -> Path | None:
+        """Where the `fetch` stage downloads a Hub model (None for trained organisms)."""
+        return paths.hub_model_dir(self.role) if self.repo_id else None
+
+    @property
     def rebuild_hint(self) -> str:
         if self.repo_id:
-            return f"run `dvc repro fetch` to download {self.repo_id}@{self.revision}"
+            return f"run `dvc repro organism@{self.role}` (fetch downloads {self.repo_id}@{self.revision})"
         return f"run `dvc repro organism@{self.role}`"
 
 
 PROFILES: dict[str, dict[str, ModelSpec]] = {
     "organism": {
-        "reasoner": ModelSpec("reasoner", paths.organism_dir("reasoner")),
-        "base": ModelSpec("base", paths.organism_dir("base")),
+        "reasoner": ModelSpec("reasoner"),
+        "base": ModelSpec("base"),
     },
     "r1-distill-qwen-1.5b": {
         "reasoner": ModelSpec(
             "reasoner",
-            paths.hub_model_dir("reasoner"),
             "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
             "ad9f0ae0864d7fbcd1cd905e3c6c5b069cc8b562",
         ),
         "base": ModelSpec(
             "base",
-            paths.hub_model_dir("base"),
             "Qwen/Qwen2.5-Math-1.5B",
             "4a83ca6e4526a4f2da3aa259ec36c259f66b2ab2",
         ),

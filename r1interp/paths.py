@@ -11,7 +11,7 @@ stages run from the root and use them as they are. Where a string is needed (a d
 report site, JSON for a subprocess) use `.as_posix()`.
 
 Functions give the per-role / per-model / per-group paths of foreach and matrix stages
-(`organism_dir("reasoner")` is `organism@reasoner`'s output).
+(`lm_dir("reasoner")` is `organism@reasoner`'s output).
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ CORPUS_DIR = Path("data/corpus")
 CORPUS_PARQUET = CORPUS_DIR / "corpus.parquet"
 
 # ------------------------------------------------------------------ organism@<role>, organism-eval
-ORGANISMS_DIR = Path("models/organisms")
+LM_DIR = Path("models/lm")  # one location per model role, whatever the profile: every later stage loads from it
 ORGANISM_METRICS = METRICS_DIR / "organism.json"
 
 
-def organism_dir(role: str) -> Path:
-    """`organism@<role>`'s trained model (role: reasoner | base)."""
-    return ORGANISMS_DIR / role
+def lm_dir(role: str) -> Path:
+    """`organism@<role>`'s output, the model of a role (reasoner | base) for every later stage: the trained
+    organism (profile organism) or the fetched Hub model installed from `hub_model_dir(role)` (Hub profiles)."""
+    return LM_DIR / role
 
 
 # ------------------------------------------------------------------ tokens

@@ -214,7 +214,7 @@ def corpus_suite(params: Params) -> Any:
         gxe.ExpectColumnValuesToBeUnique(column="id"),
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
         gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=list(SPLITS)),
-        *[gxe.ExpectColumnValueLengthsToBeBetween(column=c, min_value=1) for c in ("prompt", "answer", "text")],
+        *[gxe.ExpectColumnValueLengthsToBeBetween(column=c, min_value=1) for c in ("prompt", "answer", "gold", "text")],
         gxe.ExpectColumnValuesToMatchRegex(column="text", regex=r"<think>[\s\S]*</think>",
                                            meta=_note("every document carries a complete reasoning span")),
         gxe.ExpectColumnValuesToBeOfType(column="has_carry", type_="bool"),

@@ -19,6 +19,7 @@ class CorpusSchema(pa.DataFrameModel):
     prompt: Series[str] = pa.Field(str_length={"min_value": 1})
     think: Series[str]
     answer: Series[str] = pa.Field(str_length={"min_value": 1})
+    gold: Series[str] = pa.Field(str_length={"min_value": 1}, description="the gold final answer (graded against)")
     text: Series[str] = pa.Field(str_length={"min_value": 1})
     split: Series[str] = pa.Field(isin=["train", "heldout"])
     step_types: Series[str] = pa.Field(description="'|'-joined ground-truth step types ('' when unknown)")

@@ -10,9 +10,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from r1interp import paths, stage, timings
+from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path, write_json
 from r1interp.models import load_role, resolve_device
-from r1interp.reasoning import clustering, maps, taxonomy
+from r1interp.reasoning import behaviours, clustering, maps, taxonomy
 from r1interp.reasoning.steps import feature_index, step_profiles
 from r1interp.schemas import CorpusSchema, LabelSchema, read_parquet
 from r1interp.transcoders import SET_ROOT, load_coders
@@ -27,6 +28,11 @@ def ground_truth(corpus: pd.DataFrame) -> dict[str, list[str]]:
     if "step_types" not in corpus:
         return {}
     return {r.id: r.step_types.split("|") for r in corpus.itertuples() if isinstance(r.step_types, str) and r.step_types}
+
+
+def behaviour_types(steps: pd.DataFrame) -> list[str]:
+    """Real traces: each sentence's R1 behaviour from the offline rule annotator (`reasoning.behaviours`)."""
+    return [behaviours.annotate(r.text, first=r.index == 0) for r in steps.itertuples()]
 
 
 def problem_types(problems: pd.DataFrame) -> dict[str, str]:
@@ -53,10 +59,17 @@ def main(params, args):
     types = problem_types(heldout)
     steps = pd.DataFrame([{"problem_id": s.problem_id, "index": s.index, "text": s.text, "problem_type": types[s.problem_id]}
                           for s in steps_list])
-    truth_col = None
+    truth_col, reference = None, None
     if truth and all(len(truth.get(pid, [])) == n for pid, n in steps.groupby("problem_id").size().items()):
         steps["true_type"] = [truth[r.problem_id][r.index] for r in steps.itertuples()]
-        truth_col = "true_type"
+        truth_col, reference = "true_type", "generator step types"
+    elif cfg.segment == "sentence" and len(steps):
+        steps["true_type"] = behaviour_types(steps)
+        truth_col, reference = "true_type", "R1 behaviours (rule annotator)"
+    if len(steps) < 2 * cfg.k_max:
+        raise ArtifactError(f"clusters: only {len(steps)} steps in {steps['problem_id'].nunique() if len(steps) else 0} "
+                            f"held-out traces, fewer than 2 x clusters.k_max ({cfg.k_max})",
+                            hint="raise clusters.problems or lower clusters.k_max")
     labels = {}
     if paths.LABELS_PARQUET.exists():
         lab = read_parquet(paths.LABELS_PARQUET, LabelSchema)
@@ -101,6 +114,7 @@ def main(params, args):
         trans.to_csv(tmp / "transitions.csv", index=False)
         step_col = truth_col or main_col
         if truth_col:
+            pd.crosstab(steps[main_col].map(lambda c: f"C{c}"), steps[truth_col]).to_csv(tmp / "confusion.csv")
             taxonomy.enrichment(profiles, steps[truth_col].to_numpy(), features, cfg.top_features).to_csv(
                 tmp / "enrichment_step_types.csv", index=False)
         lm = maps.layer_map(profiles, steps[step_col], widths, layers)
@@ -114,7 +128,7 @@ def main(params, args):
         tm = trans.assign(**{"from": trans["from"].map(lambda c: f"C{c}"), "to": trans["to"].map(lambda c: f"C{int(c)}")})
         maps.heatmap(tm, "from", "to", "probability", tmp / "transitions.png", "P(next step's cluster | step's cluster)")
         _tree_plot(tree, [f"C{e['cluster']} ({e.get('majority_true_type', e['size'])})" for e in tax], tmp / "tree.png")
-    metrics = {"steps": int(len(steps)), "problems": int(steps["problem_id"].nunique()), "k": k,
+    metrics = {"steps": int(len(steps)), "problems": int(steps["problem_id"].nunique()), "k": k, "reference": reference,
                "criterion": selection.criterion, **{a: r for a, r in results.items()},
                "purity_kmeans": [e.get("purity") for e in tax]}
     write_json(METRICS, metrics)

@@ -1,7 +1,8 @@
 """Stage `fetch`: the active profile's Hub models at their pinned commits -> models/hub/<role>.
 
-The organism profile downloads nothing (its models are trained by `organism@<role>`), but the stage
-still writes models/hub/README.md so that its DVC output exists for every profile. Model directories
+`organism@<role>` then installs each into the role's model location (models/lm/<role>) that every later
+stage loads. The organism profile downloads nothing (its models are trained by `organism@<role>`), but the
+stage still writes models/hub/README.md so that its DVC output exists for every profile. Model directories
 left by another profile are kept: the download is expensive and fetch.json says what each one is.
 """
 
@@ -21,7 +22,7 @@ def main(params, args):
     hub_specs = [s for s in specs if s.repo_id]
     if not hub_specs:
         write_text(paths.HUB_README, f"# {OUT}\n\nProfile `{profile}` downloads no model: its models are "
-                   f"trained by the `organism` stage into {paths.ORGANISMS_DIR}/.\nThis file is the `fetch` stage's "
+                   f"trained by the `organism` stage into {paths.LM_DIR}/.\nThis file is the `fetch` stage's "
                    "output for that profile.\n")  # fmt: skip
         print(f"fetch: profile {profile!r} has no Hub models, nothing to download -> {paths.HUB_README}")
         return
@@ -29,9 +30,9 @@ def main(params, args):
              "hashes checked against the Hub; details in each directory's fetch.json):\n"]  # fmt: skip
     total = 0
     for spec in hub_specs:
-        receipt = fetch_model(spec, spec.local_dir)
+        receipt = fetch_model(spec, spec.download_dir)
         total += receipt["bytes"]
-        lines.append(f"- `{spec.local_dir}`: {spec.role}, `{spec.repo_id}` at commit `{spec.revision}`")
+        lines.append(f"- `{spec.download_dir}`: {spec.role}, `{spec.repo_id}` at commit `{spec.revision}`")
     write_text(paths.HUB_README, "\n".join(lines) + "\n")
     print(f"fetch: {len(hub_specs)} models of profile {profile!r} ready ({total / 1e9:.2f} GB) under {OUT}")
 

@@ -1,7 +1,10 @@
 """Stage `interventions`: what targeted modifications do to held-out reasoning accuracy.
 
-Every arm is evaluated on the same problem groups (task x carry, out-of-distribution operand length) and every
-feature-based arm has random controls of equal size per layer. Rows go to reports/interventions/results.csv,
+Every arm is evaluated on the same problem groups (organism: task x carry, out-of-distribution operand length;
+Hub profiles: held-out problems by problem type, graded by math-verify, plus behaviour metrics: backtracking and
+uncertainty sentences per trace, finished traces, think length) and every feature-based arm has random controls of
+equal size per layer. Feature sets come from the clusters whose steps are mostly `target_step_type` (a generator
+step type for the organism, an R1 behaviour such as backtracking for real traces). Rows go to reports/interventions/results.csv,
 the summary to reports/metrics/interventions.json, plots next to the table.
 """
 
@@ -25,6 +28,7 @@ from r1interp.reasoning.steps import feature_index
 from r1interp.schemas import CorpusSchema, LabelSchema, read_parquet
 from r1interp.transcoders import SET_ROOT, load_coders
 
+BEHAVIOUR_KEYS = ("backtracking_per_trace", "uncertainty_per_trace", "finished", "think_tokens")
 OUT = paths.INTERVENTIONS_DIR
 METRICS = paths.INTERVENTIONS_METRICS
 
@@ -32,13 +36,13 @@ METRICS = paths.INTERVENTIONS_METRICS
 class Runner:
     """Evaluates arms and collects one row per (arm, group)."""
 
-    def __init__(self, cfg, groups):
-        self.cfg, self.groups, self.rows = cfg, groups, []
+    def __init__(self, cfg, groups, behaviours: bool = False):
+        self.cfg, self.groups, self.behaviours, self.rows = cfg, groups, behaviours, []
 
     def measure(self, lm, intervention, *, target="", size=np.nan, alpha=np.nan, scale=np.nan, draw=0, model="reasoner",
                 nll=False):
         acc = benchmark.accuracy(lm.model, lm.tokenizer, self.groups, max_new_tokens=self.cfg.max_new_tokens,
-                                 batch_size=self.cfg.batch_size)
+                                 batch_size=self.cfg.batch_size, behaviours=self.behaviours)
         for group, r in acc.items():
             row = {"intervention": intervention, "target": target, "model": model, "size": size, "alpha": alpha,
                    "scale": scale, "draw": draw, "group": group, **r}
@@ -51,10 +55,7 @@ class Runner:
 def main(params, args):
     cfg = params.interventions
     started = time.perf_counter()
-    if params.model.profile != "organism":
-        raise ConfigError("interventions: the real profile has no problems with known answers and step types yet; "
-                          "run it with model.profile: organism",
-                          hint="the primitives (r1interp.reasoning.interventions) work on any Qwen2 model")
+    real = params.model.profile != "organism"
     device = resolve_device(params.model.device)
     corpus = read_parquet(paths.CORPUS_PARQUET, CorpusSchema, "run `dvc repro corpus`")
     steps = pd.read_parquet(paths.CLUSTER_STEPS)
@@ -73,8 +74,11 @@ def main(params, args):
         raise ConfigError(f"interventions: feature-set sizes {too_big} exceed the {len(ranked)} features")
     alive = feature_sets.alive_features(profiles, index)
     rng = np.random.default_rng(cfg.seed)
-    groups = benchmark.organism_groups(corpus, cfg.problems_per_group, cfg.ood_digits, cfg.seed)
-    run = Runner(cfg, groups)
+    if real:
+        groups = benchmark.real_groups(corpus, cfg.problems_per_group)
+    else:
+        groups = benchmark.organism_groups(corpus, cfg.problems_per_group, cfg.ood_digits, cfg.seed)
+    run = Runner(cfg, groups, behaviours=real)
     carry = f"{cfg.target_step_type} clusters"
     mean_in_target = dict(zip(zip(ranked["layer"], ranked["feature"]), ranked["mean_in_target"]))
 
@@ -159,9 +163,15 @@ def main(params, args):
     ft = cfg.finetune
     ft_ranked, ft_info = feature_sets.ranked_features(steps, profiles, index, ft.step_type, None)
     ft_set = feature_sets.as_sets(ft_ranked.head(ft.features))
-    pool = benchmark.ood_problems(ft.task, ft.problems * 2, cfg.ood_digits, cfg.seed + 1)
-    wrong = _failed(lm, pool, cfg)[: ft.problems]
-    replay = benchmark.training_problems(corpus, ft.task, round(ft.replay * len(wrong)), cfg.seed)
+    if real:  # training-split problems the model gets wrong, with their R1 traces; replay: ones it gets right
+        pool = benchmark.real_training_items(corpus, ft.problems * 2, cfg.seed + 1)
+        wrong, right = _failed(lm, pool, cfg, with_right=True)
+        wrong = wrong[: ft.problems]
+        replay = right[: round(ft.replay * len(wrong))]
+    else:
+        pool = benchmark.ood_problems(ft.task, ft.problems * 2, cfg.ood_digits, cfg.seed + 1)
+        wrong = _failed(lm, pool, cfg)[: ft.problems]
+        replay = benchmark.training_problems(corpus, ft.task, round(ft.replay * len(wrong)), cfg.seed)
     step("fine-tune data")
     finetune_info = {"step_type": ft.step_type, "clusters": ft_info["target_clusters"], "features": ft.features,
                      "training_problems": {"failing_ood": len(wrong), "replay_in_distribution": len(replay)}, "rank": {}}
@@ -176,7 +186,8 @@ def main(params, args):
                             size=ft.features, nll=True)
             step(name)
     else:
-        finetune_info["skipped"] = f"only {len(wrong)} failing {ft.task} problems with {cfg.ood_digits}-digit operands"
+        finetune_info["skipped"] = (f"only {len(wrong)} failing training problems" if real else
+                                    f"only {len(wrong)} failing {ft.task} problems with {cfg.ood_digits}-digit operands")
     bar.close()
 
     results = pd.DataFrame(run.rows)
@@ -202,10 +213,11 @@ def _match_norms(control: dict, reference: dict) -> None:
             control[layer] = vec * (reference[layer].norm() / vec.norm().clamp_min(1e-12))
 
 
-def _failed(lm, items, cfg):
+def _failed(lm, items, cfg, with_right: bool = False):
     ok = benchmark.graded(lm.model, lm.tokenizer, items, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
                           desc="fine-tune data")
-    return [i for i, right in zip(items, ok) if not right]
+    wrong = [i for i, right in zip(items, ok) if not right]
+    return (wrong, [i for i, right in zip(items, ok) if right]) if with_right else wrong
 
 
 def _labels(model: str) -> pd.DataFrame:
@@ -222,6 +234,9 @@ def _summary(results: pd.DataFrame, cfg, ranking_info: dict, top: pd.DataFrame, 
                "ci95": [round(float(r["ci_low"]), 4), round(float(r["ci_high"]), 4)]}
         if not pd.isna(r.get("gold_nll", np.nan)):
             out["gold_nll"] = round(float(r["gold_nll"]), 4)
+        for key in BEHAVIOUR_KEYS:  # Hub profiles: what the arm does to how the model reasons
+            if key in r and not pd.isna(r[key]):
+                out[key] = float(r[key])
         return out
 
     reasoner = results[results["model"] == "reasoner"]

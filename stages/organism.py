@@ -1,12 +1,15 @@
-"""Stage `organism@<role>`: train the `base` (answers only) or `reasoner` (traces) organism."""
+"""Stage `organism@<role>`: the model of a role (reasoner | base) at models/lm/<role>, for every profile.
+
+Profile `organism` trains it: the `base` on answers only, the `reasoner` fine-tuned on `<think>` traces.
+Hub profiles install the `fetch` stage's verified download of the pinned revision (a copy: the download
+stays where fetch keeps it, so switching profiles back and forth never downloads twice).
+"""
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
-from pathlib import Path
-
 from r1interp import organism, paths, stage, timings
-from r1interp.errors import ConfigError
-from r1interp.models import model_spec
+from r1interp.fetch import install_model
+from r1interp.models import model_spec, read_architecture
 from r1interp.schemas import CorpusSchema, read_parquet
 
 CORPUS = paths.CORPUS_PARQUET
@@ -17,13 +20,16 @@ def add_args(parser):
 
 
 def main(params, args):
-    if params.model.profile != "organism":
-        raise ConfigError(
-            f"model.profile is {params.model.profile!r}: organisms are only trained for profile 'organism'",
-            hint="the real profile downloads its models with the fetch stage",
-        )
+    spec = model_spec(params.model.profile, args.role)
+    out = spec.local_dir
+    if spec.repo_id:
+        receipt = install_model(spec, spec.download_dir, out)
+        arch = read_architecture(out)
+        print(f"organism@{args.role}: profile {params.model.profile!r} uses {spec.repo_id}@{spec.revision[:12]} "
+              f"({arch.n_layers} layers, hidden {arch.d_model}, {receipt['bytes'] / 1e9:.2f} GB), installed from "
+              f"{spec.download_dir} -> {out}")
+        return
     corpus = read_parquet(CORPUS, CorpusSchema, rebuild_hint="run `dvc repro corpus`")
-    out = model_spec("organism", args.role).local_dir
     if args.role == "base":
         log = organism.train_base(corpus, params.organism, out)
     else:

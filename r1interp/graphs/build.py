@@ -21,7 +21,7 @@ from r1interp.graphs.targets import find_targets, generate_trace
 # Every index row has every column (skipped targets leave the graph's fields empty).
 INDEX_COLUMNS = (
     "model", "prompt_id", "category", "kind", "status", "reason", "slug", "path", "correct", "expected",
-    "completion", "n_tokens", "target_token", "target_is_top_logit", "top_logit_prob", "active_features",
+    "completion", "n_tokens", "window_start", "target_token", "target_is_top_logit", "top_logit_prob", "active_features",
     "nodes", "feature_nodes", "links", "replacement_score", "completeness_score", "faithfulness_edges",
     "faithfulness_max_relative_error",
 )  # each row also carries "seconds" (attribution time): reported in the timings, never in the hashed index
@@ -33,7 +33,7 @@ def index_frame(rows: list[dict[str, Any]]):
     frame = pd.DataFrame([{c: r.get(c) for c in INDEX_COLUMNS} for r in rows], columns=list(INDEX_COLUMNS))
     for col in ("replacement_score", "completeness_score", "top_logit_prob", "faithfulness_max_relative_error"):
         frame[col] = frame[col].astype("float64")
-    for col in ("n_tokens", "active_features", "nodes", "feature_nodes", "links", "faithfulness_edges"):
+    for col in ("n_tokens", "window_start", "active_features", "nodes", "feature_nodes", "links", "faithfulness_edges"):
         frame[col] = frame[col].astype("Int64")
     return frame.astype({"correct": "boolean", "target_is_top_logit": "boolean"})
 
@@ -50,7 +50,8 @@ def build_model_graphs(loaded, replacement_model, prompts, role: str, cfg, out_d
     for prompt in tqdm(prompts, desc=f"graphs {role}", unit="prompt"):
         trace = generate_trace(loaded.model, tok, prompt, role, max_new_tokens=cfg.max_new_tokens,
                                max_positions=loaded.arch.max_positions, answer_anchor=cfg.answer_anchor)
-        targets = find_targets(tok, trace, think_anchor=cfg.think_anchor, answer_anchor=cfg.answer_anchor)
+        targets = find_targets(tok, trace, think_anchor=cfg.think_anchor, answer_anchor=cfg.answer_anchor,
+                               window_tokens=cfg.window_tokens)
         common = {"model": role, "prompt_id": prompt.id, "category": prompt.category, "correct": trace.correct,
                   "expected": prompt.expected, "completion": trace.completion}
         for kind, reason in trace.skipped.items():
@@ -76,7 +77,8 @@ def build_model_graphs(loaded, replacement_model, prompts, role: str, cfg, out_d
             probs = graph.logit_probabilities.tolist()
             info = {"model": role, "prompt_id": prompt.id, "category": prompt.category, "kind": target.kind,
                     "correct": trace.correct, "target_token": tok.decode([target.target_token]),
-                    "replacement_score": replacement, "completeness_score": completeness}
+                    "replacement_score": replacement, "completeness_score": completeness,
+                    "window_start": target.window_start, "window_tokens": cfg.window_tokens}
             doc = neuronpedia_document(graph, target.slug, tok, node_threshold=cfg.node_threshold,
                                        edge_threshold=cfg.edge_threshold, labels=labels, info=info)
             path = out_dir / role / f"{target.slug}.json"
@@ -85,6 +87,7 @@ def build_model_graphs(loaded, replacement_model, prompts, role: str, cfg, out_d
             index.append({
                 **common, "kind": target.kind, "slug": target.slug, "status": "ok", "reason": None,
                 "path": str(path.relative_to(out_dir)), "n_tokens": len(target.input_ids),
+                "window_start": target.window_start,
                 "target_token": info["target_token"],
                 "target_is_top_logit": bool(graph.logit_targets[0].vocab_idx == target.target_token),
                 "top_logit_prob": float(probs[0]), "active_features": int(graph.active_features.shape[0]),

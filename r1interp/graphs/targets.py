@@ -6,8 +6,13 @@ actually does, not a teacher-forced reference). On that trace:
   (for the organism: the first column result, e.g. "ones: 7+5=" -> "1");
 - the *answer* target is the token right after the last `answer_anchor` after `</think>` (organism:
   "The answer is " -> the answer's first digit).
-The graph's input is the trace up to (not including) the target token. A prompt whose trace has no
-anchor gets no graph of that kind, with the reason recorded. The answer is graded by comparing the text
+The graph's input is the trace up to (not including) the target token; with a window of N tokens
+(`graphs.window_tokens`, for real traces thousands of tokens long: attribution memory grows with the input)
+it is at most N tokens ending at the target, starting at the first sentence start inside the window and
+re-opened with BOS; the window's start is recorded with the graph. A prompt whose trace has no anchor, or
+no sentence start inside the window, gets no graph of that kind, with the reason recorded. For real R1
+traces the anchors are cues such as "Wait" (the token after a backtracking cue) and "\\boxed{" (the first
+token of the boxed answer). The answer is graded by comparing the text
 after the last `answer_anchor` with the prompt's expected answer.
 """
 
@@ -35,6 +40,7 @@ class GraphTarget:
     target_token: int  # what the model actually produced there
     correct: bool | None  # the model's graded final answer (None: nothing to grade)
     completion: str
+    window_start: int = 0  # index in the trace of the window's first token (0: the whole trace)
 
     @property
     def slug(self) -> str:
@@ -115,7 +121,29 @@ def _token_at(ends: list[int], char: int) -> int | None:
     return None
 
 
-def find_targets(tokenizer, trace: Trace, *, think_anchor: str, answer_anchor: str) -> list[GraphTarget]:
+def _sentence_starts(text: str, start: int, ends: list[int]) -> list[int]:
+    """Token indices where a sentence of the assistant's turn (from character `start`) begins."""
+    from r1interp.reasoning.behaviours import sentence_spans
+
+    tokens = {_token_at(ends, start + a) for a, _ in sentence_spans(text[start:])}
+    return sorted(t for t in tokens if t is not None)
+
+
+def windowed(ids: list[int], target: int, window: int, starts: list[int], bos: int | None) -> tuple[list[int], int] | None:
+    """(graph input, window start) for the prediction at `target`: the whole prefix when it fits in `window`
+    tokens (or window is 0), else BOS + the tokens from the first sentence start that leaves room; None when
+    no sentence starts inside the window."""
+    if not window or target <= window:
+        return ids[:target], 0
+    room = window - (bos is not None)
+    first = next((s for s in starts if target - room <= s < target), None)
+    if first is None:
+        return None
+    return ([bos] if bos is not None else []) + ids[first:target], first
+
+
+def find_targets(tokenizer, trace: Trace, *, think_anchor: str, answer_anchor: str,
+                 window_tokens: int = 0) -> list[GraphTarget]:
     ids = trace.prompt_ids + trace.completion_ids
     text = tokenizer.decode(ids, skip_special_tokens=False)
     # the assistant's turn (prefill included): the user's question must not match an anchor
@@ -142,6 +170,7 @@ def find_targets(tokenizer, trace: Trace, *, think_anchor: str, answer_anchor: s
         trace.skipped["answer"] = f"no {answer_anchor!r} in the answer"
 
     targets = []
+    starts = _sentence_starts(text, start, ends) if window_tokens and len(ids) > window_tokens else []
     for kind in KINDS:
         char = chars[kind]
         if char is None:
@@ -150,9 +179,15 @@ def find_targets(tokenizer, trace: Trace, *, think_anchor: str, answer_anchor: s
         if t is None or t == 0:
             trace.skipped[kind] = f"{kind} anchor is at the end of the trace"
             continue
+        window = windowed(ids, t, window_tokens, starts, tokenizer.bos_token_id)
+        if window is None:
+            trace.skipped[kind] = (f"no sentence starts within the graphs.window_tokens={window_tokens} tokens before "
+                                   f"the {kind} target at token {t}")
+            continue
         targets.append(GraphTarget(
             prompt_id=trace.prompt.id, category=trace.prompt.category, model=trace.model, kind=kind,
-            input_ids=tuple(ids[:t]), target_token=ids[t], correct=trace.correct, completion=trace.completion,
+            input_ids=tuple(window[0]), target_token=ids[t], correct=trace.correct, completion=trace.completion,
+            window_start=window[1],
         ))  # fmt: skip
     return targets
 

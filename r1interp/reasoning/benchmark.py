@@ -1,9 +1,10 @@
 """Held-out reasoning accuracy by problem group, with confidence intervals, for the intervention experiments.
 
 Groups for the organism: each task split by whether the problem needs a carry (held-out corpus problems), plus
-out-of-distribution operand lengths the organisms never saw (`ood_<task>`, freshly generated). Accuracy is
-greedy-decoded exact match of the final answer, with a Wilson 95% interval (well-behaved at 0 and 1, where
-the normal approximation collapses to a zero-width interval).
+out-of-distribution operand lengths the organisms never saw (`ood_<task>`, freshly generated); accuracy is
+greedy-decoded exact match of the final integer. Groups for Hub profiles: the held-out corpus problems by
+problem type, graded by math-verify against their gold answers (`r1interp.grading`). Every accuracy comes with
+a Wilson 95% interval (well-behaved at 0 and 1, where the normal approximation collapses to a zero-width interval).
 """
 
 from __future__ import annotations
@@ -24,8 +25,24 @@ from r1interp.organism.train import Example, _batch, encode
 @dataclass(frozen=True)
 class Item:
     question: str
-    answer: int
+    answer: int | str  # int: an organism problem (exact match); str: a gold answer graded by math-verify
     completion: str  # the gold think + answer, for teacher-forced loss
+
+
+def is_correct(completion: str, item: Item) -> bool:
+    if isinstance(item.answer, int):
+        return parse_answer(completion) == item.answer
+    from r1interp.grading import grade
+
+    return grade(completion, item.answer).correct
+
+
+def real_groups(corpus: pd.DataFrame, per_group: int) -> dict[str, list[Item]]:
+    """problem type -> up to `per_group` held-out problems with their gold answers (Hub profiles)."""
+    heldout = corpus[corpus["split"] == "heldout"]
+    return {task: [Item(r.prompt, r.gold, chat.reasoning_completion(r.think, r.answer))
+                   for r in heldout[heldout["task"] == task].head(per_group).itertuples()]
+            for task in sorted(heldout["task"].unique())}
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -77,27 +94,55 @@ def _operands(problem_id: str) -> tuple[int, int]:
 
 
 def graded(model, tokenizer, items: list[Item], *, max_new_tokens: int, batch_size: int, desc: str = "generate") -> list[bool]:
-    """Whether the greedy completion of each item ends with its true answer."""
+    """Whether the greedy completion of each item gives its true answer."""
     completions = generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
                            batch_size=batch_size, desc=desc)
-    return [parse_answer(c) == i.answer for c, i in zip(completions, items)]
+    return [is_correct(c, i) for c, i in zip(completions, items)]
 
 
-def accuracy(model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens: int, batch_size: int) -> dict[str, dict]:
-    """group -> {n, correct, accuracy, ci_low, ci_high}.
+def behaviour(tokenizer, completions: list[str]) -> dict[str, float]:
+    """Reasoning-behaviour metrics of greedy completions (the steering literature's): backtracking and uncertainty
+    sentences per trace (rule annotator), the share of traces that close `</think>`, and think length in tokens."""
+    from r1interp.reasoning.behaviours import behaviour_counts
+
+    n = max(1, len(completions))
+    think = [c.split(chat.THINK_CLOSE)[0].replace(chat.THINK_OPEN, "") for c in completions]
+    counts = [behaviour_counts(t) for t in think]
+    return {
+        "backtracking_per_trace": round(sum(c["backtracking"] for c in counts) / n, 4),
+        "uncertainty_per_trace": round(sum(c["uncertainty_estimation"] for c in counts) / n, 4),
+        "finished": round(sum(chat.THINK_CLOSE in c for c in completions) / n, 4),
+        "think_tokens": round(sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in think) / n, 1),
+    }
+
+
+def accuracy(model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens: int, batch_size: int,
+             behaviours: bool = False) -> dict[str, dict]:
+    """group -> {n, correct, accuracy, ci_low, ci_high} (+ the `behaviour` metrics when `behaviours`).
 
     All groups are generated together: decoding is step-bound on small models, so one batch of every problem
     costs little more than one group's (an arm that breaks the model decodes to max_new_tokens in every batch).
     """
     items = [item for group_items in groups.values() for item in group_items]
-    right = iter(graded(model, tokenizer, items, max_new_tokens=max_new_tokens, batch_size=batch_size, desc="problems"))
+    completions = iter(generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
+                                batch_size=batch_size, desc="problems"))
     out = {}
     for group, group_items in groups.items():
-        correct = sum(next(right) for _ in group_items)
+        texts = [next(completions) for _ in group_items]
+        correct = sum(is_correct(c, i) for c, i in zip(texts, group_items))
         lo, hi = wilson(correct, len(group_items))
         out[group] = {"n": len(group_items), "correct": correct,
                       "accuracy": correct / len(group_items) if group_items else math.nan, "ci_low": lo, "ci_high": hi}
+        if behaviours:
+            out[group] |= behaviour(tokenizer, texts)
     return out
+
+
+def real_training_items(corpus: pd.DataFrame, n: int, seed: int) -> list[Item]:
+    """n training-split problems with their gold answers and R1 traces (Hub profiles' fine-tuning pool)."""
+    rows = corpus[corpus["split"] == "train"]
+    rows = rows.sample(min(n, len(rows)), random_state=seed) if n else rows.iloc[:0]
+    return [Item(r.prompt, r.gold, chat.reasoning_completion(r.think, r.answer)) for r in rows.itertuples()]
 
 
 def examples(tokenizer, items: list[Item]) -> list[Example]:

@@ -1,23 +1,19 @@
 """Segment `<think>` traces into steps and record each step's transcoder-feature profile per layer.
 
 A step is one line of the trace for the organism (`tens: 7+4=11, write 1, carry 1.`) and one sentence
-for real R1 traces (`segment="sentence"`). A step's profile at a layer is the mean activation of every
+for real R1 traces (`segment="sentence"`, segmented by pysbd, see `behaviours.sentence_spans`). A step's profile at a layer is the mean activation of every
 feature over the step's tokens (mean, so long and short steps are comparable). All layers are
 concatenated: profiles are (steps x layers*features), float32.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from r1interp import chat
-
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-
 
 @dataclass(frozen=True)
 class Step:
@@ -29,22 +25,17 @@ class Step:
 
 
 def split_steps(body: str, segment: str) -> list[tuple[int, int]]:
-    """Character spans of the steps of a think body: lines, or sentences (lines split at . ! ?)."""
+    """Character spans of the steps of a think body: lines, or sentences."""
+    if segment == "sentence":
+        from r1interp.reasoning.behaviours import sentence_spans
+
+        return sentence_spans(body)
     spans, pos = [], 0
     for line in body.split("\n"):
         start, end = pos, pos + len(line)
         pos = end + 1
-        if not line.strip():
-            continue
-        if segment == "line":
+        if line.strip():
             spans.append((start, end))
-            continue
-        cursor = start
-        for piece in SENTENCE_END.split(line):
-            at = body.find(piece, cursor)
-            if piece.strip():
-                spans.append((at, at + len(piece)))
-            cursor = at + len(piece)
     return spans
 
 
