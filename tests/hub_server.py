@@ -891,3 +891,17 @@ def _ignored(path: str, gitignore: str) -> bool:
         if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(name, pattern) or path.startswith(folder):
             return True
     return False
+
+
+class PinningHubServer(HubServer):
+    """A HubServer whose branch head can be given a chosen commit sha (server-side state only): the profiles pin
+    real Hub commit shas, which a fresh server cannot have, so the server re-keys a stand-in's head commit to
+    the pinned sha, exactly what the real Hub serves at that pin; clients and profiles stay unmodified."""
+
+    def pin_head(self, repo_id: str, sha: str, branch: str = "main") -> None:
+        with self._lock:
+            repo = self._repos[("model", repo_id)]
+            head = repo.commits.pop(repo.branches[branch])
+            head.sha = sha  # no other commit has it as parent: it is the head
+            repo.commits[sha] = head
+            repo.branches[branch] = sha

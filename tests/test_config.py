@@ -347,8 +347,30 @@ def test_ctx_len_beyond_max_positions():
     msg = _error({"tokens": {"ctx_len": 512}, "organism": {"max_positions": 256}})
     assert "tokens.ctx_len (512)" in msg and "organism.max_positions (256)" in msg
     # The real profile does not use the organism's positions.
-    p = parse_params({"tokens": {"ctx_len": 512}, "model": {"profile": "r1-distill-qwen-1.5b"}})
+    p = parse_params(merge_override(REAL_CONFIG) | {"tokens": {"ctx_len": 512}})
     assert p.tokens.ctx_len == 512
+
+
+REAL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "r1-distill-qwen-1.5b.yaml"
+
+
+def test_real_profile_config_is_valid_and_step_types_follow_the_profile():
+    real = parse_params(merge_override(REAL_CONFIG))
+    assert real.model.profile == "r1-distill-qwen-1.5b" and real.interventions.target_step_type == "backtracking"
+    # the organism's step types mean nothing on real traces, and line steps have no behaviour annotation
+    msg = _error({"model": {"profile": "r1-distill-qwen-1.5b"}})
+    assert "interventions.target_step_type: 'column_sum_carry'" in msg and "backtracking" in msg
+    msg = _error({**merge_override(REAL_CONFIG), "clusters": {"segment": "line"}})
+    assert msg.startswith("clusters.segment: 'line' is not allowed") and "sentence" in msg
+    msg = _error({"interventions": {"finetune": {"step_type": "backtracking"}}})
+    assert "interventions.finetune.step_type: 'backtracking'" in msg and "column_sum_carry" in msg
+
+
+def test_behaviour_step_types_are_the_annotator_categories():
+    from r1interp.config import BEHAVIOURS
+    from r1interp.reasoning.behaviours import CATEGORIES
+
+    assert BEHAVIOURS == CATEGORIES
 
 
 def test_top_level_not_a_mapping():

@@ -168,9 +168,23 @@ def test_openr1_corpus_missing_columns(hf_cache):
 def test_openr1_corpus_no_usable_rows(hf_cache):
     path = hf_cache / "none.parquet"
     _openr1_frame().iloc[2:4].to_parquet(path, index=False)
-    with pytest.raises(ArtifactError, match="no row has a complete") as info:
+    with pytest.raises(ArtifactError, match="no row has a gold answer and a complete") as info:
         openr1_corpus(HubCorpusParams(data_files=str(path)))
     assert str(path) in str(info.value)
+
+
+def test_openr1_corpus_keeps_gold_answers_and_refuses_a_corpus_without_them(hf_cache):
+    path = hf_cache / "openr1.parquet"
+    frame = _openr1_frame()
+    frame.loc[1, "answer"] = ""  # an ungradable problem is no benchmark item
+    frame.to_parquet(path, index=False)
+    df = openr1_corpus(HubCorpusParams(data_files=str(path), max_examples=10))
+    assert list(zip(df["id"], df["gold"])) == [("u0", "2"), ("u4", "9")]
+    nogold = hf_cache / "nogold.parquet"
+    _openr1_frame().drop(columns=["answer"]).to_parquet(nogold, index=False)
+    with pytest.raises(ArtifactError, match="no gold `answer` column, so no held-out problem could be graded") as info:
+        openr1_corpus(HubCorpusParams(data_files=str(nogold)))
+    assert str(info.value).startswith(str(nogold))
 
 
 def test_openr1_corpus_unreadable_file(hf_cache):

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 from helpers import _env, make_project
-from hub_server import HubServer
+from hub_server import HubServer, PinningHubServer
 
 from r1interp.data import load_token_split
 from r1interp.fetch import fetch_model
@@ -31,18 +31,6 @@ PROFILE = "r1-distill-qwen-1.5b"
 SPECS = PROFILES[PROFILE]
 BIN_ONLY = "acme/pickled-only"
 pytestmark = pytest.mark.slow
-
-
-class PinningHubServer(HubServer):
-    """A HubServer whose branch head can be given a chosen commit sha (server-side state only)."""
-
-    def pin_head(self, repo_id: str, sha: str, branch: str = "main") -> None:
-        with self._lock:
-            repo = self._repos[("model", repo_id)]
-            head = repo.commits.pop(repo.branches[branch])
-            head.sha = sha  # no other commit has it as parent: it is the head
-            repo.commits[sha] = head
-            repo.branches[branch] = sha
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +113,13 @@ def test_fetch_stage_then_the_real_profile_corpus_and_tokens(hub, standins, toke
     assert "nothing to download" in out and hub.requests[start:] == []
     assert "downloads no model" in (project / "models/hub/README.md").read_text()
 
+    from r1interp.config import merge_override
+
+    real = merge_override(project / "configs" / f"{PROFILE}.yaml")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["model"]["profile"] = PROFILE
+    for section in ("clusters", "interventions"):  # the profile's step types
+        params[section] = real[section]
     params["corpus"]["hub"]["data_files"] = str(_openr1_file(tmp_path / "openr1.parquet"))
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 

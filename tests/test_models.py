@@ -142,13 +142,13 @@ def test_read_architecture_and_describe(model_dir):
 
 
 def test_load_role(model_dir, tmp_path):
-    target = tmp_path / "models" / "organisms" / "reasoner"
+    target = tmp_path / "models" / "lm" / "reasoner"
     target.parent.mkdir(parents=True)
     target.symlink_to(model_dir, target_is_directory=True)
     assert load_role("organism", "reasoner", root=tmp_path).arch.n_layers == 2
     with pytest.raises(ArtifactError) as info:
         load_role("organism", "base", root=tmp_path)
-    assert "models/organisms/base" in str(info.value)
+    assert "models/lm/base" in str(info.value)
     assert info.value.hint == "run `dvc repro organism@base`"
 
 

@@ -26,7 +26,7 @@ def test_repro_builds_every_foundation_stage(built: Path):
     corpus = read_parquet(built / "data/corpus/corpus.parquet", CorpusSchema)
     assert set(corpus["split"]) == {"train", "heldout"}
     for role in ("base", "reasoner"):
-        loaded = load_model(built / "models/organisms" / role)
+        loaded = load_model(built / "models/lm" / role)
         assert loaded.arch.n_layers == 2
         text = loaded.tokenizer.apply_chat_template(
             [{"role": "user", "content": "What is 12+34?"}], tokenize=False, add_generation_prompt=True
@@ -59,14 +59,14 @@ def test_second_repro_is_up_to_date_and_metrics_show(built: Path):
 def test_broken_params_fail_clearly_and_keep_outputs(built: Path):
     params = built / "params.yaml"
     good = params.read_text()
-    before = sorted(p.name for p in (built / "models/organisms/base").iterdir())
+    before = sorted(p.name for p in (built / "models/lm/base").iterdir())
     try:
         params.write_text(good.replace("  layers: 2\n", "  layers: 0\n", 1))
         proc = run([sys.executable, "-m", "dvc", "repro", "tokens", "organism-eval"], built, check=False)
         assert proc.returncode != 0
         assert "error: params.yaml: organism.layers: 0 is out of range; must be >= 1" in proc.stderr + proc.stdout
         # persist: true + atomic writes -> the last good model is still there
-        assert sorted(p.name for p in (built / "models/organisms/base").iterdir()) == before
+        assert sorted(p.name for p in (built / "models/lm/base").iterdir()) == before
     finally:
         params.write_text(good)
     status = run([sys.executable, "-m", "dvc", "status", "tokens", "organism-eval", "--with-deps"], built).stdout

@@ -45,6 +45,7 @@ def _corpus() -> pd.DataFrame:
             think = f"ones: {a % 10}{op}{b % 10}"
             rows.append({
                 "id": f"{task}-{a}-{b}", "task": task, "prompt": f"What is {a}{op}{b}?", "think": think, "answer": answer,
+                "gold": answer[len("The answer is "):-1],
                 "text": f"<|User|>What is {a}{op}{b}?<|Assistant|><think>\n{think}\n</think>\n\n{answer}",
                 "split": "heldout" if i < 5 else "train", "step_types": "column_sum", "has_carry": bool(i % 2),
             })
@@ -71,7 +72,7 @@ def _write_tokens(root: Path, split: str, rows: dict[str, np.ndarray]) -> None:
     ids = rows["input_ids"]
     meta = {
         "split": split, "rows": len(ids), "ctx_len": CTX, "tokens": int(ids.size), "vocab_size": VOCAB,
-        "tokenizer": "models/organisms/reasoner", "packing": "pad", "truncated_documents": 0,
+        "tokenizer": "models/lm/reasoner", "packing": "pad", "truncated_documents": 0,
         "padding_fraction": round(float((ids == PAD).mean()), 4),
         "think_fraction": round(float(rows["in_think"].mean()), 4),
         "answer_fraction": round(float(rows["in_answer"].mean()), 4),
@@ -133,7 +134,7 @@ def _labels(features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def make_artifacts(root: Path, corrupt: bool = False) -> None:
     """A tiny organism project's artifacts; `corrupt` plants one defect per suite checked below."""
     rng = np.random.default_rng(0)
-    model = root / "models/organisms/reasoner"
+    model = root / "models/lm/reasoner"
     model.mkdir(parents=True)
     (model / "config.json").write_text(json.dumps({"vocab_size": VOCAB, "bos_token_id": BOS, "pad_token_id": PAD,
                                                    "num_hidden_layers": LAYERS, "hidden_size": 8}))

@@ -115,7 +115,7 @@ def make_project(dest: Path, *, with_fixture: bool = True) -> Path:
         shutil.copytree(FIXTURE, dest, dirs_exist_ok=True)
         (dest / REFERENCE).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / REFERENCE, dest / REFERENCE)
-        shutil.copytree(dest / "models/organisms/reasoner", dest / "models/organisms/base")
+        shutil.copytree(dest / "models/lm/reasoner", dest / "models/lm/base")
         for rel in FIGURES:
             _png(dest / rel)
         quality = dest / "reports/quality/index.html"

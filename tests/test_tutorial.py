@@ -646,7 +646,7 @@ NEEDS = {
     "features show": [Path("data/activations/reasoner"), Path("data/labels/labels.parquet")],
     "graphs": [Path("data/graphs"), GRAPHS],
     "clusters": [Path("data/clusters/profiles.npy"), Path("data/clusters/steps.parquet")],
-    "ablation": [Path("models/organisms/reasoner"), Path("models/transcoders/reasoner/sparsify"), Path("data/corpus/corpus.parquet")],
+    "ablation": [Path("models/lm/reasoner"), Path("models/transcoders/reasoner/sparsify"), Path("data/corpus/corpus.parquet")],
 }
 
 

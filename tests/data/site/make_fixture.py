@@ -108,10 +108,10 @@ def main() -> None:
     enrich = pd.read_csv(ROOT / "reports/clusters/enrichment_step_types.csv")
     enrich.groupby("group").head(3).to_csv(OUT / "reports/clusters/enrichment_step_types.csv", index=False)
 
-    tok = OUT / "models/organisms/reasoner"
+    tok = OUT / "models/lm/reasoner"
     tok.mkdir(parents=True)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "config.json"):
-        shutil.copyfile(ROOT / "models/organisms/reasoner" / name, tok / name)
+        shutil.copyfile(ROOT / "models/lm/reasoner" / name, tok / name)
     size = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"{OUT}: {size / 1e3:.0f} kB")
 
