@@ -34,6 +34,9 @@ def run(main: Callable[[Params, argparse.Namespace], None], add_args: Callable[[
             "wall_seconds": round(time.perf_counter() - r1interp.STARTED, 1),  # imports included
             "cpu_seconds": round(sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
                                      for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)), 1),
+            # Linux reports ru_maxrss in KiB: the stage's peak resident memory (its largest child's, if larger)
+            "peak_rss_mb": round(max(resource.getrusage(who).ru_maxrss
+                                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024),
         })
     except R1InterpError as exc:
         if debug:

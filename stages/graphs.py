@@ -12,7 +12,8 @@ from r1interp.graphs.build import build_model_graphs, index_frame
 from r1interp.graphs.replacement import check_transcoder_set, load_replacement_model
 from r1interp.graphs.summary import summarize
 from r1interp.io import atomic_path, write_json
-from r1interp.models import load_role, model_spec, resolve_device
+from r1interp.graphs.targets import check_prompts_fit
+from r1interp.models import load_role, model_spec, read_architecture, resolve_device
 from r1interp.prompts import load_profile_prompts
 from r1interp.schemas import GraphIndexSchema, LabelSchema, read_parquet, validate
 from r1interp.transcoders import SET_ROOT
@@ -32,12 +33,16 @@ def feature_labels(role: str) -> dict[tuple[int, int], str]:
 
 
 def main(params, args):
+    from transformers import AutoTokenizer
+
     cfg = params.graphs
     device = resolve_device(params.model.device)
     prompts = load_profile_prompts(params.model.profile)
-    # fail on every model's files before spending time on the first one
+    # fail on every model's files and context before spending time on the first one
     for role in cfg.models:
-        check_transcoder_set(model_spec(params.model.profile, role).local_dir, SET_ROOT / role / "circuit-tracer")
+        model_dir = model_spec(params.model.profile, role).local_dir
+        check_transcoder_set(model_dir, SET_ROOT / role / "circuit-tracer")
+        check_prompts_fit(AutoTokenizer.from_pretrained(model_dir), prompts, role, read_architecture(model_dir).max_positions)
     with atomic_path(OUT, directory=True) as tmp:
         index, edges = [], []
         for role in cfg.models:

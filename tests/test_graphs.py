@@ -234,3 +234,45 @@ def test_prompt_longer_than_the_context_is_refused(tiny, tokenizer):
     with pytest.raises(ArtifactError, match="do not fit the reasoner model's context of 64 positions"):
         generate_trace(tiny["model"], tokenizer, long, "reasoner", max_new_tokens=10, max_positions=64,
                        answer_anchor="The answer is ")
+
+
+def test_prompts_that_do_not_fit_are_refused_before_any_graph(tokenizer):
+    from r1interp.graphs.targets import check_prompts_fit
+
+    long = BenchmarkPrompt(id="long", category="baseline", prompt="What is " + "1+" * 80 + "1?", expected=None)
+    check_prompts_fit(tokenizer, [PROMPT], "reasoner", 64)
+    with pytest.raises(ArtifactError, match="prompt 'long': .* do not fit the base model's context of 64 positions"):
+        check_prompts_fit(tokenizer, [PROMPT, long], "base", 64)
+
+
+R1_COMPLETION = ("<think>\nOkay, so I need to add 47 and 85. The ones give 12. The tens give 13.\n"
+                 "Wait, I forgot the carry. So 4+8+1=13.\n</think>\n\nThe answer is \\boxed{132}." + chat.EOS)
+
+
+def test_window_cuts_long_traces_at_a_sentence_start(tokenizer):
+    trace = _trace(tokenizer, PROMPT, R1_COMPLETION)
+    ids = trace.prompt_ids + trace.completion_ids
+    whole = {t.kind: t for t in find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{")}
+    assert tokenizer.decode([whole["answer"].target_token]) == "1" and whole["think"].window_start == 0
+    for kind, t in whole.items():  # without a window, the whole prefix
+        assert list(t.input_ids) == ids[: len(t.input_ids)]
+    window = 30
+    cut = {t.kind: t for t in find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{",
+                                           window_tokens=window)}  # fmt: skip
+    for kind, t in cut.items():
+        target_at = len(whole[kind].input_ids)
+        assert t.target_token == whole[kind].target_token and len(t.input_ids) <= window
+        assert t.window_start > 0 and list(t.input_ids) == [tokenizer.bos_token_id] + ids[t.window_start:target_at]
+        opening = tokenizer.decode(ids[t.window_start:t.window_start + 3])
+        assert opening.lstrip()[:1].isupper(), opening  # a sentence start, not mid-sentence
+        # the earliest sentence start that fits: one sentence further back would not
+        assert target_at - t.window_start <= window - 1
+    assert tokenizer.decode(list(cut["think"].input_ids)[1:]).lstrip().startswith(("The", "Wait"))
+
+
+def test_window_without_a_sentence_start_skips_with_the_reason(tokenizer):
+    run_on = "<think>\n" + " ".join(["1+1+1+1"] * 12) + " Wait, no.\n</think>\n\nThe answer is \\boxed{2}." + chat.EOS
+    trace = _trace(tokenizer, PROMPT, run_on)
+    targets = find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{", window_tokens=8)
+    assert "think" not in {t.kind for t in targets}
+    assert trace.skipped["think"].startswith("no sentence starts within the graphs.window_tokens=8 tokens before")

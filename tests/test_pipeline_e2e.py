@@ -44,6 +44,7 @@ def test_repro_builds_every_foundation_stage(built: Path):
         assert "train_cpu_seconds" not in metrics[role]  # times are not hashed outputs...
         timing = json.loads((built / f"reports/timings/organism-{role}.json").read_text())
         assert timing["train_cpu_seconds"] > 0 and timing["wall_seconds"] > 0  # ...but kept beside them
+        assert 50 < timing["peak_rss_mb"] < 100_000  # MB, not KiB or bytes
 
 
 @pytest.mark.slow

@@ -80,6 +80,17 @@ def grade(completion: str, expected: str | None, anchor: str) -> bool | None:
     return not (tail[:1].isalnum())
 
 
+def check_prompts_fit(tokenizer, prompts: list[BenchmarkPrompt], role: str, max_positions: int) -> None:
+    """Every prompt must leave room to generate in the model's context: checked before any graph is built."""
+    for prompt in prompts:
+        n = len(tokenizer(prompt_prefix(prompt, role), add_special_tokens=False).input_ids)
+        if n >= max_positions:
+            raise ArtifactError(
+                f"prompt {prompt.id!r}: {n} tokens do not fit the {role} model's context of {max_positions} positions",
+                hint=f"shorten the prompt in {paths.PROMPTS_DIR}/<profile>.json",
+            )
+
+
 @torch.no_grad()
 def generate_trace(model, tokenizer, prompt: BenchmarkPrompt, role: str, *, max_new_tokens: int,
                    max_positions: int, answer_anchor: str) -> Trace:

@@ -1,0 +1,52 @@
+"""Sentence segmentation of real traces, the R1 behaviour annotator, and math-verify grading."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1interp import chat
+from r1interp.grading import answer_part, grade
+from r1interp.reasoning.behaviours import CATEGORIES, annotate, annotate_trace, behaviour_counts, sentence_spans
+
+BODY = """Okay, so I need to find x when 2x = 5. Let me recall that dividing by 2 gives x = 2.5.
+Wait, that's not right? No, it is right.
+Let me check: 2 * 2.5 = 5. Hmm, I'm not sure about the sign.
+Alternatively, subtract 5 from both sides. So x = 2.5."""
+
+
+def test_sentences_keep_decimals_and_split_lines():
+    sentences = [BODY[a:b] for a, b in sentence_spans(BODY)]
+    assert sentences == [
+        "Okay, so I need to find x when 2x = 5.", "Let me recall that dividing by 2 gives x = 2.5.",
+        "Wait, that's not right?", "No, it is right.", "Let me check: 2 * 2.5 = 5.", "Hmm, I'm not sure about the sign.",
+        "Alternatively, subtract 5 from both sides.", "So x = 2.5.",
+    ]  # fmt: skip
+    assert all(BODY[a:b] == BODY[a:b].strip() and a < b for a, b in sentence_spans(BODY))
+    assert sentence_spans("\n\n  \n") == []
+
+
+def test_annotator_finds_each_behaviour():
+    sentences = [BODY[a:b] for a, b in sentence_spans(BODY)]
+    assert annotate_trace(sentences) == [
+        "initializing", "adding_knowledge", "backtracking", "backtracking", "example_testing",
+        "uncertainty_estimation", "backtracking", "deduction",
+    ]  # fmt: skip
+    assert annotate("So x = 2.5.", first=True) == "initializing"  # a trace's opening sentence
+    assert annotate("The sum is 12, right?") == "uncertainty_estimation"  # stated mid-sentence
+    assert annotate("- Wait, 7 is odd.") == "backtracking"  # leading list markers ignored
+    assert annotate("Let me recall the formula.") == "adding_knowledge"  # not a "let me re..." backtrack
+    counts = behaviour_counts(BODY)
+    assert set(counts) == set(CATEGORIES) and sum(counts.values()) == 8 and counts["backtracking"] == 3
+
+
+@pytest.mark.parametrize("completion, gold, correct, finished", [
+    ("<think>x</think>\n\nSo the answer is \\boxed{\\frac{1}{2}}." + chat.EOS, "0.5", True, True),
+    ("<think>x</think>\n\nThe answer is \\boxed{2}.", "\\frac{4}{2}", True, True),
+    ("<think>x</think>\n\nThe answer is \\boxed{3}.", "2", False, True),
+    ("<think>the answer is \\boxed{2} but I keep thinking", "2", True, False),  # never closed: graded as a whole
+    ("<think>\\boxed{2}</think> no answer given", "2", False, True),  # the think span does not count once closed
+])  # fmt: skip
+def test_grading_uses_math_verify_on_the_answer(completion, gold, correct, finished):
+    result = grade(completion, gold)
+    assert (result.correct, result.finished) == (correct, finished)
+    assert answer_part(completion)[1] is finished
