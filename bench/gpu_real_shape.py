@@ -14,15 +14,18 @@ Nothing downloads: the model is a `Qwen2ForCausalLM` built from a `Qwen2Config` 
 random weights, the tokenizer a word-level one covering the whole vocabulary, the tokens random ids.
 It is never needed by the tests. `--smoke` runs the same code paths at tiny widths on a CPU (< 2 min).
 
-    python bench/gpu_real_shape.py --smoke --out /tmp/smoke.json          # CPU, tiny widths
-    python bench/gpu_real_shape.py --out "$OUT/gpu_real_shape.json"        # one GPU, ~5 min
+    python bench/gpu_real_shape.py --smoke --out /tmp/smoke.json          # CPU, tiny widths, ~15 s
+    python bench/gpu_real_shape.py --out "$OUT/gpu_real_shape.json"        # one GPU, ~5 min (--total-budget 300)
 
-On the GPU machine the dependencies the image lacks come as wheels (`.whl/`, git-ignored), installed into a
-target directory that shadows the image's transformers 5 / huggingface_hub 1 (circuit-tracer 0.5.0 pins
-transformers<=4.57.3, huggingface_hub<1.0):
+On the GPU machine the dependencies the image lacks come as wheels (`.whl/`, git-ignored, ~23 MB), installed into
+a target directory that shadows the image's transformers 5 / huggingface_hub 1 / tokenizers 0.23 (circuit-tracer
+0.5.0 pins transformers<=4.57.3 and huggingface_hub<1.0; we run 4.57.3 / 0.36.2 / 0.22.2 as on the CPU machines):
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site \\
-        python3 bench/gpu_real_shape.py --out "$OUT/gpu_real_shape.json"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \\
+      && PYTHONPATH=/tmp/site python3 -u bench/gpu_real_shape.py --out "$OUT/gpu_real_shape.json"
+
+Every number is for random weights: throughput and memory depend on the shapes, not the values, except that
+attribution's active-feature count is exactly k per token and layer (TopK) either way.
 """
 
 from __future__ import annotations
@@ -99,9 +102,9 @@ def parse_args(argv=None):
     p.add_argument("--workdir", default=None, help="scratch for the circuit-tracer files (~23 GB at the real shape; "
                    "default: a new directory under $TMPDIR, removed at the end). Never under $OUT")
     p.add_argument("--peak-tflops", type=float, default=H200_BF16_DENSE_TFLOPS)
-    p.add_argument("--total-budget", type=float, default=None, help="seconds for the whole run, model init included (default 330; smoke 110)")
+    p.add_argument("--total-budget", type=float, default=None, help="seconds for the whole run, model init included (default 300; smoke 110)")
     # train
-    p.add_argument("--train-steps", type=int, default=None, help="steps per layer group (default 30; smoke 3)")
+    p.add_argument("--train-steps", type=int, default=None, help="steps per layer group (default 20; smoke 3)")
     p.add_argument("--train-warmup-steps", type=int, default=None, help="first steps left out of the rate (default 3; smoke 1)")
     p.add_argument("--train-budget", type=float, default=None, help="seconds per group, then stop (default 15; smoke 30)")
     p.add_argument("--fp32-steps", type=int, default=None, help="steps of the fp32-model comparison on group 0 (0: skip; default 10; smoke 2)")
@@ -129,8 +132,8 @@ def parse_args(argv=None):
         if getattr(args, name) is None:
             setattr(args, name, tiny if smoke else real)
 
-    pick("total_budget", 330.0, 110.0)
-    pick("train_steps", 30, 3)
+    pick("total_budget", 300.0, 110.0)
+    pick("train_steps", 20, 3)
     pick("train_warmup_steps", 3, 1)
     pick("train_budget", 15.0, 30.0)
     pick("fp32_steps", 10, 2)
@@ -166,6 +169,8 @@ import r1interp  # noqa: E402,F401  (numerics: native, see above)
 import torch  # noqa: E402
 
 STARTED = time.perf_counter()
+with contextlib.suppress(AttributeError, ValueError):
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines arrive as they happen, also through a pipe
 
 
 def log(msg: str) -> None:
@@ -292,9 +297,14 @@ def profile_params():
     """Our Params for the real profile (configs/r1-distill-qwen-1.5b.yaml, else the copy above)."""
     from r1interp.config import Params, _deep_merge, merge_override, parse_params, to_dict
 
+    problem = "not found"
     if PROFILE_FILE.is_file():
-        return parse_params(merge_override(PROFILE_FILE), str(PROFILE_FILE)), str(PROFILE_FILE.relative_to(ROOT))
-    return parse_params(_deep_merge(Params, to_dict(Params()), PROFILE_FALLBACK)), "built-in copy of the profile"
+        try:
+            return parse_params(merge_override(PROFILE_FILE), str(PROFILE_FILE)), str(PROFILE_FILE.relative_to(ROOT))
+        except Exception as exc:  # noqa: BLE001  (a file being edited must not cost the GPU run)
+            problem = f"unusable: {exc}"
+    return (parse_params(_deep_merge(Params, to_dict(Params()), PROFILE_FALLBACK)),
+            f"built-in copy of the profile ({PROFILE_FILE.relative_to(ROOT)} {problem})")
 
 
 def model_flops(model, ctx_len: int) -> dict:
@@ -553,16 +563,12 @@ def section_activations(res: Results, sec: dict) -> None:
     sec["status"] = "running"
     res.write()
 
-    # what collect() allocates before the first batch (per-feature slot tables for every layer), timed apart
-    t0 = time.perf_counter()
-    collect(MODEL, CODERS, iter(()), cfg, progress=False)
-    sec["table_allocation_seconds"] = round(time.perf_counter() - t0, 3)
-    gc.collect()
-
-    done = {"rows": 0}
+    done = {"rows": 0, "first": None}
     deadline = time.perf_counter() + budget
 
     def batches():
+        # collect() allocates its per-feature slot tables (every layer) before asking for the first batch
+        done["first"] = time.perf_counter()
         for start in range(0, rows, batch):
             if time.perf_counter() > deadline:
                 return
@@ -580,7 +586,10 @@ def section_activations(res: Results, sec: dict) -> None:
     tokens = done["rows"] * ctx
     active = sum(int((c.count > 0).sum()) for c in collectors.values())
     del collectors
+    streaming = t0 + seconds - done["first"] if done["first"] else None
     sec["collect"] = {"tokens": tokens, "seconds": round(seconds, 3), "tokens_per_second": round(tokens / seconds, 1),
+                      "table_allocation_seconds": round(done["first"] - t0, 3) if done["first"] else None,
+                      "tokens_per_second_after_allocation": round(tokens / streaming, 1) if streaming else None,
                       "stopped_by_budget": done["rows"] < rows, "features_seen_active": active, **peak(DEVICE)}
     log(f"  collect: {sec['collect']['tokens_per_second']} tok/s over {tokens} tokens")
     res.write()

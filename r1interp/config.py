@@ -353,6 +353,9 @@ class ClustersParams:
     model: str = _f("reasoner", choices=("reasoner", "base"), doc="whose transcoder features describe the steps")
     problems: int = _f(500, ge=0, doc="held-out problems used, the same number per task (0: all)")
     segment: str = _f("line", choices=("line", "sentence"), doc="a step is a line (organism) or a sentence (real traces)")
+    annotator: str = _f("rules", choices=("rules", "claude"), doc="real traces: who labels each sentence's R1 behaviour "
+                        "(the clusters' reference): the offline cue-phrase rules, or Claude (labels.claude's transport and "
+                        "explainer_model; ANTHROPIC_API_KEY from the environment; cached, resumable)")
     dims: int = _f(16, ge=2, le=512, doc="PCA dimensions of the standardised profiles")
     k_min: int = _f(3, ge=2)
     k_max: int = _f(10, ge=2)

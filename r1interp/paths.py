@@ -144,6 +144,7 @@ QUALITY_METRICS = METRICS_DIR / "quality.json"
 CLUSTERS_DATA_DIR = Path("data/clusters")
 CLUSTER_STEPS = CLUSTERS_DATA_DIR / "steps.parquet"
 CLUSTER_PROFILES = CLUSTERS_DATA_DIR / "profiles.npy"
+BEHAVIOUR_CACHE = Path("data/behaviours/cache")  # Claude's behaviour annotations: kept across runs (persist)
 CLUSTERS_DIR = Path("reports/clusters")  # also its figures (*.png)
 TAXONOMY_JSON = CLUSTERS_DIR / "taxonomy.json"
 CLUSTER_TRANSITIONS = CLUSTERS_DIR / "transitions.csv"

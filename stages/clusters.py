@@ -3,6 +3,7 @@
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
 import json
+import os
 import time
 
 import numpy as np
@@ -19,6 +20,7 @@ from r1interp.schemas import CorpusSchema, LabelSchema, read_parquet
 from r1interp.transcoders import SET_ROOT, load_coders
 
 OUT_DATA = paths.CLUSTERS_DATA_DIR
+CACHE = paths.BEHAVIOUR_CACHE  # Claude answers: kept across runs (persist), so nothing is paid twice
 OUT = paths.CLUSTERS_DIR
 METRICS = paths.CLUSTERS_METRICS
 
@@ -33,6 +35,24 @@ def ground_truth(corpus: pd.DataFrame) -> dict[str, list[str]]:
 def behaviour_types(steps: pd.DataFrame) -> list[str]:
     """Real traces: each sentence's R1 behaviour from the offline rule annotator (`reasoning.behaviours`)."""
     return [behaviours.annotate(r.text, first=r.index == 0) for r in steps.itertuples()]
+
+
+def claude_behaviour_types(steps: pd.DataFrame, params) -> tuple[list[str], dict]:
+    """Real traces annotated by Claude, trace by trace (the rules where an answer cannot be used)."""
+    from r1interp.autointerp.client import ClaudeClient
+    from r1interp.errors import R1InterpError
+    from r1interp.reasoning import claude_behaviours
+
+    if not os.environ.get("ANTHROPIC_API_KEY", "").strip():
+        raise R1InterpError("clusters.annotator is 'claude' but ANTHROPIC_API_KEY is not set",
+                            hint="export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use clusters.annotator: rules")
+    claude = params.labels.claude
+    client = ClaudeClient(claude, CACHE)
+    order = list(dict.fromkeys(steps["problem_id"]))
+    traces = [list(steps.loc[steps["problem_id"] == pid, "text"]) for pid in order]
+    labels, info = claude_behaviours.annotate_traces(client, traces, claude.explainer_model, claude.max_tokens)
+    by_problem = dict(zip(order, labels))
+    return [by_problem[r.problem_id][r.index] for r in steps.itertuples()], info | {"model": claude.explainer_model}
 
 
 def problem_types(problems: pd.DataFrame) -> dict[str, str]:
@@ -59,13 +79,23 @@ def main(params, args):
     types = problem_types(heldout)
     steps = pd.DataFrame([{"problem_id": s.problem_id, "index": s.index, "text": s.text, "problem_type": types[s.problem_id]}
                           for s in steps_list])
-    truth_col, reference = None, None
+    truth_col, reference, annotation = None, None, None
+    CACHE.mkdir(parents=True, exist_ok=True)  # the stage's persistent output, for every profile
+    (CACHE / "README.md").write_text("Claude's behaviour annotations (clusters.annotator: claude), one JSON line per "
+                                     "answer; kept across runs so no request is paid twice.\n")
     if truth and all(len(truth.get(pid, [])) == n for pid, n in steps.groupby("problem_id").size().items()):
         steps["true_type"] = [truth[r.problem_id][r.index] for r in steps.itertuples()]
         truth_col, reference = "true_type", "generator step types"
     elif cfg.segment == "sentence" and len(steps):
-        steps["true_type"] = behaviour_types(steps)
-        truth_col, reference = "true_type", "R1 behaviours (rule annotator)"
+        steps["rule_type"] = behaviour_types(steps)
+        if cfg.annotator == "claude":
+            steps["true_type"], annotation = claude_behaviour_types(steps, params)
+            agree = float((steps["true_type"] == steps["rule_type"]).mean())
+            annotation["agreement_with_rules"] = round(agree, 4)
+            truth_col, reference = "true_type", f"R1 behaviours ({annotation['model']})"
+        else:
+            steps["true_type"] = steps["rule_type"]
+            truth_col, reference = "true_type", "R1 behaviours (rule annotator)"
     if len(steps) < 2 * cfg.k_max:
         raise ArtifactError(f"clusters: only {len(steps)} steps in {steps['problem_id'].nunique() if len(steps) else 0} "
                             f"held-out traces, fewer than 2 x clusters.k_max ({cfg.k_max})",
@@ -129,6 +159,7 @@ def main(params, args):
         maps.heatmap(tm, "from", "to", "probability", tmp / "transitions.png", "P(next step's cluster | step's cluster)")
         _tree_plot(tree, [f"C{e['cluster']} ({e.get('majority_true_type', e['size'])})" for e in tax], tmp / "tree.png")
     metrics = {"steps": int(len(steps)), "problems": int(steps["problem_id"].nunique()), "k": k, "reference": reference,
+               **({"annotation": annotation} if annotation else {}),
                "criterion": selection.criterion, **{a: r for a, r in results.items()},
                "purity_kmeans": [e.get("purity") for e in tax]}
     write_json(METRICS, metrics)

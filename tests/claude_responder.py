@@ -18,11 +18,26 @@ EXAMPLE = re.compile(r"^Example \d+: (.*)$", re.MULTILINE)
 LABEL = re.compile(r'^Explanation: the token "(.*)"', re.MULTILINE)
 
 
+def behaviours(prompt: str) -> str:
+    """The behaviour annotator's answer: reads the numbered sentences like a model would; it disagrees with the
+    rule annotator on "Hmm" sentences (calls them deductions), so its labels are distinguishable from the rules',
+    and garbles its answer for traces that say GARBLE."""
+    from r1interp.reasoning.behaviours import annotate
+
+    sentences = [line.split(". ", 1)[1] for line in prompt.splitlines()[1:]]
+    if any("GARBLE" in s for s in sentences):
+        return "I would rather not say."
+    labels = ["deduction" if s.startswith("Hmm") else annotate(s, first=i == 0) for i, s in enumerate(sentences)]
+    return "Labels:\n" + "\n".join(f"{i + 1}: {label.replace('_', ' ')}" for i, label in enumerate(labels))
+
+
 def respond(request: dict) -> str:
     system = request.get("system") or ""
     if isinstance(system, list):
         system = "".join(block.get("text", "") for block in system)
     prompt = prompt_of(request)
+    if "[BEHAVIOURS]" in system:
+        return behaviours(prompt)
     if "[EXPLANATION]" in system:
         marked = Counter(m for line in EXAMPLE.findall(prompt) for m in MARKED.findall(line))
         token = marked.most_common(1)[0][0] if marked else "?"

@@ -50,3 +50,41 @@ def test_grading_uses_math_verify_on_the_answer(completion, gold, correct, finis
     result = grade(completion, gold)
     assert (result.correct, result.finished) == (correct, finished)
     assert answer_part(completion)[1] is finished
+
+
+# ------------------------------------------------------------------ Claude as the annotator, through a local server
+
+def _claude_like(request: dict) -> str:
+    from claude_responder import respond
+
+    assert "[BEHAVIOURS]" in (request.get("system") or "")
+    return respond(request)
+
+
+def test_claude_annotates_traces_cached_with_the_rules_as_fallback(tmp_path, monkeypatch):
+    import dataclasses
+
+    from messages_server import MessagesServer
+
+    from r1interp.autointerp.client import ClaudeClient
+    from r1interp.config import ClaudeParams
+    from r1interp.reasoning.claude_behaviours import annotate_traces, parse
+
+    traces = [[BODY[a:b] for a, b in sentence_spans(BODY)], ["Okay, so GARBLE.", "Hmm, maybe 3."], ["Wait, 2+2=4."]]
+    cfg = dataclasses.replace(ClaudeParams(), max_retry_wait_s=0.2, timeout_s=5.0)
+    with MessagesServer(_claude_like, api_key="sk-ant-test") as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        client = ClaudeClient(cfg, tmp_path / "cache", api_key="sk-ant-test")
+        labels, info = annotate_traces(client, traces, "claude-sonnet-4-6", 300)
+        assert info == {"requests": 3, "fallback_traces": 1}
+        assert labels[0] == ["initializing", "adding_knowledge", "backtracking", "backtracking", "example_testing",
+                             "deduction", "backtracking", "deduction"]  # Claude's, not the rules' (Hmm -> deduction)
+        assert labels[1] == annotate_trace(traces[1])  # garbled answer: the rules, counted as a fallback
+        assert labels[2] == ["backtracking"]
+        sent = len(server.message_requests())
+        labels2, _ = annotate_traces(ClaudeClient(cfg, tmp_path / "cache", api_key="sk-ant-test"), traces,
+                                     "claude-sonnet-4-6", 300)  # fmt: skip
+        assert labels2 == labels and len(server.message_requests()) == sent  # nothing paid twice
+    assert "sk-ant-test" not in (tmp_path / "cache" / "responses.jsonl").read_text()
+    assert parse("1: deduction\n2: guessing", 2) is None and parse("2: deduction\n1: backtracking", 2) == [
+        "backtracking", "deduction"]
