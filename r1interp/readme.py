@@ -1015,8 +1015,54 @@ class Block:
         return f"<!-- {self.name}:end -->"
 
 
+GPU_BENCH = Path("bench/results/gpu_real_shape_h200.json")  # bench/gpu_real_shape.py, the whole run
+GPU_BENCH_LONG = Path("bench/results/gpu_attr2048_h200.json")  # its attribution section again at smaller batches
+
+
+def _gib(value: float) -> str:
+    return f"{value:.0f} GiB" if value >= 10 else f"{value:.1f} GiB"
+
+
+def gpu_real_shape(src: Sources) -> list[str]:
+    """The real shape (random weights) on a GPU: one row per measurement of bench/gpu_real_shape.py."""
+    run = src.load(GPU_BENCH)
+    env, shape, sec = run["environment"], run["shape"], run["sections"]
+    lines = [f"Measured on one {env['gpu']} ({_gib(env['gpu_memory_gib'])}), torch {env['torch']}, random weights at the "
+             f"real shape ({shape['layers']} layers, hidden {shape['hidden']}, MLP {shape['intermediate']}, vocab "
+             f"{shape['vocab']:,}), {sec['train']['config']['groups'] if 'groups' in sec['train']['config'] else ''}"
+             .rstrip(", ") + f"; MFU against {env['peak_tflops_used']:.0f} TFLOP/s ({env['peak_note']}).", "",
+             "| measurement | result | peak GPU memory |", "|---|---|---|"]
+    train = sec["train"]
+    for name, g in train["groups"].items():
+        lines.append(f"| transcoder training, layers {name} ({len(g['layers'])} coders x {g['num_latents']:,} latents, "
+                     f"k {g['k']}, {g['rows_per_step']} x {g['ctx_len']} tokens/step, {g['model_dtype']} model) | "
+                     f"{g['tokens_per_second']:,.0f} tok/s, MFU {g['mfu']:.2f} | {_gib(g['peak_allocated_gib'])} |")
+    acts = sec["activations"]
+    c, bare = acts["collect"], acts["bare_forward_and_encode"]
+    lines.append(f"| activation collection (`r1interp.activations.collect`, {acts['config']['layers']} layers) | "
+                 f"{c['tokens_per_second']:,.0f} tok/s over {c['tokens']:,} tokens "
+                 f"(model forward + encoders alone: {bare['tokens_per_second']:,.0f} tok/s) | {_gib(c['peak_allocated_gib'])} |")
+    runs = [("", sec["attribution"]["prompts"]),
+            (", fresh process", src.load(GPU_BENCH_LONG)["sections"]["attribution"]["prompts"])]
+    for run_note, prompts in runs:
+        for p in prompts.values():
+            tried = [str(f["batch_size"]) for f in p.get("failed_attempts", [])]
+            if p.get("status") != "ok":
+                tried.append(str(p["batch_size"]))
+                lines.append(f"| attribution, {p['tokens']} tokens{run_note} | out of memory at batch {', '.join(tried)} "
+                             f"| {_gib(p['peak_allocated_gib'])} at the failure |")
+                continue
+            oom = f"; out of memory at batch {', '.join(tried)}" if tried else ""
+            lines.append(f"| attribution, {p['tokens']} tokens{run_note} (circuit-tracer, batch {p['batch_size']}{oom}) | "
+                         f"{p['attribute_seconds']:.1f} s at {p['selected_features']} feature nodes "
+                         f"(~{p['extrapolated_attribute_seconds_at_profile_max_feature_nodes']:.0f} s at 4096), "
+                         f"{p['active_features']:,} active features | {_gib(p['peak_allocated_gib'])} |")
+    return lines
+
+
 BLOCKS = (Block("findings-motifs", motif_findings), Block("findings-clusters", cluster_findings),
-          Block("findings-critical", critical_findings), Block("findings-interventions", intervention_findings))
+          Block("findings-critical", critical_findings), Block("findings-interventions", intervention_findings),
+          Block("real-shape-gpu", gpu_real_shape))
 
 
 # ---------------------------------------------------------------------------------------------- README block
