@@ -1060,9 +1060,38 @@ def gpu_real_shape(src: Sources) -> list[str]:
     return lines
 
 
+CPU_BENCH = Path("bench/results/cpu_real_shape.json")  # bench/cpu_real_shape.py
+
+
+def cpu_real_shape(src: Sources) -> list[str]:
+    """The real widths with 2 layers on this CPU: the bench's own table (stage, seconds, peak RSS, notes) and how
+    each cost scales."""
+    run = src.load(CPU_BENCH)
+    env, shape = run["environment"], run["shape"]
+    lines = [f"Measured on {env['cpu_count']} {env['cpu_model']} cores ({env['torch_threads']} torch threads, "
+             f"{env['memory_total_gib']:.0f} GiB), torch {env['torch']}, random weights: hidden {shape['hidden']}, MLP "
+             f"{shape['intermediate']}, {shape['heads']} / {shape['kv_heads']} heads, vocab {shape['vocab']:,} (untied), "
+             f"{shape['layers']} layers; whole run {run['wall_seconds']:.0f} s, peak RSS "
+             f"{max(float(r['peak_rss_gib']) for r in run['table']):.1f} GiB (the largest section's).",
+             "", "| stage | seconds | peak RSS (GiB) | notes |", "|---|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['seconds']} | {r['peak_rss_gib']} | {r['notes']} |" for r in run["table"]]
+    train = run["sections"]["train"]["scaling"]
+    acts = run["sections"]["activations"]["scaling"]
+    gen = run["sections"]["generate"]["scaling"]
+    attr = run["sections"]["attribution"]["scaling"]
+    lines += ["", "How each cost scales (ratios measured in the same run): "
+              f"training time per token x{train['seconds_per_token_latents_ratio']:.2f} for x{train['latents_ratio']:.0f} "
+              f"latents and x{train['seconds_per_token_all_vs_1_layer']:.2f} for 2 layers vs 1; activation collection per "
+              f"layer x{acts['encode_per_layer_ratio_main_vs_probe']:.1f} (encode) and "
+              f"x{acts['update_per_layer_ratio_main_vs_probe']:.1f} (sample tables) for x{acts['latents_ratio']:.0f} "
+              f"latents; a decode step x{gen['decode_step_ratio_real_vs_probe']:.1f} for x{gen['vocab_ratio']:.1f} vocab; "
+              f"attribution time ~ tokens^{attr['attribute_seconds_exponent_in_tokens']:.2f}."]
+    return lines
+
+
 BLOCKS = (Block("findings-motifs", motif_findings), Block("findings-clusters", cluster_findings),
           Block("findings-critical", critical_findings), Block("findings-interventions", intervention_findings),
-          Block("real-shape-gpu", gpu_real_shape))
+          Block("real-shape-gpu", gpu_real_shape), Block("real-shape-cpu", cpu_real_shape))
 
 
 # ---------------------------------------------------------------------------------------------- README block
