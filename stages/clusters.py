@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from r1interp import paths, stage, timings
-from r1interp.errors import ArtifactError
+from r1interp.errors import ArtifactError, R1InterpError
 from r1interp.io import atomic_path, write_json
 from r1interp.models import load_role, resolve_device
 from r1interp.reasoning import behaviours, clustering, maps, taxonomy
@@ -40,12 +40,8 @@ def behaviour_types(steps: pd.DataFrame) -> list[str]:
 def claude_behaviour_types(steps: pd.DataFrame, params) -> tuple[list[str], dict]:
     """Real traces annotated by Claude, trace by trace (the rules where an answer cannot be used)."""
     from r1interp.autointerp.client import ClaudeClient
-    from r1interp.errors import R1InterpError
     from r1interp.reasoning import claude_behaviours
 
-    if not os.environ.get("ANTHROPIC_API_KEY", "").strip():
-        raise R1InterpError("clusters.annotator is 'claude' but ANTHROPIC_API_KEY is not set",
-                            hint="export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use clusters.annotator: rules")
     claude = params.labels.claude
     client = ClaudeClient(claude, CACHE)
     order = list(dict.fromkeys(steps["problem_id"]))
@@ -61,8 +57,16 @@ def problem_types(problems: pd.DataFrame) -> dict[str, str]:
     return {pid: f"{task} / {'carry' if c else 'no carry'}" for pid, task, c in zip(problems["id"], problems["task"], carry)}
 
 
+def require_annotator(cfg, profile: str) -> None:
+    """Claude annotates only real traces, and needs its key: refused before any work."""
+    if cfg.annotator == "claude" and profile != "organism" and not os.environ.get("ANTHROPIC_API_KEY", "").strip():
+        raise R1InterpError("clusters.annotator is 'claude' but ANTHROPIC_API_KEY is not set",
+                            hint="export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use clusters.annotator: rules")
+
+
 def main(params, args):
     cfg = params.clusters
+    require_annotator(cfg, params.model.profile)
     started = time.perf_counter()
     device = resolve_device(params.model.device)
     corpus = read_parquet(paths.CORPUS_PARQUET, CorpusSchema, "run `dvc repro corpus`")

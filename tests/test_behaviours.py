@@ -88,3 +88,22 @@ def test_claude_annotates_traces_cached_with_the_rules_as_fallback(tmp_path, mon
     assert "sk-ant-test" not in (tmp_path / "cache" / "responses.jsonl").read_text()
     assert parse("1: deduction\n2: guessing", 2) is None and parse("2: deduction\n1: backtracking", 2) == [
         "backtracking", "deduction"]
+
+
+def test_claude_annotator_without_a_key_is_refused_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO, _env
+
+    from r1interp.config import merge_override, write_params
+
+    params = merge_override(REPO / "configs" / "r1-distill-qwen-1.5b.yaml")
+    params["clusters"]["annotator"] = "claude"
+    write_params(params, tmp_path / "params.yaml")
+    env = {k: v for k, v in _env().items() if not k.startswith("ANTHROPIC_")}
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "clusters.py"), "--params", "params.yaml"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "error: clusters.annotator is 'claude' but ANTHROPIC_API_KEY is not set" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing read, nothing written

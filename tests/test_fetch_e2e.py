@@ -82,6 +82,13 @@ def _stage(project: Path, env: dict, name: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def _run(project: Path, env: dict, script: str, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, script, *args, "--params", "params.yaml"], cwd=project, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, f"{script} {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
 def _resolves(hub: HubServer, since: int, method: str = "GET") -> int:
     return sum(1 for m, path in hub.requests[since:] if m == method and "/resolve/" in path)
 
@@ -128,7 +135,7 @@ def test_fetch_stage_then_the_real_profile_corpus_and_tokens(hub, standins, toke
     assert "fetch reasoner:" in out and "fetch base:" in out and "verified" in out
     downloaded = 0
     for role, spec in SPECS.items():
-        local, model = project / spec.local_dir, standins[role][1]
+        local, model = project / spec.download_dir, standins[role][1]
         receipt = json.loads((local / "fetch.json").read_text())
         assert (receipt["repo_id"], receipt["revision"]) == (spec.repo_id, spec.revision)
         uploaded = {p.name for p in standins[role][0].iterdir()}  # everything but the Hub's .gitattributes
@@ -152,6 +159,13 @@ def test_fetch_stage_then_the_real_profile_corpus_and_tokens(hub, standins, toke
     out = _stage(project, env, "fetch").stdout
     assert out.count("nothing downloaded") == 2 and hub.requests[start:] == []
 
+    # organism@<role> installs each verified download where every later stage loads models from
+    for role, spec in SPECS.items():
+        _run(project, env, f"stages/organism.py", role)
+        installed = project / spec.local_dir
+        assert {p.name for p in installed.iterdir()} == {p.name for p in (project / spec.download_dir).iterdir()}
+        assert (installed / "model.safetensors").read_bytes() == (project / spec.download_dir / "model.safetensors").read_bytes()
+
     # the real profile's corpus (OpenR1 layout from a local file) and tokens, on the fetched tokenizer
     out = _stage(project, env, "corpus").stdout
     corpus = pd.read_parquet(project / "data/corpus/corpus.parquet")
@@ -166,7 +180,7 @@ def test_fetch_stage_then_the_real_profile_corpus_and_tokens(hub, standins, toke
 
 
 def _spec(repo_id: str, revision: str) -> ModelSpec:
-    return ModelSpec("reasoner", Path("unused"), repo_id, revision)
+    return ModelSpec("reasoner", repo_id, revision)
 
 
 @pytest.fixture

@@ -18,11 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """README.md, reports/ (without the machine's timings) and dvc.lock in a temp root."""
+    """README.md, reports/ (without the machine's timings), the bench results and dvc.lock in a temp root."""
     shutil.copy2(ROOT / readme.README, tmp_path / readme.README)
     shutil.copy2(ROOT / readme.DVC_LOCK, tmp_path / readme.DVC_LOCK)
     reports = paths.METRICS_DIR.parent
     shutil.copytree(ROOT / reports, tmp_path / reports, ignore=shutil.ignore_patterns(paths.TIMINGS_DIR.name))
+    for bench in (readme.GPU_BENCH, readme.GPU_BENCH_LONG, readme.CPU_BENCH):
+        (tmp_path / bench).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / bench, tmp_path / bench)
     return tmp_path
 
 
