@@ -82,7 +82,7 @@ class HubCorpusParams:
 
 @dataclass(frozen=True)
 class CorpusParams:
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
     train_per_task: int = _f(7500, ge=1, doc="capped by the distinct problems of a task (7,420 for 2-3 digit mul)")
     heldout_per_task: int = _f(500, ge=1)
     tasks: dict[str, TaskParams] = _f(
@@ -118,7 +118,7 @@ class OrganismEvalParams:
 
 @dataclass(frozen=True)
 class OrganismParams:
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
     vocab_size: int = _f(384, ge=270, le=65536, doc="BPE vocabulary (256 bytes + specials + merges)")
     layers: int = _f(4, ge=1, le=64)
     hidden: int = _f(64, ge=8)
@@ -193,7 +193,7 @@ class TrainParams:
     batch_size: int = _f(16, ge=1, doc="sequences per step")
     dead_feature_threshold: int = _f(200_000, ge=1, doc="tokens without firing before a feature counts as dead")
     exclude_special_tokens: bool = _f(True)
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
     log_every: int = _f(10, ge=1)
     distributed: DistributedParams = _f(DistributedParams())
     pull: PullParams = _f(PullParams())
@@ -210,6 +210,8 @@ class TrainParams:
 
         if not self.models:
             raise ConfigError(f"{path}.models: at least one of reasoner, base is required")
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError(f"{path}.models: {self.models} lists a model twice")
         if not self.layer_groups:
             raise ConfigError(f"{path}.layer_groups: at least one group is required (e.g. 'all')")
         for i, group in enumerate(self.layer_groups):
@@ -219,6 +221,16 @@ class TrainParams:
                 raise ConfigError(f"{path}.layer_groups[{i}]: {group!r} has start > end")
         if "all" in self.layer_groups and len(self.layer_groups) > 1:
             raise ConfigError(f"{path}.layer_groups: 'all' cannot be combined with other groups")
+        seen: dict[int, str] = {}
+        for group in self.layer_groups:
+            if group == "all":
+                continue
+            start, _, end = group.partition("-")
+            for layer in range(int(start), int(end or start) + 1):
+                if layer in seen:
+                    raise ConfigError(f"{path}.layer_groups: {seen[layer]!r} and {group!r} both hold layer {layer}; "
+                                      "groups must be disjoint")
+                seen[layer] = group
         latents = self.num_latents
         if latents and self.k > latents:
             raise ConfigError(f"{path}.k ({self.k}) must be <= {path}.num_latents ({latents})")
@@ -242,7 +254,7 @@ class ActivationsParams:
     per_quantile: int = _f(5, ge=1, doc="examples per bin (reservoir size = bins x per_quantile)")
     non_activating: int = _f(60, ge=0, doc="random windows where the feature is silent throughout")
     top_output_tokens: int = _f(10, ge=1, le=100, doc="tokens listed per feature by decoder-to-unembedding logit effect")
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -272,7 +284,7 @@ class LabelsParams:
     test_non_activating: int = _f(20, ge=1)
     highlight_threshold: float = _f(0.3, gt=0.0, le=1.0, doc="tokens above this fraction of the feature's max are marked")
     examples_per_prompt: int = _f(10, ge=1, le=100, doc="scoring examples per detection/fuzzing prompt")
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
     claude: ClaudeParams = _f(ClaudeParams())
 
 
@@ -285,7 +297,7 @@ class FaithfulnessParams:
     edges_per_source: int = _f(8, ge=1, doc="outgoing edges (largest |weight| first) compared per source")
     min_relative_weight: float = _f(0.01, ge=0.0, le=1.0, doc="only edges with |w| >= this x the graph's max |w|")
     tolerance: float = _f(1e-3, gt=0.0, doc="max allowed |measured - attributed| / |attributed|")
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -330,7 +342,7 @@ class MotifsParams:
     max_seconds_per_graph: float = _f(120.0, gt=0.0, doc="null-model time budget per graph (warns and cuts samples)")
     reference_graphs: list[str] = _f(["data/reference/neuronpedia/opposite_of_small.json"],
                                      doc="Neuronpedia JSON files analysed alongside ours (e.g. Claude 3.5 Haiku)")
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -343,7 +355,7 @@ class CompareParams:
     bootstrap: int = _f(2000, ge=100, doc="bootstrap resamples of prompts")
     confidence: float = _f(0.95, gt=0.5, lt=1.0)
     top_prompts: int = _f(3, ge=1, doc="prompts listed where a difference is largest")
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -364,7 +376,7 @@ class ClustersParams:
     bootstrap: int = _f(10, ge=0, doc="bootstrap resamples for the chosen solution's stability")
     top_features: int = _f(20, ge=1, doc="characteristic features kept per cluster / step type")
     examples: int = _f(5, ge=1, doc="example steps per cluster (nearest the centroid)")
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
 
     def check(self, path: str) -> None:
         if self.k_min > self.k_max:
@@ -389,14 +401,14 @@ STEP_TYPES = ORGANISM_STEP_TYPES + BEHAVIOURS
 @dataclass(frozen=True)
 class SteeringParams:
     features: int = _f(50, ge=1, doc="features whose typical output (mean activation x decoder row) makes the direction")
-    alphas: list[float] = _f([2.0, 8.0], ge=0.0, doc="multiples of the direction added at every position")
+    alphas: list[float] = _f([2.0, 8.0], ge=0.0, min_items=1, doc="multiples of the direction added at every position")
     base_toward_reasoner: bool = _f(True, doc="also steer the base model with the reasoner's most active think features")
 
 
 @dataclass(frozen=True)
 class EditParams:
-    sizes: list[int] = _f([2, 4], ge=1, doc="carry features whose decoder span is edited in down_proj")
-    scales: list[float] = _f([0.0], ge=0.0, doc="0 projects the span out, >1 amplifies it")
+    sizes: list[int] = _f([2, 4], ge=1, min_items=1, doc="carry features whose decoder span is edited in down_proj")
+    scales: list[float] = _f([0.0], ge=0.0, min_items=1, doc="0 projects the span out, >1 amplifies it")
 
 
 @dataclass(frozen=True)
@@ -422,12 +434,12 @@ class InterventionsParams:
     batch_size: int = _f(300, ge=1, doc="every group of an arm decodes in one batch")
     target_step_type: str = _f("column_sum_carry", choices=STEP_TYPES, doc="clusters whose steps are mostly this are ablated")
     contrast_step_type: str = _f("column_sum", choices=STEP_TYPES, doc="...ranked against the clusters of this step type")
-    ablation_sizes: list[int] = _f([50, 150, 300], ge=1, doc="top-ranked features ablated together")
+    ablation_sizes: list[int] = _f([50, 150, 300], ge=1, min_items=1, doc="top-ranked features ablated together")
     random_controls: int = _f(2, ge=1, doc="random feature sets of equal size (per layer) for every ablation and edit")
     steering: SteeringParams = _f(SteeringParams())
     edit: EditParams = _f(EditParams())
     finetune: FinetuneParams = _f(FinetuneParams())
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
 
     def check(self, path: str) -> None:
         if self.target_step_type == self.contrast_step_type:
@@ -436,7 +448,7 @@ class InterventionsParams:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = _f(0, ge=0)
+    seed: int = _f(0, ge=0, le=2**32 - 1)
     model: ModelParams = _f(ModelParams())
     corpus: CorpusParams = _f(CorpusParams())
     organism: OrganismParams = _f(OrganismParams())
@@ -561,6 +573,8 @@ def _coerce(value: Any, tp: Any, path: str, meta: dict, default: Any = None) -> 
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
         (item_tp, *_) = typing.get_args(tp)
+        if len(value) < meta.get("min_items", 0):
+            raise ConfigError(f"{path}: needs at least {meta['min_items']} value(s), got an empty list")
         items = [_coerce(v, item_tp, f"{path}[{i}]", {}) for i, v in enumerate(value)]
         for i, item in enumerate(items):
             _check_scalar(item, f"{path}[{i}]", meta)

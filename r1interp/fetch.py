@@ -29,6 +29,7 @@ from r1interp.errors import ArtifactError, ConfigError
 from r1interp.io import atomic_path, replace
 from r1interp.models import ModelSpec, check_model_dir
 from r1interp.registry.hub import HubError, api, endpoint, same_content, sibling_files, token_from_env
+from r1interp.registry.remote_names import check_remote_names
 from r1interp.registry.manifest import sha256_file
 
 RECEIPT = "fetch.json"
@@ -50,11 +51,11 @@ def fetch_model(spec: ModelSpec, dest: str | Path, *, log: Callable[[str], None]
 
     token = token_from_env(required=False)
     start = time.monotonic()
-    wanted = _safe_remote_files(repo, pin, token)
+    staging = dest.parent / f".{dest.name}.tmp-download"
+    wanted = _safe_remote_files(repo, pin, token, staging)
     total = sum(f["size"] for f in wanted.values())
     log(f"fetch {spec.role}: {name}: {len(wanted)} files, {_size(total)} -> {dest}")
 
-    staging = dest.parent / f".{dest.name}.tmp-download"
     staging.mkdir(parents=True, exist_ok=True)
     from huggingface_hub import snapshot_download
 
@@ -111,13 +112,15 @@ def installed(dest: Path, repo: str, pin: str) -> dict | None:
     return receipt if same and complete else None
 
 
-def _safe_remote_files(repo: str, pin: str, token: str | None) -> dict[str, dict]:
-    """{path: {size, sha256 | blob_id}} of the safe files at the pin (refusing a revision without safetensors)."""
+def _safe_remote_files(repo: str, pin: str, token: str | None, staging: Path) -> dict[str, dict]:
+    """{path: {size, sha256 | blob_id}} of the safe files at the pin (refusing a revision without safetensors, or
+    one whose file list names a path outside the download folder)."""
     with _hub_errors(repo, pin):
         info = api(token).model_info(repo, revision=pin, files_metadata=True)
     if info.sha != pin:
         raise HubError(f"{repo}: revision {pin} resolves to commit {info.sha}, not to itself; refusing")
     remote = sibling_files(info)
+    check_remote_names(remote, staging, f"{repo}@{pin[:12]}")
     wanted = {p: f for p, f in remote.items() if _matches(p, SAFE_PATTERNS)}
     if not any(p.endswith(".safetensors") for p in wanted):
         pickled = sorted(p for p in remote if _matches(p, PICKLED_PATTERNS))

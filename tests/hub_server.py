@@ -490,6 +490,17 @@ class HubServer:
         with self._lock:
             return self._repos[(repo_type, repo_id)].branches[branch]
 
+    def plant_file(self, repo_id: str, path: str, data: bytes, repo_type: str = "model", branch: str = "main") -> str:
+        """A hostile mirror: commit `data` under any `path` (e.g. `../escape/x.json`), bypassing the name checks
+        of the upload API. Returns the new commit's sha."""
+        with self._lock:
+            repo = self._repos[(repo_type, repo_id)]
+            self._blobs.put(data)
+            tree = {**repo.resolve(branch).tree, path: Blob.regular(data)}
+            sha = repo.add_commit(branch, tree, f"plant {path}").sha
+            self._save()
+            return sha
+
     def commit_count(self, repo_id: str, repo_type: str = "model") -> int:
         with self._lock:
             return len(self._repos[(repo_type, repo_id)].commits)

@@ -573,3 +573,30 @@ def test_cli_params_write_unknown_key_is_one_error_line(tmp_path, capsys, monkey
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {override}: train.lrr: unknown key; allowed: ")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("key", ["interventions.ablation_sizes", "interventions.steering.alphas",
+                                 "interventions.edit.sizes", "interventions.edit.scales"])  # fmt: skip
+def test_a_list_an_experiment_loops_over_must_not_be_empty(key):
+    assert _error(_set({}, key, [])) == f"{key}: needs at least 1 value(s), got an empty list"
+
+
+@pytest.mark.parametrize(("groups", "message"), [
+    (["0-1", "1-3"], "'0-1' and '1-3' both hold layer 1; groups must be disjoint"),
+    (["2", "0-3"], "'2' and '0-3' both hold layer 2"),
+    (["1", "1"], "'1' and '1' both hold layer 1"),
+])  # fmt: skip
+def test_overlapping_layer_groups_are_refused(groups, message):
+    assert message in _error(_set({}, "train.layer_groups", groups))
+    assert parse_params(_set({}, "train.layer_groups", ["0-1", "2-3"])).train.layer_groups == ["0-1", "2-3"]
+
+
+def test_a_model_listed_twice_is_refused():
+    assert "train.models: ['reasoner', 'reasoner'] lists a model twice" in _error(_set({}, "train.models", ["reasoner", "reasoner"]))
+
+
+@pytest.mark.parametrize("key", ["seed", "interventions.seed", "train.seed"])
+def test_seeds_fit_numpy_and_torch(key):
+    assert "<= 4294967295" in _error(_set({}, key, 2**32))
+    assert "<= 4294967295" in _error(_set({}, key, 10**30))
+    parse_params(_set({}, key, 2**32 - 1))

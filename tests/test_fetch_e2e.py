@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -229,3 +230,63 @@ def test_an_interrupted_download_resumes(local_hub, standins, tmp_path):
     assert _resolves(local_hub, start) == 1  # only the file that failed
     assert receipt["revision"] == spec.revision and not (tmp_path / "models" / ".base.tmp-download").exists()
     assert (dest / "model.safetensors").read_bytes() == (standins["base"][0] / "model.safetensors").read_bytes()
+
+
+# ---------------------------------------------------------------- a hostile mirror and careless --out
+
+
+HOSTILE = "acme/hostile-mirror"
+
+
+@pytest.fixture(scope="module")
+def hostile_sha(hub, standins) -> str:
+    """A model repo whose head also lists `../escape/pwned.json` (which the upload API would never accept)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_repo(HOSTILE)
+    api.upload_folder(repo_id=HOSTILE, folder_path=standins["base"][0])
+    return hub.plant_file(HOSTILE, "../escape/pwned.json", b'{"pwned": true}')
+
+
+def test_fetch_from_a_hostile_mirror_writes_nothing_anywhere(local_hub, hostile_sha, tmp_path):
+    start = len(local_hub.requests)
+    dest = tmp_path / "models" / "hub" / "base"
+    with pytest.raises(HubError, match=r"acme/hostile-mirror@\w{12}: the remote lists '../escape/pwned.json', which "
+                                       r"has a '..' part"):  # fmt: skip
+        fetch_model(_spec(HOSTILE, hostile_sha), dest, log=lambda _: None)
+    assert _resolves(local_hub, start, "GET") == _resolves(local_hub, start, "HEAD") == 0
+    assert list(tmp_path.rglob("*")) == []  # not even the staging folder
+
+
+def test_pull_from_a_hostile_mirror_writes_nothing_anywhere(local_hub, hostile_sha, tmp_path, monkeypatch):
+    from r1interp.registry.pull import pull
+
+    monkeypatch.chdir(tmp_path)
+    start = len(local_hub.requests)
+    with pytest.raises(HubError, match=r"the remote lists '../escape/pwned.json', which has a '..' part"):
+        pull(HOSTILE, hostile_sha, tmp_path / "pulled" / "set", manifest=tmp_path / "releases.yaml")
+    assert _resolves(local_hub, start, "GET") == _resolves(local_hub, start, "HEAD") == 0
+    assert list(tmp_path.rglob("*")) == []
+    assert not (Path(tempfile.gettempdir()) / "escape").exists()  # where the pull's temp folder's '..' leads
+
+
+def test_pull_never_replaces_a_folder_it_did_not_write(local_hub, tmp_path, monkeypatch):
+    from r1interp.errors import ArtifactError
+    from r1interp.registry.pull import pull
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    start = len(local_hub.requests)
+    with pytest.raises(ArtifactError, match=r"mine: exists, is not empty and is not an earlier pull \(no pull.json\)"):
+        pull(SPECS["base"].repo_id, SPECS["base"].revision, mine)
+    for out in (Path("."), tmp_path.parent):
+        with pytest.raises(ArtifactError, match="is the current directory or a folder above it"):
+            pull(SPECS["base"].repo_id, SPECS["base"].revision, out, replace=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArtifactError, match="exists and is not a directory"):
+        pull(SPECS["base"].repo_id, SPECS["base"].revision, tmp_path / "file")
+    assert local_hub.requests[start:] == []  # refused before any request
+    assert (mine / "notes.txt").read_text() == "keep me"

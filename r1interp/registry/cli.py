@@ -28,6 +28,8 @@ def add_parsers(sub) -> None:
     pull.add_argument("--params", default="params.yaml")
     pull.add_argument("--manifest", default="releases.yaml")
     pull.add_argument("--json", action="store_true", help="print the result as JSON")
+    pull.add_argument("--replace", action="store_true",
+                      help="overwrite --out even if it holds files that are not an earlier pull")
     pull.set_defaults(func=_pull)
 
 
@@ -67,7 +69,8 @@ def _pull(args: argparse.Namespace) -> int:
         arch = read_architecture(model_spec(load_params(args.params).model.profile, args.model).local_dir)
         d_model, n_layers = arch.d_model, arch.n_layers
     out = Path(args.out) if args.out else default_out(args.repo)
-    result = pull(args.repo, args.revision, out, d_model=d_model, n_layers=n_layers, manifest=Path(args.manifest))
+    result = pull(args.repo, args.revision, out, d_model=d_model, n_layers=n_layers, manifest=Path(args.manifest),
+                  replace=args.replace)
     if args.json:
         print(json.dumps(asdict(result), indent=2))
     else:

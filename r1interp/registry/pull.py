@@ -24,6 +24,7 @@ from r1interp import paths
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
 from r1interp.registry.hub import HubError, api, endpoint, progress, token_from_env
+from r1interp.registry.remote_names import check_remote_names
 from r1interp.registry.manifest import MANIFEST, find_release, sha256_file
 from r1interp.transcoders.layout import (
     check_sparsify_coder,
@@ -56,11 +57,14 @@ def default_out(repo_id: str) -> Path:
 
 def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | None = None,
          n_layers: int | None = None, layers: list[int] | None = None, manifest: Path = MANIFEST,
-         require_manifest: bool = False, log=None) -> PullResult:
+         require_manifest: bool = False, replace: bool = False, log=None) -> PullResult:
+    """Pull `repo_id` at `revision` into `out_dir`. An existing `out_dir` is replaced only if it is empty, an
+    earlier pull's output (it has pull.json) or `replace` is set; checked before any network request."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     log = log or (lambda msg: print(msg, file=sys.stderr))  # stdout stays machine-readable (--json)
+    check_out_dir(Path(out_dir), replace)
     token = token_from_env(required=False)
     hf = api(token)
     try:
@@ -78,6 +82,7 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
     if require_manifest and entry is None:
         raise HubError(f"{repo_id}@{sha[:12]}: not in {manifest}; refusing an unverified release")
     remote_names = [s.rfilename for s in info.siblings or []]
+    check_remote_names(remote_names, out_dir, f"{repo_id}@{sha[:12]}")
     wanted = _wanted(remote_names, layers)
     skipped = sorted(n for n in remote_names if not _safe(n) and n != ".gitattributes")
     with tempfile.TemporaryDirectory(prefix="r1interp-pull-") as tmp:
@@ -110,6 +115,20 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
                                 infos[0].k, infos[0].num_latents, infos[0].d_in)
             (dest / "pull.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
+
+
+def check_out_dir(out_dir: Path, replace: bool) -> None:
+    """Refuse to replace a folder that holds anything but an earlier pull (unless `replace`), and never replace
+    the current directory or a folder above it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ArtifactError(f"{out_dir}: exists and is not a directory; choose another --out")
+    here = Path.cwd().resolve()
+    if out_dir.resolve() == here or out_dir.resolve() in here.parents:
+        raise ArtifactError(f"{out_dir}: is the current directory or a folder above it; refusing to replace it",
+                            hint="choose a new directory for --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "pull.json").is_file() and not replace:
+        raise ArtifactError(f"{out_dir}: exists, is not empty and is not an earlier pull (no pull.json); "
+                            "refusing to replace it", hint="choose another --out, or pass --replace to overwrite it")
 
 
 def _safe(name: str) -> bool:
