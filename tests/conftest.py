@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
-import pytest
-import torch
+# The user's environment must not steer the tests: they talk only to the local servers they start, with keys
+# they make up, and rebuild with the pinned numerics. Settings that would make the clients offline, send them
+# elsewhere or hand them a real key are dropped for the whole run (subprocesses inherit os.environ), before
+# huggingface_hub or anthropic read them at import.
+SCRUBBED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_ENDPOINT", "HF_TOKEN",
+                "HUGGING_FACE_HUB_TOKEN", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL",
+                "R1INTERP_DEBUG", "R1INTERP_NUMERICS")  # fmt: skip
+for _name in SCRUBBED_ENV:
+    os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
