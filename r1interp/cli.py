@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _, features_sub = _add_group(sub, "features", "`features show LAYER FEATURE`: inspect a transcoder feature")
     show = features_sub.add_parser("show", help="a feature's stats, label, scores and marked example windows")
-    show.add_argument("layer", type=int)
-    show.add_argument("feature", type=int)
+    show.add_argument("layer", type=_index)
+    show.add_argument("feature", type=_index)
     show.add_argument("--model", default="reasoner", choices=("reasoner", "base"))
     show.add_argument("-n", type=int, default=5, help="examples per kind")
     show.add_argument("--repo", default=".")
@@ -194,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_registry_parsers(sub)
     return parser
+
+
+def _index(text: str) -> int:
+    """A layer or feature number: what the activation tables can hold (int32), never negative."""
+    value = int(text)
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**31 - 1}")
+    return value
 
 
 def _port(text: str) -> int:

@@ -1,4 +1,9 @@
-"""`r1interp serve`: the static report site on http://127.0.0.1:PORT/ (stdlib only, local only)."""
+"""`r1interp serve`: the static report site on http://127.0.0.1:PORT/ (stdlib only, local only).
+
+Local only means more than the bind address: a web page the user visits elsewhere could point a host name of its
+own at 127.0.0.1 (DNS rebinding) and read the site through the browser, so requests whose `Host` header is not the
+address served (or `localhost` at its port) are refused; folders are never listed.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import functools
 import sys
 import signal
 import threading
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,6 +26,20 @@ HOST = "127.0.0.1"  # never 0.0.0.0: the site is for the person at this machine
 class _Handler(SimpleHTTPRequestHandler):
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript", ".mjs": "text/javascript",
                       ".json": "application/json", ".svg": "image/svg+xml", ".wasm": "application/wasm"}
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host not in self.server.allowed_hosts:
+            self.send_error(HTTPStatus.MISDIRECTED_REQUEST, "unknown Host",
+                            f"this server answers only to {', '.join(sorted(self.server.allowed_hosts))}")
+            return False
+        return True
+
+    def list_directory(self, path):  # noqa: ARG002 (stdlib signature)
+        self.send_error(HTTPStatus.NOT_FOUND, "no index.html here (folders are not listed)")
+        return None
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")  # the site is rebuilt in place by `dvc repro`
@@ -48,7 +68,15 @@ def make_server(directory: str | Path = DEFAULT_DIR, port: int = 8000, host: str
         raise
     server.daemon_threads = True
     server.quiet = quiet
+    server.allowed_hosts = allowed_hosts(server)
     return server
+
+
+def allowed_hosts(server: ThreadingHTTPServer) -> frozenset[str]:
+    """The `Host` values a browser sends for this server: its address or `localhost`, with the port."""
+    host, port = server.server_address[:2]
+    names = {host, "localhost"} | ({"[::1]"} if host == "::1" else set())
+    return frozenset(f"{name}:{port}" for name in names)
 
 
 def url(server: ThreadingHTTPServer) -> str:
@@ -60,7 +88,8 @@ def run(args) -> int:
     server = make_server(args.dir, args.port, quiet=args.quiet)
     directory = Path(args.dir)
     if not (directory / "index.html").is_file():
-        print(f"warning: {directory / 'index.html'} is missing; the server lists the folder instead", file=sys.stderr)
+        print(f"warning: {directory / 'index.html'} is missing; only direct file paths are served (folders are "
+              "never listed)", file=sys.stderr)
     # A process started in the background by a non-interactive shell inherits SIGINT as ignored, and Python then
     # never raises KeyboardInterrupt: restore it (and treat SIGTERM the same) so Ctrl-C / kill always stop cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -386,3 +386,82 @@ def test_doctor_checks_a_local_dvc_remote(project, tmp_path):
     run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "store", "url", str(tmp_path / "a-file" / "storage")], project)
     bad = check_remote(project, timeout=1)  # config.local overrides config, as for dvc itself
     assert bad.status == "fail" and "cannot be created" in bad.detail and "dvc remote modify --local" in bad.hint
+
+
+def _get(port: int, path: str, host: str | None) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_serve_answers_only_to_its_own_host_and_lists_no_folder(tmp_path):
+    from r1interp.serve import make_server
+
+    site = tmp_path / "site"
+    (site / "quality").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>report</h1>")
+    (site / "quality" / "secret-name.json").write_text("{}")
+    server = make_server(site, 0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+            assert _get(port, "/", host) == (200, b"<h1>report</h1>"), host
+        # DNS rebinding: another name pointed at 127.0.0.1; also a wrong port, and no Host at all
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", "127.0.0.1", None):
+            status, body = _get(port, "/", host)
+            assert status == 421 and b"report" not in body, host
+        status, body = _get(port, "/quality/", f"127.0.0.1:{port}")
+        assert status == 404 and b"secret-name" not in body
+        assert _get(port, "/quality/secret-name.json", f"127.0.0.1:{port}") == (200, b"{}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["features", "show", "0", "12345678901234567890"], "argument feature: must be between 0 and 2147483647"),
+    (["features", "show", "-1", "3"], "argument layer: must be between 0 and 2147483647"),
+    (["motifs", "graph.json", "--seed", "-1"], "argument --seed: must be between 0 and 4294967295"),
+    (["motifs", "graph.json", "--seed", str(2**40)], "argument --seed: must be between 0 and 4294967295"),
+])  # fmt: skip
+def test_out_of_range_numbers_are_one_usage_line(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_motifs_checks_the_graph_file_and_out_before_reading(tmp_path, capsys, monkeypatch):
+    import os
+
+    monkeypatch.delenv("R1INTERP_DEBUG", raising=False)
+    fifo = tmp_path / "graph.fifo"
+    os.mkfifo(fifo)  # reading it would block forever
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 2_000_001)
+    good = tmp_path / "g.json"
+    good.write_text("{}")
+    cases = [
+        ([str(fifo)], "graph.fifo: not a regular file"),
+        (["/dev/zero"], "/dev/zero: not a regular file"),
+        ([str(tmp_path)], "not a regular file"),
+        ([str(tmp_path / "none.json")], "none.json: file not found"),
+        ([str(big), "--max-mb", "1"], "big.json: 2 MB is over the --max-mb limit of 1 MB"),
+        ([str(good), "--out", str(tmp_path)], "is a directory; give a file path"),
+        ([str(good), "--out", str(tmp_path / "no" / "r.json")], "does not exist"),
+    ]
+    for argv, expected in cases:
+        assert main(["motifs", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2, err

@@ -9,10 +9,12 @@ real Hub serves at that pin; the client, `fetch_model` and the profile stay unmo
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -236,24 +238,26 @@ def test_an_interrupted_download_resumes(local_hub, standins, tmp_path):
 
 
 HOSTILE = "acme/hostile-mirror"
+ESCAPE = f"escape-{uuid.uuid4().hex[:8]}"  # where `../ESCAPE/pwned.json` would land: unique, so no other run made it
+PLANTED = f"../{ESCAPE}/pwned.json"
 
 
 @pytest.fixture(scope="module")
 def hostile_sha(hub, standins) -> str:
-    """A model repo whose head also lists `../escape/pwned.json` (which the upload API would never accept)."""
+    """A model repo whose head also lists `../<ESCAPE>/pwned.json` (which the upload API would never accept)."""
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=hub.url, token=TOKEN)
     api.create_repo(HOSTILE)
     api.upload_folder(repo_id=HOSTILE, folder_path=standins["base"][0])
-    return hub.plant_file(HOSTILE, "../escape/pwned.json", b'{"pwned": true}')
+    return hub.plant_file(HOSTILE, PLANTED, b'{"pwned": true}')
 
 
 def test_fetch_from_a_hostile_mirror_writes_nothing_anywhere(local_hub, hostile_sha, tmp_path):
     start = len(local_hub.requests)
     dest = tmp_path / "models" / "hub" / "base"
-    with pytest.raises(HubError, match=r"acme/hostile-mirror@\w{12}: the remote lists '../escape/pwned.json', which "
-                                       r"has a '..' part"):  # fmt: skip
+    with pytest.raises(HubError, match=rf"acme/hostile-mirror@\w{{12}}: the remote lists '{re.escape(PLANTED)}', "
+                                       r"which has a '..' part"):  # fmt: skip
         fetch_model(_spec(HOSTILE, hostile_sha), dest, log=lambda _: None)
     assert _resolves(local_hub, start, "GET") == _resolves(local_hub, start, "HEAD") == 0
     assert list(tmp_path.rglob("*")) == []  # not even the staging folder
@@ -264,11 +268,11 @@ def test_pull_from_a_hostile_mirror_writes_nothing_anywhere(local_hub, hostile_s
 
     monkeypatch.chdir(tmp_path)
     start = len(local_hub.requests)
-    with pytest.raises(HubError, match=r"the remote lists '../escape/pwned.json', which has a '..' part"):
+    with pytest.raises(HubError, match=rf"the remote lists '{re.escape(PLANTED)}', which has a '..' part"):
         pull(HOSTILE, hostile_sha, tmp_path / "pulled" / "set", manifest=tmp_path / "releases.yaml")
     assert _resolves(local_hub, start, "GET") == _resolves(local_hub, start, "HEAD") == 0
     assert list(tmp_path.rglob("*")) == []
-    assert not (Path(tempfile.gettempdir()) / "escape").exists()  # where the pull's temp folder's '..' leads
+    assert not (Path(tempfile.gettempdir()) / ESCAPE).exists()  # where the pull's temp folder's '..' leads
 
 
 def test_pull_never_replaces_a_folder_it_did_not_write(local_hub, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--null", action="append", choices=NULL_MODELS, dest="nulls", metavar="MODEL",
                    help=f"null model, repeatable (default: all of {', '.join(NULL_MODELS)})")
     p.add_argument("--samples", type=_non_negative_int, default=1000, help="null samples per model (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, 0 to 2**32-1 (default 0)")
     p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
     p.add_argument("--signs", choices=SIGN_MODES, default="keep",
                    help="keep: signs stay on rewired edges; shuffle: permute signs over edges (default keep)")
@@ -45,6 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "e.g. 1_964 for feature 964 of layer 1 at every position)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", type=Path, help="also write the JSON result to this file (atomically)")
+    p.add_argument("--max-mb", type=_positive_int, default=1024,
+                   help="refuse graph files larger than this many MB, before reading them (default 1024)")
     p.set_defaults(func=run)
     return p
 
@@ -53,6 +55,13 @@ def _positive_int(text: str) -> int:
     v = int(text)
     if v < 1:
         raise argparse.ArgumentTypeError("must be >= 1")
+    return v
+
+
+def _seed(text: str) -> int:
+    v = int(text)
+    if not 0 <= v <= 2**32 - 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 4294967295")
     return v
 
 
@@ -69,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weight_threshold < 0 or not math.isfinite(args.weight_threshold):
         raise R1InterpError(f"--weight-threshold must be a finite number >= 0, got {args.weight_threshold}")
+    check_inputs(Path(args.path), args.out, args.max_mb)
     graph = load_neuronpedia(
         args.path,
         drop_errors=not args.keep_errors,
@@ -109,6 +119,26 @@ def run(args: argparse.Namespace) -> int:
             print()
             print(render_roles(roles, args.node))
     return 0
+
+
+def check_inputs(path: Path, out: Path | None, max_mb: int) -> None:
+    """Before any reading or work: the graph is a regular file of bounded size (not a FIFO, a device or a folder,
+    which would hang or exhaust memory), and --out can be written."""
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise R1InterpError(f"{path}: file not found") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise R1InterpError(f"{path}: not a regular file (a folder, FIFO or device); give a graph JSON file")
+    if info.st_size > max_mb * 1_000_000:
+        raise R1InterpError(f"{path}: {info.st_size / 1e6:.0f} MB is over the --max-mb limit of {max_mb} MB",
+                            hint="raise --max-mb if the graph is meant to be this large")
+    if out is not None and out.is_dir():
+        raise R1InterpError(f"--out {out}: is a directory; give a file path")
+    if out is not None and not out.parent.is_dir():
+        raise R1InterpError(f"--out {out}: folder {out.parent} does not exist")
 
 
 def _fmt(v: float | None, width: int = 8, digits: int = 2) -> str:
