@@ -79,10 +79,7 @@ def _hub_env(hub: HubServer, tmp_path: Path) -> dict[str, str]:
 
 
 def _stage(project: Path, env: dict, name: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, f"stages/{name}.py", "--params", "params.yaml"], cwd=project, env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
+    return _run(project, env, f"stages/{name}.py")
 
 
 def _run(project: Path, env: dict, script: str, *args: str) -> subprocess.CompletedProcess:
@@ -164,7 +161,7 @@ def test_fetch_stage_then_the_real_profile_corpus_and_tokens(hub, standins, toke
 
     # organism@<role> installs each verified download where every later stage loads models from
     for role, spec in SPECS.items():
-        _run(project, env, f"stages/organism.py", role)
+        _run(project, env, "stages/organism.py", role)
         installed = project / spec.local_dir
         assert {p.name for p in installed.iterdir()} == {p.name for p in (project / spec.download_dir).iterdir()}
         assert (installed / "model.safetensors").read_bytes() == (project / spec.download_dir / "model.safetensors").read_bytes()
