@@ -1,7 +1,9 @@
 """Atomic artifact writes: a temp file/dir in the same folder, then a rename.
 
 An interrupted stage therefore leaves either the previous artifact or none at all,
-never a half-written file that a later stage would trust.
+never a half-written file that a later stage would trust. Temp names carry the writer's pid
+(`.NAME.tmp-PID-XXXX`), so the next write of the same target removes what a killed run left
+behind (its pid is gone) without touching a live writer's folder.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def atomic_path(target: str | Path, *, directory: bool = False) -> Iterator[Path
     """Yield a temporary path next to `target`; move it into place only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.tmp-"
+    remove_debris(target)
+    prefix = f".{target.name}.tmp-{os.getpid()}-"
     umask = os.umask(0)
     os.umask(umask)
     if directory:
@@ -50,6 +53,36 @@ def replace(src: Path, target: Path) -> None:
         _remove(old)
     else:
         os.replace(src, target)
+
+
+def remove_debris(target: Path) -> list[Path]:
+    """Delete the temp/old siblings of `target` left by writers that no longer run (killed, crashed)."""
+    removed = []
+    lead = f".{target.name}."
+    for sibling in sorted(target.parent.iterdir()):
+        if not sibling.name.startswith(lead):
+            continue
+        kind, _, rest = sibling.name[len(lead):].partition("-")
+        if kind not in ("tmp", "old"):
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another live process is writing it
+        if pid.isdigit() and int(pid) == os.getpid() and kind == "tmp":
+            continue  # ours, e.g. a nested write of the same target in this process
+        _remove(sibling)
+        removed.append(sibling)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _remove(path: Path) -> None:

@@ -64,19 +64,21 @@ def main(params, args):
                     continue
             hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
             exclude = excluded_token_ids(loaded.tokenizer) if tp.exclude_special_tokens else []
-            live_dir = paths.train_live_dir(role, args.group).as_posix()
-            if tp.distributed.enabled:
-                job = {
-                    "model_dir": str(model_spec(params.model.profile, role).local_dir),
-                    "tokens": paths.TOKENS_TRAIN.as_posix(),
-                    "rows": rows,
-                    "exclude_tokens": exclude,
-                    "live_dir": live_dir,
-                }
-                result = fit_distributed(job, tp, hookpoints, loaded.arch.d_model, tmp / role)
-            else:
-                with Live(dir=live_dir, save_dvc_exp=False, dvcyaml=None, report=None) as live:
-                    result = fit(loaded.model, dataset, tp, hookpoints, exclude, tmp / role, live)
+            # The dvclive log is written to a temp folder and moved into place when training ends: an
+            # interrupted run keeps the previous complete log instead of truncated TSVs.
+            with atomic_path(paths.train_live_dir(role, args.group), directory=True) as live_dir:
+                if tp.distributed.enabled:
+                    job = {
+                        "model_dir": str(model_spec(params.model.profile, role).local_dir),
+                        "tokens": paths.TOKENS_TRAIN.as_posix(),
+                        "rows": rows,
+                        "exclude_tokens": exclude,
+                        "live_dir": live_dir.as_posix(),
+                    }
+                    result = fit_distributed(job, tp, hookpoints, loaded.arch.d_model, tmp / role)
+                else:
+                    with Live(dir=live_dir.as_posix(), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+                        result = fit(loaded.model, dataset, tp, hookpoints, exclude, tmp / role, live)
             volatile = {k: result[k] for k in TIMING_KEYS if k in result}
             timings.record(f"train@{args.group}", {role: volatile})
             summary[role] = {k: v for k, v in result.items() if k != "history" and k not in TIMING_KEYS}

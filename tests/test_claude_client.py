@@ -423,3 +423,39 @@ def test_server_hold_and_max_delivered_block_requests(server, tmp_path):
         client.complete_many(reqs(3))
     assert sum(server.delivered.values()) == 4 and len(ResponseCache(tmp_path)) == 2
     assert {sha(p) for p in server.delivered} <= {h for _, h, _ in server.log}
+
+
+def test_ctrl_c_during_a_rate_limit_pause_stops_within_a_second(server, tmp_path):
+    """Worker threads held by a 429 pause (60 s here) must not keep the process alive after Ctrl-C."""
+    import signal
+
+    server.faults.append("429-long")  # retry-after: 3600, capped at max_retry_wait_s
+    script = (
+        "import dataclasses, sys\n"
+        "from r1interp.autointerp.client import ClaudeClient, LLMRequest\n"
+        "from r1interp.config import ClaudeParams\n"
+        "cfg = dataclasses.replace(ClaudeParams(), max_retry_wait_s=60.0, concurrency=2, max_retries=3, timeout_s=5.0)\n"
+        "client = ClaudeClient(cfg, sys.argv[1])\n"
+        "reqs = [LLMRequest(model='claude-haiku-4-5', prompt=f'p {i}', system='', max_tokens=64) for i in range(4)]\n"
+        "client.complete_many(reqs)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "cache")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while 429 not in statuses(server) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert 429 in statuses(server), "the 429 never reached the client"
+    time.sleep(0.5)  # every thread is now inside the pause
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("Ctrl-C did not stop the client within 15 s") from None
+    stopped_after = time.monotonic() - sent
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert stopped_after < 3.0, f"Ctrl-C took {stopped_after:.1f} s (the pause had ~60 s left)"
+    assert statuses(server).count(200) <= 1  # nothing was sent after the interrupt

@@ -119,3 +119,29 @@ def test_write_parquet(tmp_path):
     write_parquet(target, df)
     pd.testing.assert_frame_equal(pd.read_parquet(target), df)
     assert _names(tmp_path) == ["t.parquet"]
+
+
+def test_debris_of_killed_writers_is_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    target = tmp_path / "model"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited: nothing runs under this pid any more (recycling aside)
+    (tmp_path / f".model.tmp-{dead_pid}-abcd").mkdir()  # a SIGKILLed writer's half-written folder
+    (tmp_path / f".model.tmp-{dead_pid}-abcd" / "weights").write_text("half")
+    (tmp_path / ".model.tmp-x1y2z3").mkdir()  # the old naming without a pid
+    (tmp_path / f".model.old-{dead_pid}").mkdir()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / f".model.tmp-{live.pid}-efgh").mkdir()  # a writer that is still running
+        (tmp_path / f".other.tmp-{dead_pid}-ijkl").mkdir()  # another target's temp: not ours to judge
+        with atomic_path(target, directory=True) as tmp:
+            assert tmp.name.startswith(f".model.tmp-{os.getpid()}-")
+            (tmp / "weights").write_text("new")
+        assert (target / "weights").read_text() == "new"
+        assert _names(tmp_path) == [f".model.tmp-{live.pid}-efgh", f".other.tmp-{dead_pid}-ijkl", "model"]
+    finally:
+        live.kill()
+        live.wait()

@@ -259,6 +259,10 @@ class _NotSent(_RequestFailed):
     """Skipped because an earlier request showed every request would fail (bad key); never the first error shown."""
 
 
+class _Stopped(BaseException):
+    """Raised in a worker thread whose wait was cut short by an interrupt of the main thread."""
+
+
 class _Malformed(Exception):
     """A 200 whose body is not a usable Message: retried like a transient error."""
 
@@ -350,11 +354,14 @@ class ClaudeClient:
         self.cache_dir = Path(cache_dir)
         self.cache = ResponseCache(self.cache_dir)
         self.batches_path = self.cache_dir / "batches.json"
-        self.limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
+        # Waits (rate limits, retry-after, backoff) sleep on this event: Ctrl-C sets it, so worker threads
+        # stop within moments instead of finishing a pause of up to max_retry_wait_s.
+        self._stop = threading.Event()
+        self.limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute, sleep=self._sleep_unless_stopped)
         # Base URL: the SDK reads ANTHROPIC_BASE_URL itself. Retries are ours (see module doc).
         self._sdk = anthropic.Anthropic(api_key=key.strip(), timeout=cfg.timeout_s, max_retries=0)
         self._secret = key.strip()
-        self._sleep: Callable[[float], None] = time.sleep
+        self._sleep: Callable[[float], None] = self._sleep_unless_stopped
         self._rng = random.Random()
         self._stats_lock = threading.Lock()
         self._backoff_waited = 0.0
@@ -377,6 +384,10 @@ class ClaudeClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped
+
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
             self._sleep(seconds)
@@ -395,6 +406,7 @@ class ClaudeClient:
         Raises R1InterpError after all requests were tried if any failed; the answers that
         did arrive are already in the cache, so a re-run only sends the failed ones.
         """
+        self._stop.clear()
         unique: dict[str, LLMRequest] = {}
         for req in requests:
             unique.setdefault(req.key, req)
@@ -444,6 +456,9 @@ class ClaudeClient:
                     else:
                         results[completion.key] = completion
                     bar.update(1)
+        except BaseException:
+            self._stop.set()  # Ctrl-C: wake every waiting thread now
+            raise
         finally:
             # On Ctrl-C do not start the queued requests; answers already received are cached.
             pool.shutdown(wait=True, cancel_futures=True)
