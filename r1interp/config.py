@@ -73,7 +73,8 @@ class HubCorpusParams:
     """The real profile's corpus: OpenR1-Math-220k through `datasets`."""
 
     dataset: str = _f("open-r1/OpenR1-Math-220k")
-    revision: str = _f("main", doc="pin a commit sha for reproducibility")
+    revision: str = _f("", doc="a commit sha or tag of the dataset repo (a branch is refused unless allow_unpinned)")
+    allow_unpinned: bool = _f(False, doc="accept a branch or no revision (one warning line; not reproducible)")
     config_name: str = _f("default")
     split: str = _f("train")
     data_files: str = _f("", doc="a local parquet/json file instead of the Hub (tests, offline mirrors)")
@@ -171,6 +172,8 @@ class PullParams:
 
     repos: dict[str, str] = _f({}, key_choices=("reasoner", "base"), doc="model role -> Hub repo id")
     revision: str = _f("", doc="pinned revision (commit sha or tag) used for every repo")
+    require_manifest: bool = _f(True, doc="refuse a release that releases.yaml does not list (its files unverified)")
+    allow_unpinned: bool = _f(False, doc="accept a branch as revision (one warning line; not reproducible)")
     missing_layers: str = _f("train", choices=("train", "skip"),
                              doc="layers a release lacks: train them here, or leave them out (no circuit-tracer set)")
 
@@ -341,8 +344,21 @@ class MotifsParams:
     workers: int = _f(2, ge=1, le=256)
     max_seconds_per_graph: float = _f(120.0, gt=0.0, doc="null-model time budget per graph (warns and cuts samples)")
     reference_graphs: list[str] = _f(["data/reference/neuronpedia/opposite_of_small.json"],
-                                     doc="Neuronpedia JSON files analysed alongside ours (e.g. Claude 3.5 Haiku)")
+                                     doc="Neuronpedia JSON files analysed alongside ours (e.g. Claude 3.5 Haiku), "
+                                         "relative paths inside the project")
+    max_graph_mb: int = _f(1024, ge=1, doc="graph files over this size are refused before reading")
+    max_graph_nodes: int = _f(200_000, ge=1, doc="graphs with more nodes are refused before building")
+    max_graph_links: int = _f(5_000_000, ge=1, doc="graphs with more links are refused before building")
     seed: int = _f(0, ge=0, le=2**32 - 1)
+
+    def check(self, path: str) -> None:
+        from pathlib import PurePosixPath
+
+        for i, ref in enumerate(self.reference_graphs):
+            parts = PurePosixPath(ref).parts
+            if not ref.endswith(".json") or PurePosixPath(ref).is_absolute() or ".." in parts or "\\" in ref:
+                raise ConfigError(f"{path}.reference_graphs[{i}]: {ref!r} must be a relative path to a .json file "
+                                  "inside the project (no '..', not absolute)")
 
 
 @dataclass(frozen=True)
@@ -527,6 +543,16 @@ class Params:
             raise ConfigError(
                 f"compare.null_model: {self.compare.null_model!r} is not computed; allowed: motifs.nulls = {self.motifs.nulls}"
             )
+        if self.model.profile == "organism":
+            for i, group in enumerate(self.train.layer_groups):
+                last = int(group.split("-")[-1]) if group != "all" else 0
+                if last >= self.organism.layers:
+                    raise ConfigError(f"train.layer_groups[{i}]: {group!r} names layers beyond the organism's "
+                                      f"{self.organism.layers} (organism.layers; layers 0..{self.organism.layers - 1})")
+        hub = self.corpus.hub
+        if self.model.profile != "organism" and not hub.data_files and not hub.revision and not hub.allow_unpinned:
+            raise ConfigError(f"corpus.hub.revision: pin a commit sha or tag of {hub.dataset} "
+                              "(or set corpus.hub.allow_unpinned: true to read its current main)")
         ctx_needed = self.tokens.ctx_len
         if self.model.profile == "organism" and ctx_needed > self.organism.max_positions:
             raise ConfigError(

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from r1interp import chat
 from r1interp.config import CorpusParams, HubCorpusParams
-from r1interp.errors import ArtifactError
+from r1interp.errors import ArtifactError, R1InterpError
 from r1interp.organism import tasks
 
 
@@ -82,6 +82,19 @@ def _split_generation(generation: str) -> tuple[str, str] | None:
     return (inner, answer) if answer else None
 
 
+def _pinned_commit(hub: HubCorpusParams) -> str:
+    """The commit `hub.revision` names on the Hub, refused when that is a branch (unless allow_unpinned)."""
+    from r1interp.registry.hub import api, check_pinned, hub_errors, token_from_env
+
+    hf = api(token_from_env(required=False))
+    revision = hub.revision or None
+    with hub_errors(hub.dataset, revision, "check the network (and HF_ENDPOINT, HF_TOKEN), then run the stage again"):
+        sha = hf.dataset_info(hub.dataset, revision=revision).sha
+        check_pinned(hf, hub.dataset, revision, sha, repo_type="dataset", allow_unpinned=hub.allow_unpinned,
+                     how_to_allow="corpus.hub.allow_unpinned: true")
+    return sha
+
+
 def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int = 0) -> pd.DataFrame:
     """OpenR1-Math-220k rows -> corpus rows, keeping the first verified-correct complete generation."""
     import datasets  # heavy import, only on the real profile
@@ -90,7 +103,9 @@ def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int
         if hub.data_files:
             ds = datasets.load_dataset("parquet" if hub.data_files.endswith(".parquet") else "json", data_files=hub.data_files, split="train")
         else:
-            ds = datasets.load_dataset(hub.dataset, hub.config_name, revision=hub.revision, split=hub.split)
+            ds = datasets.load_dataset(hub.dataset, hub.config_name, revision=_pinned_commit(hub), split=hub.split)
+    except R1InterpError:
+        raise
     except Exception as exc:
         raise ArtifactError(f"corpus.hub: could not load {hub.data_files or hub.dataset}: {type(exc).__name__}: {exc}") from None
     source = hub.data_files or hub.dataset

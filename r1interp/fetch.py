@@ -16,19 +16,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from r1interp.errors import ArtifactError, ConfigError
 from r1interp.io import atomic_path, replace
 from r1interp.models import ModelSpec, check_model_dir
-from r1interp.registry.hub import HubError, api, endpoint, same_content, sibling_files, token_from_env
+from r1interp.registry.hub import HubError, api, endpoint, hub_errors, same_content, sibling_files, token_from_env
 from r1interp.registry.remote_names import check_remote_names
 from r1interp.registry.manifest import sha256_file
 
@@ -59,7 +58,7 @@ def fetch_model(spec: ModelSpec, dest: str | Path, *, log: Callable[[str], None]
     staging.mkdir(parents=True, exist_ok=True)
     from huggingface_hub import snapshot_download
 
-    with _hub_errors(repo, pin):
+    with hub_errors(repo, pin):
         # allow_patterns are the exact names checked above; local_dir keeps per-file metadata, so a
         # re-run after an interruption only fetches what is missing.
         snapshot_download(repo, revision=pin, allow_patterns=sorted(wanted), local_dir=staging,
@@ -115,7 +114,7 @@ def installed(dest: Path, repo: str, pin: str) -> dict | None:
 def _safe_remote_files(repo: str, pin: str, token: str | None, staging: Path) -> dict[str, dict]:
     """{path: {size, sha256 | blob_id}} of the safe files at the pin (refusing a revision without safetensors, or
     one whose file list names a path outside the download folder)."""
-    with _hub_errors(repo, pin):
+    with hub_errors(repo, pin):
         info = api(token).model_info(repo, revision=pin, files_metadata=True)
     if info.sha != pin:
         raise HubError(f"{repo}: revision {pin} resolves to commit {info.sha}, not to itself; refusing")
@@ -159,45 +158,6 @@ def _verify(root: Path, wanted: dict[str, dict], name: str) -> dict[str, dict]:
     return files
 
 
-@contextlib.contextmanager
-def _hub_errors(repo: str, pin: str) -> Iterator[None]:
-    """huggingface_hub/requests exceptions -> one-line HubErrors."""
-    import requests
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    where = endpoint() or "https://huggingface.co"
-    retry = "check the network (and HF_ENDPOINT, HF_TOKEN); re-running resumes the download"
-    try:
-        yield
-    except (requests.RequestException, OfflineModeIsEnabled) as exc:
-        # hf_hub_download reports a failed per-file HEAD (connection or HTTP error) as
-        # LocalEntryNotFoundError "from" the real error: classify that one.
-        if isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:
-            exc = exc.__cause__
-        if isinstance(exc, GatedRepoError):
-            hint = "accept its terms on the Hub, then export HF_TOKEN=hf_..."
-            raise HubError(f"{repo}: gated repository", hint=hint) from None
-        if isinstance(exc, RepositoryNotFoundError):
-            raise HubError(f"{repo}: repository not found on {where} (a private repo needs HF_TOKEN)") from None
-        if isinstance(exc, RevisionNotFoundError):
-            raise HubError(f"{repo}: revision {pin} not found on {where}") from None
-        if isinstance(exc, OfflineModeIsEnabled):
-            raise HubError(f"{repo}: HF_HUB_OFFLINE is set, cannot download", hint="unset HF_HUB_OFFLINE") from None
-        if isinstance(exc, HfHubHTTPError) and not isinstance(exc, LocalEntryNotFoundError):
-            status = getattr(exc.response, "status_code", None)
-            why = exc.server_message or next((line for line in str(exc).splitlines() if line.strip()
-                                              and not line.startswith("(Request ID")), type(exc).__name__)  # fmt: skip
-            raise HubError(f"{repo}@{pin[:12]}: download failed: HTTP {status}: {why}", hint=retry) from None
-        # connection refused/reset, timeouts, or a LocalEntryNotFoundError without a cause
-        what = f"network failure reaching {where} ({type(exc).__name__})"
-        raise HubError(f"{repo}@{pin[:12]}: {what}", hint=retry) from None
 
 
 def _matches(path: str, patterns: tuple[str, ...]) -> bool:

@@ -11,7 +11,8 @@ import pandas as pd
 from r1interp import paths, stage, timings
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path, write_json
-from r1interp.motifs.collection import analyze_collection
+from r1interp.motifs.collection import LIMIT_KEYS, analyze_collection, limits_of
+from r1interp.motifs.graph import GraphLimits, load_neuronpedia
 from r1interp.schemas import GraphIndexSchema, read_parquet
 
 GRAPHS = paths.GRAPHS_DIR
@@ -19,7 +20,7 @@ OUT = paths.MOTIF_TABLES
 METRICS = paths.MOTIFS_METRICS
 
 
-def graph_list(references: list[str]) -> list[dict]:
+def graph_list(references: list[str], limits: GraphLimits) -> list[dict]:
     index = read_parquet(paths.GRAPH_INDEX, GraphIndexSchema, "run `dvc repro graphs`")
     entries = [
         {"graph": r.slug, "origin": "ours", "model": r.model, "kind": r.kind, "prompt_id": r.prompt_id,
@@ -29,9 +30,10 @@ def graph_list(references: list[str]) -> list[dict]:
     ]  # fmt: skip
     for ref in references:
         path = Path(ref)
-        if not path.is_file():
+        if not path.exists():
             raise ArtifactError(f"motifs.reference_graphs: {ref} not found")
-        scan = json.loads(path.read_text()).get("metadata", {}).get("scan", "")
+        # every reference is loaded (and so checked: file type, size, JSON, layout) before any analysis starts
+        scan = load_neuronpedia(path, limits=limits, limit_names=LIMIT_KEYS).metadata.get("scan", "")
         entries.append({"graph": path.stem, "origin": "reference", "model": scan or path.stem, "kind": "reference",
                         "prompt_id": path.stem, "category": "reference", "correct": None, "path": str(path)})
     return entries
@@ -62,7 +64,7 @@ def _r(v):
 def main(params, args):
     cfg = params.motifs
     started = time.perf_counter()
-    entries = graph_list(cfg.reference_graphs)
+    entries = graph_list(cfg.reference_graphs, limits_of(cfg))
     zscores, census, warnings, seconds_per_graph = analyze_collection(entries, cfg)
     with atomic_path(OUT, directory=True) as tmp:
         zscores.to_parquet(tmp / "zscores.parquet", index=False)

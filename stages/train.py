@@ -8,7 +8,7 @@ from pathlib import Path
 from r1interp import paths, stage, timings
 from r1interp.data import check_token_dataset, load_token_split, training_rows
 from r1interp.io import atomic_path
-from r1interp.models import load_role, resolve_device
+from r1interp.models import load_role, read_architecture, resolve_device
 from r1interp.transcoders import TRAIN_ROOT, excluded_token_ids, group_layers
 from r1interp.models import model_spec
 from r1interp.transcoders.train import fit, fit_distributed
@@ -30,7 +30,9 @@ def pull_layers(cfg, role: str, layers: list[int], arch, out: Path) -> dict:
     from r1interp.registry.pull import pull
 
     with tempfile.TemporaryDirectory(prefix="r1interp-train-pull-") as scratch:
-        result = pull(cfg.repos[role], cfg.revision, Path(scratch) / "set", d_model=arch.d_model, layers=layers)
+        result = pull(cfg.repos[role], cfg.revision, Path(scratch) / "set", d_model=arch.d_model, layers=layers,
+                      require_manifest=cfg.require_manifest, allow_unpinned=cfg.allow_unpinned,
+                      how_to_allow="train.pull.allow_unpinned: true")
         out.mkdir(parents=True, exist_ok=True)
         for coder in sorted((Path(scratch) / "set" / "sparsify").iterdir()):
             shutil.move(str(coder), str(out / coder.name))
@@ -42,6 +44,8 @@ def main(params, args):
     from dvclive import Live
 
     tp = params.train
+    for role in tp.models:  # layer ranges need the model's depth: checked from its config.json before any work
+        group_layers(args.group, read_architecture(model_spec(params.model.profile, role).local_dir).n_layers)
     device = resolve_device(params.model.device)
     ds, meta = load_token_split(paths.TOKENS_TRAIN, hint="run `dvc repro tokens`")
     rows = min(len(ds), max(1, tp.max_tokens // meta["ctx_len"]))

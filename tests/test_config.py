@@ -600,3 +600,21 @@ def test_seeds_fit_numpy_and_torch(key):
     assert "<= 4294967295" in _error(_set({}, key, 2**32))
     assert "<= 4294967295" in _error(_set({}, key, 10**30))
     parse_params(_set({}, key, 2**32 - 1))
+
+
+@pytest.mark.parametrize(("groups", "layers", "bad"), [(["0-99"], 4, "'0-99'"), (["0-1", "4"], 4, "'4'"),
+                                                       (["0-2"], 2, "'0-2'")])  # fmt: skip
+def test_layer_groups_beyond_the_organism_are_refused(groups, layers, bad):
+    data = _set(_set({}, "organism.layers", layers), "train.layer_groups", groups)
+    message = _error(data)
+    assert f"train.layer_groups[{groups.index(bad.strip(chr(39)))}]: {bad} names layers beyond the organism's {layers}" in message
+    assert parse_params(_set(_set({}, "organism.layers", layers), "train.layer_groups", [f"0-{layers - 1}"]))
+
+
+def test_the_real_corpus_needs_a_pinned_revision():
+    real = _set(merge_override(REAL_CONFIG), "corpus.hub.allow_unpinned", False)
+    assert _error(real).startswith("corpus.hub.revision: pin a commit sha or tag of open-r1/OpenR1-Math-220k")
+    assert parse_params(_set(real, "corpus.hub.revision", "v1.0"))
+    assert parse_params(_set(real, "corpus.hub.allow_unpinned", True))
+    assert parse_params(_set(real, "corpus.hub.data_files", "local.parquet"))  # a local file has no revision
+    assert parse_params({}).corpus.hub.revision == ""  # the organism profile never reads the Hub corpus

@@ -291,3 +291,64 @@ def test_pull_never_replaces_a_folder_it_did_not_write(local_hub, tmp_path, monk
         pull(SPECS["base"].repo_id, SPECS["base"].revision, tmp_path / "file")
     assert local_hub.requests[start:] == []  # refused before any request
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------- pins, manifests and network failures of pull
+
+
+def test_a_branch_or_no_revision_is_not_a_pin(local_hub):
+    from huggingface_hub import HfApi
+
+    from r1interp.registry.hub import check_pinned
+
+    repo = SPECS["base"].repo_id
+    sha = local_hub.branch_head(repo)
+    hf = HfApi(endpoint=local_hub.url, token=TOKEN)
+    tag = f"v-{uuid.uuid4().hex[:6]}"
+    hf.create_tag(repo, tag=tag, revision=sha)
+    with pytest.raises(HubError, match=rf"{repo}: revision 'main' is a branch, not a pin \(a commit sha or tag\); refusing"):
+        check_pinned(hf, repo, "main", sha)
+    with pytest.raises(HubError, match=rf"{repo}: no revision given, not a pin"):
+        check_pinned(hf, repo, None, sha)
+    assert check_pinned(hf, repo, sha, sha) and check_pinned(hf, repo, tag, sha)
+    lines: list[str] = []
+    assert check_pinned(hf, repo, "main", sha, allow_unpinned=True, log=lines.append) is False
+    assert lines == [f"warning: {repo}: revision 'main' is a branch, not a pin; using its current commit {sha[:12]} "
+                     "(not reproducible)"]  # fmt: skip
+
+
+def test_pull_refuses_a_branch_an_unlisted_release_and_a_non_manifest_before_downloading(local_hub, tmp_path, monkeypatch):
+    from r1interp.errors import ArtifactError
+    from r1interp.registry.pull import pull
+
+    monkeypatch.chdir(tmp_path)
+    repo = SPECS["base"].repo_id
+    start = len(local_hub.requests)
+    with pytest.raises(HubError, match="revision 'main' is a branch, not a pin"):
+        pull(repo, "main", tmp_path / "a", manifest=tmp_path / "releases.yaml")
+    with pytest.raises(HubError, match=rf"{repo}@\w{{12}}: not in .*releases.yaml; refusing an unverified release"):
+        pull(repo, SPECS["base"].revision, tmp_path / "a", manifest=tmp_path / "releases.yaml", require_manifest=True)
+    for text, why in (("model:\n  profile: organism\n", "expected a mapping with a 'releases' list"),
+                      ("- 1\n- 2\n", "expected a mapping with a 'releases' list"),
+                      ("releases: [\n", "not valid YAML text")):  # fmt: skip
+        (tmp_path / "not-a-manifest.yaml").write_text(text)
+        with pytest.raises(ArtifactError, match=rf"not-a-manifest.yaml: not a release manifest: {re.escape(why)}"):
+            pull(repo, SPECS["base"].revision, tmp_path / "a", manifest=tmp_path / "not-a-manifest.yaml")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ArtifactError, match="binary.yaml: not a release manifest"):
+        pull(repo, SPECS["base"].revision, tmp_path / "a", manifest=tmp_path / "binary.yaml")
+    assert _resolves(local_hub, start, "GET") == _resolves(local_hub, start, "HEAD") == 0
+    assert not (tmp_path / "a").exists()
+
+
+def test_pull_network_failure_is_one_line(monkeypatch, tmp_path):
+    from r1interp.registry.pull import pull
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(HubError, match=rf"acme/set@v1: network failure reaching http://127.0.0.1:{port} \(ConnectionError\)"):
+        pull("acme/set", "v1", tmp_path / "a", manifest=tmp_path / "releases.yaml")
+    assert list(tmp_path.iterdir()) == []

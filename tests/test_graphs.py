@@ -100,6 +100,29 @@ def test_transcoder_set_must_fit_the_model(tiny, tmp_path):
         check_transcoder_set(tiny["model_dir"], one_layer)
 
 
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda ct: (ct / "layer_1.safetensors").write_bytes((ct / "layer_1.safetensors").read_bytes()[:-100]),
+     r"layer_1.safetensors: not a readable safetensors file \(truncated or corrupt"),
+    (lambda ct: (ct / "layer_0.safetensors").write_bytes(b"\x05"), r"layer_0.safetensors: not a readable safetensors file"),
+    (lambda ct: (ct / "config.yaml").write_text("model_kind: [\n"), r"config.yaml: not valid YAML text"),
+    (lambda ct: (ct / "config.yaml").write_text("42\n"), r"config.yaml: expected a mapping .* got int"),
+    (lambda ct: (ct / "config.yaml").write_text((ct / "config.yaml").read_text().replace("layer_1.safetensors", "/etc/passwd")),
+     r"config.yaml: layer file '/etc/passwd' is outside .*circuit-tracer; only files inside the set are read"),
+    (lambda ct: (ct / "config.yaml").write_text((ct / "config.yaml").read_text().replace("layer_1.safetensors", "../../x")),
+     r"config.yaml: layer file '../../x' is outside"),
+    (lambda ct: (ct / "config.yaml").write_text("model_kind: x\nfeature_input_hook: a\nfeature_output_hook: b\n"
+                                                "scan: s\ntranscoders: 7\n"), r"'transcoders' must be a list of layer file names"),
+])  # fmt: skip
+def test_a_broken_transcoder_set_fails_with_one_line_naming_the_file(tiny, tmp_path, mutate, message):
+    import shutil
+
+    ct = shutil.copytree(tiny["ct"], tmp_path / "set" / "circuit-tracer")
+    check_transcoder_set(tiny["model_dir"], ct)  # the intact copy passes
+    mutate(ct)
+    with pytest.raises(ArtifactError, match=message):
+        check_transcoder_set(tiny["model_dir"], ct)
+
+
 def test_edge_weights_agree_with_patching(tiny, graph):
     from circuit_tracer.graph import compute_graph_scores
 

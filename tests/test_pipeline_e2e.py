@@ -72,3 +72,23 @@ def test_broken_params_fail_clearly_and_keep_outputs(built: Path):
         params.write_text(good)
     status = run([sys.executable, "-m", "dvc", "status", "tokens", "organism-eval", "--with-deps"], built).stdout
     assert "up to date" in status
+
+
+@pytest.mark.slow
+def test_a_bad_param_keeps_the_metrics_of_a_metrics_only_stage(built: Path):
+    """organism-eval writes only a metrics file (not cached by DVC): without `persist` DVC deletes it before the
+    failing run, and it could come back only from git."""
+    metrics = built / "reports/metrics/organism.json"
+    before = metrics.read_bytes()
+    params = built / "params.yaml"
+    good = params.read_text()
+    try:
+        params.write_text(good.replace("    problems_per_task: ", "    problems_per_task: -", 1))
+        proc = run([sys.executable, "-m", "dvc", "repro", "organism-eval"], built, check=False)
+        assert proc.returncode != 0
+        assert "error: params.yaml: organism.eval.problems_per_task: " in proc.stderr + proc.stdout
+    finally:
+        params.write_text(good)
+    assert metrics.read_bytes() == before
+    status = run([sys.executable, "-m", "dvc", "status", "organism-eval"], built).stdout
+    assert "up to date" in status

@@ -171,7 +171,12 @@ def test_pull_eleutherai_layout_with_missing_layers(project, hub, tmp_path):
     api.create_repo(ELEUTHER)
     api.upload_folder(repo_id=ELEUTHER, folder_path=tmp_path / "eleuther")
     env = _env_for(hub, tmp_path, token=None)  # a public repo needs no token
-    pulled = json.loads(_cli(project, env, "pull", ELEUTHER, "--model", "reasoner", "--json").stdout)
+    refused = _cli(project, env, "pull", ELEUTHER, "--model", "reasoner", "--json", check=False)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith(f"error: {ELEUTHER}: no revision given, not a pin (a commit sha or tag); refusing")
+    unpinned = _cli(project, env, "pull", ELEUTHER, "--model", "reasoner", "--json", "--allow-unpinned")
+    assert f"warning: {ELEUTHER}: no revision given, not a pin; using its current commit " in unpinned.stderr
+    pulled = json.loads(unpinned.stdout)
     assert pulled["layers"] == [0] and pulled["missing_layers"] == [1]
     assert pulled["skipped_files"] == ["pytorch_model.bin"] and not pulled["verified_against_manifest"]
     out_dir = project / pulled["out_dir"]
@@ -181,7 +186,7 @@ def test_pull_eleutherai_layout_with_missing_layers(project, hub, tmp_path):
 
     coders = load_coders(out_dir / "sparsify")
     assert list(coders) == [0] and coders[0].cfg.transcode is False  # old cfg: loaded as it was trained
-    text = _cli(project, env, "pull", ELEUTHER, "--model", "reasoner").stdout
+    text = _cli(project, env, "pull", ELEUTHER, "--model", "reasoner", "--revision", pulled["revision"]).stdout
     assert "missing layers: [1]" in text
 
 
@@ -209,18 +214,24 @@ def test_train_source_pull_runs_through_evaluate(pipeline_project, hub, tmp_path
     sha = _stand_in(project, hub, tmp_path)
     env = _env_for(hub, tmp_path, token=None)
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"].update(source="pull", models=["reasoner"],
-                           pull={"repos": {"reasoner": ELEUTHER}, "revision": sha, "missing_layers": "skip"})
+    params["train"]["pull"].update(repos={"reasoner": ELEUTHER}, revision=sha, missing_layers="skip")
+    params["train"].update(source="pull", models=["reasoner"])
     params["graphs"]["models"] = ["reasoner"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    def repro(target: str):
+    def repro(target: str, ok: bool = True):
         import subprocess
 
         proc = subprocess.run([sys.executable, "-m", "dvc", "repro", target], cwd=project, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc.stdout
+        assert (proc.returncode == 0) == ok, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
 
+    trained_before = (project / "models/transcoders/train/all/training.json").read_bytes()
+    out = repro("evaluate", ok=False)  # the stand-in is in no releases.yaml: its files are unverified
+    assert f"error: {ELEUTHER}@{sha[:12]}: not in releases.yaml; refusing an unverified release" in out
+    assert (project / "models/transcoders/train/all/training.json").read_bytes() == trained_before  # nothing lost
+    params["train"]["pull"]["require_manifest"] = False
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = repro("evaluate")
     assert "missing [1]" in out and "circuit-tracer layout needs every layer" in out
     training = json.loads((project / "models/transcoders/train/all/training.json").read_text())["reasoner"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from r1interp.errors import ArtifactError
 from r1interp.models import read_architecture
@@ -47,13 +47,17 @@ def check_transcoder_set(model_dir: str | Path, ct_dir: str | Path) -> dict:
         path = Path(name)
         if not path.is_file():
             raise ArtifactError(f"{path}: transcoder file of layer {layer} not found")
-        with safe_open(str(path), framework="pt") as f:
-            keys = set(f.keys())
-            missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - keys
-            if missing:
-                raise ArtifactError(f"{path}: missing tensors {', '.join(sorted(missing))}")
-            latents, d_in = f.get_slice("W_enc").get_shape()
-            dec_latents, d_out = f.get_slice("W_dec").get_shape()
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                keys = set(f.keys())
+                missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - keys
+                if missing:
+                    raise ArtifactError(f"{path}: missing tensors {', '.join(sorted(missing))}")
+                latents, d_in = f.get_slice("W_enc").get_shape()
+                dec_latents, d_out = f.get_slice("W_dec").get_shape()
+        except SafetensorError as exc:
+            raise ArtifactError(f"{path}: not a readable safetensors file (truncated or corrupt: {exc})",
+                                hint="rebuild the transcoder set (`dvc repro transcoders`) or pull it again") from None
         if d_in != arch.d_model or d_out != arch.d_model:
             raise ArtifactError(
                 f"{path}: transcoder width d_in={d_in}, d_out={d_out} does not match the model's "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from r1interp.errors import R1InterpError
+from r1interp.motifs.graph import GraphLimits, check_graph_file
 from r1interp.motifs.nulls import NULL_MODELS, SIGN_MODES
 
 
@@ -45,8 +46,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "e.g. 1_964 for feature 964 of layer 1 at every position)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", type=Path, help="also write the JSON result to this file (atomically)")
-    p.add_argument("--max-mb", type=_positive_int, default=1024,
-                   help="refuse graph files larger than this many MB, before reading them (default 1024)")
+    p.add_argument("--max-mb", type=_positive_int, default=GraphLimits.max_mb,
+                   help=f"refuse graph files larger than this many MB, before reading them (default {GraphLimits.max_mb})")
+    p.add_argument("--max-nodes", type=_positive_int, default=GraphLimits.max_nodes,
+                   help=f"refuse graphs with more nodes, before building them (default {GraphLimits.max_nodes})")
+    p.add_argument("--max-links", type=_positive_int, default=GraphLimits.max_links,
+                   help=f"refuse graphs with more links, before building them (default {GraphLimits.max_links})")
     p.set_defaults(func=run)
     return p
 
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         weight_threshold=args.weight_threshold,
         keep_embeddings=not args.drop_embeddings,
         keep_logits=not args.drop_logits,
+        limits=GraphLimits(args.max_mb, args.max_nodes, args.max_links),
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
@@ -124,17 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def check_inputs(path: Path, out: Path | None, max_mb: int) -> None:
     """Before any reading or work: the graph is a regular file of bounded size (not a FIFO, a device or a folder,
     which would hang or exhaust memory), and --out can be written."""
-    import stat
-
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise R1InterpError(f"{path}: file not found") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise R1InterpError(f"{path}: not a regular file (a folder, FIFO or device); give a graph JSON file")
-    if info.st_size > max_mb * 1_000_000:
-        raise R1InterpError(f"{path}: {info.st_size / 1e6:.0f} MB is over the --max-mb limit of {max_mb} MB",
-                            hint="raise --max-mb if the graph is meant to be this large")
+    check_graph_file(path, max_mb)
     if out is not None and out.is_dir():
         raise R1InterpError(f"--out {out}: is a directory; give a file path")
     if out is not None and not out.parent.is_dir():

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from r1interp.motifs import nulls as nullmod
 from r1interp.motifs.analyze import analyze, to_table
 from r1interp.motifs.census import TRIAD_LABELS
-from r1interp.motifs.graph import load_neuronpedia
+from r1interp.motifs.graph import GraphLimits, load_neuronpedia
 from r1interp.motifs.signed import FFL_PATTERNS
 
 
@@ -42,6 +42,14 @@ def census_row(result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+LIMIT_KEYS = ("motifs.max_graph_mb", "motifs.max_graph_nodes", "motifs.max_graph_links")
+
+
+def limits_of(cfg) -> GraphLimits:
+    """The size limits of the motifs params (applied to every graph, ours and the references)."""
+    return GraphLimits(cfg.max_graph_mb, cfg.max_graph_nodes, cfg.max_graph_links)
+
+
 def analyze_collection(graphs: Iterable[dict[str, Any]], cfg) -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict[str, float]]:
     """graphs: dicts with `path` and descriptor columns.
     Returns (z-score table, census table, warnings, seconds per graph).
@@ -56,7 +64,8 @@ def analyze_collection(graphs: Iterable[dict[str, Any]], cfg) -> tuple[pd.DataFr
     try:
         for entry in tqdm(graphs, desc="motifs", unit="graph"):
             descriptors = {k: v for k, v in entry.items() if k != "path"}
-            graph = load_neuronpedia(entry["path"], drop_errors=cfg.drop_errors, weight_threshold=cfg.weight_threshold)
+            graph = load_neuronpedia(entry["path"], drop_errors=cfg.drop_errors, weight_threshold=cfg.weight_threshold,
+                                     limits=limits_of(cfg), limit_names=LIMIT_KEYS)
             started = time.perf_counter()
             with warnings.catch_warnings():  # collected in result["warnings"], written by the stage
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -136,6 +136,31 @@ class AttributionGraph:
         return cls(graph=g, source=source)
 
 
+@dataclass(frozen=True)
+class GraphLimits:
+    """Bounds on a graph file, so a huge or hostile one is refused instead of exhausting memory or time:
+    bytes are checked before reading, node and link counts before anything is built from them."""
+
+    max_mb: int = 1024
+    max_nodes: int = 200_000
+    max_links: int = 5_000_000
+
+
+def check_graph_file(path: Path, max_mb: int, flag: str = "--max-mb") -> None:
+    """A regular file (not a FIFO, device or folder, which would hang or never end) of at most `max_mb` MB."""
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: file not found") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ArtifactError(f"{path}: not a regular file (a folder, FIFO or device); give a graph JSON file")
+    if info.st_size > max_mb * 1_000_000:
+        raise ArtifactError(f"{path}: {info.st_size / 1e6:.0f} MB is over the {flag} limit of {max_mb} MB",
+                            hint=f"raise {flag} if the graph is meant to be this large")
+
+
 def load_neuronpedia(
     path: str | Path,
     *,
@@ -143,14 +168,18 @@ def load_neuronpedia(
     weight_threshold: float = 0.0,
     keep_embeddings: bool = True,
     keep_logits: bool = True,
+    limits: GraphLimits = GraphLimits(),
+    limit_names: tuple[str, str, str] = ("--max-mb", "--max-nodes", "--max-links"),
 ) -> AttributionGraph:
     """Load a Neuronpedia attribution-graph JSON (as circuit-tracer's `create_graph_files` writes it).
 
-    Raises ArtifactError naming the file and the first problem: unreadable JSON, missing fields,
-    unknown feature types, duplicate node ids, dangling link endpoints, non-numeric or non-finite
-    weights, or a graph left empty by the filters.
+    Raises ArtifactError naming the file and the first problem: not a regular file or over the size
+    limits, unreadable JSON, missing fields, unknown feature types, duplicate node ids, dangling link
+    endpoints, non-numeric or non-finite weights, or a graph left empty by the filters.
+    `limit_names` are how the caller's user sets the limits (CLI flags or params keys), for the messages.
     """
     path = Path(path)
+    check_graph_file(path, limits.max_mb, limit_names[0])
     doc = _read_json(path)
     if not isinstance(doc, dict):
         raise ArtifactError(f"{path}: top level is {type(doc).__name__}, expected an object with nodes and links")
@@ -168,6 +197,11 @@ def load_neuronpedia(
     if weight_threshold < 0 or not math.isfinite(weight_threshold):
         raise ValueError(f"weight_threshold must be finite and >= 0, got {weight_threshold}")
     nodes, links = doc["nodes"], doc["links"]
+    for what, count, limit, name in (("nodes", len(nodes), limits.max_nodes, limit_names[1]),
+                                     ("links", len(links), limits.max_links, limit_names[2])):  # fmt: skip
+        if count > limit:
+            raise ArtifactError(f"{path}: {count} {what} is over the {name} limit of {limit}",
+                                hint=f"raise {name} if the graph is meant to be this large")
     if not nodes:
         raise ArtifactError(f"{path}: graph has no nodes")
     if not links:

@@ -41,13 +41,18 @@ def read_manifest(path: str | Path = MANIFEST) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return []
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not a regular file; a release manifest is a YAML file like releases.yaml")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ArtifactError(f"{path}: not valid YAML ({exc})") from None
-    releases = doc.get("releases", [])
-    if not isinstance(releases, list):
-        raise ArtifactError(f"{path}: 'releases' must be a list")
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not a release manifest: not valid YAML text ({str(exc).splitlines()[0]})") from None
+    if doc == {}:
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("releases"), list):
+        raise ArtifactError(f"{path}: not a release manifest: expected a mapping with a 'releases' list "
+                            "(as `r1interp publish` writes)")
+    releases = doc["releases"]
     for i, entry in enumerate(releases):
         missing = [k for k in _ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
         if missing:

@@ -23,9 +23,9 @@ from pathlib import Path
 from r1interp import paths
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
-from r1interp.registry.hub import HubError, api, endpoint, progress, token_from_env
+from r1interp.registry.hub import HubError, api, check_pinned, endpoint, hub_errors, progress, token_from_env
 from r1interp.registry.remote_names import check_remote_names
-from r1interp.registry.manifest import MANIFEST, find_release, sha256_file
+from r1interp.registry.manifest import MANIFEST, find_release, read_manifest, sha256_file
 from r1interp.transcoders.layout import (
     check_sparsify_coder,
     find_coders,
@@ -57,25 +57,23 @@ def default_out(repo_id: str) -> Path:
 
 def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | None = None,
          n_layers: int | None = None, layers: list[int] | None = None, manifest: Path = MANIFEST,
-         require_manifest: bool = False, replace: bool = False, log=None) -> PullResult:
+         require_manifest: bool = False, allow_unpinned: bool = False, how_to_allow: str = "--allow-unpinned",
+         replace: bool = False, log=None) -> PullResult:
     """Pull `repo_id` at `revision` into `out_dir`. An existing `out_dir` is replaced only if it is empty, an
-    earlier pull's output (it has pull.json) or `replace` is set; checked before any network request."""
+    earlier pull's output (it has pull.json) or `replace` is set; checked before any network request. The
+    revision must be a commit sha or a tag unless `allow_unpinned` (`how_to_allow` names that switch)."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     log = log or (lambda msg: print(msg, file=sys.stderr))  # stdout stays machine-readable (--json)
     check_out_dir(Path(out_dir), replace)
+    read_manifest(manifest)  # a malformed manifest fails here, before any request
     token = token_from_env(required=False)
     hf = api(token)
-    try:
+    retry = "check the network (and HF_ENDPOINT, HF_TOKEN), then pull again"
+    with hub_errors(repo_id, revision, retry):
         info = hf.model_info(repo_id, revision=revision, files_metadata=False)
-    except RevisionNotFoundError:
-        raise HubError(f"{repo_id}: revision {revision!r} not found") from None
-    except RepositoryNotFoundError:
-        raise HubError(f"{repo_id}: repository not found (or private without HF_TOKEN)") from None
-    except HfHubHTTPError as exc:
-        raise HubError(f"{repo_id}: {exc}") from None
-    sha = info.sha
+        sha = info.sha
+        check_pinned(hf, repo_id, revision, sha, allow_unpinned=allow_unpinned, how_to_allow=how_to_allow, log=log)
     entry = find_release(repo_id, revision, manifest) or find_release(repo_id, sha, manifest)
     if entry and entry["revision"] != sha:
         raise HubError(f"{repo_id}: {revision} resolves to {sha[:12]} but releases.yaml pins {entry['revision'][:12]}; refusing")
@@ -87,10 +85,8 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
     skipped = sorted(n for n in remote_names if not _safe(n) and n != ".gitattributes")
     with tempfile.TemporaryDirectory(prefix="r1interp-pull-") as tmp:
         tmp = Path(tmp)
-        try:
+        with hub_errors(repo_id, sha, retry):
             snapshot_download(repo_id, revision=sha, allow_patterns=wanted, local_dir=tmp, endpoint=endpoint(), token=token)
-        except HfHubHTTPError as exc:
-            raise HubError(f"{repo_id}@{sha[:12]}: download failed: {exc}") from None
         if entry:
             _verify(tmp, entry, manifest)
         coder_dirs = [d for d in find_coders(tmp) if layers is None or layer_of(d.name) in layers]

@@ -9,6 +9,7 @@ to `W_enc`/`b_enc` (everything else is unchanged), hooks `mlp.hook_in` -> `mlp.h
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +136,25 @@ def read_circuit_tracer_config(ct_dir: str | Path) -> dict:
     path = ct_dir / "config.yaml"
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found")
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not valid YAML text ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{path}: expected a mapping (model_kind, transcoders, ...), got {type(config).__name__}")
     for key in ("model_kind", "feature_input_hook", "feature_output_hook", "scan", "transcoders"):
         if key not in config:
             raise ArtifactError(f"{path}: missing key {key!r}")
-    config["transcoders"] = [str((ct_dir / p).resolve()) for p in config["transcoders"]]
+    layers = config["transcoders"]
+    if not isinstance(layers, list) or not all(isinstance(p, str) and p for p in layers):
+        raise ArtifactError(f"{path}: 'transcoders' must be a list of layer file names")
+    root = Path(os.path.abspath(ct_dir))
+    resolved = []
+    for name in layers:
+        # by name, not by following links: DVC may check files out as links into its cache
+        inside = Path(os.path.normpath(root / name))
+        if Path(name).is_absolute() or root not in inside.parents:
+            raise ArtifactError(f"{path}: layer file {name!r} is outside {ct_dir}; only files inside the set are read")
+        resolved.append(str((ct_dir / name).resolve()))
+    config["transcoders"] = resolved
     return config
