@@ -42,6 +42,9 @@ def _f(default: Any = dataclasses.MISSING, *, doc: str = "", **constraints: Any)
 # ---------------------------------------------------------------------------- sections
 
 
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit
+
+
 @dataclass(frozen=True)
 class ModelParams:
     profile: str = _f("organism", choices=PROFILES, doc="which model pair the pipeline studies")
@@ -83,7 +86,7 @@ class HubCorpusParams:
 
 @dataclass(frozen=True)
 class CorpusParams:
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
     train_per_task: int = _f(7500, ge=1, doc="capped by the distinct problems of a task (7,420 for 2-3 digit mul)")
     heldout_per_task: int = _f(500, ge=1)
     tasks: dict[str, TaskParams] = _f(
@@ -119,7 +122,7 @@ class OrganismEvalParams:
 
 @dataclass(frozen=True)
 class OrganismParams:
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
     vocab_size: int = _f(384, ge=270, le=65536, doc="BPE vocabulary (256 bytes + specials + merges)")
     layers: int = _f(4, ge=1, le=64)
     hidden: int = _f(64, ge=8)
@@ -166,6 +169,9 @@ class DistributedParams:
     backend: str = _f("auto", choices=("auto", "gloo", "nccl"))
 
 
+BRANCH_NAMES = ("main", "master")  # never pins; any other branch is caught when the Hub is asked (registry/hub.py)
+
+
 @dataclass(frozen=True)
 class PullParams:
     """train.source: pull — released transcoder sets instead of training (`r1interp pull` under the hood)."""
@@ -196,7 +202,7 @@ class TrainParams:
     batch_size: int = _f(16, ge=1, doc="sequences per step")
     dead_feature_threshold: int = _f(200_000, ge=1, doc="tokens without firing before a feature counts as dead")
     exclude_special_tokens: bool = _f(True)
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
     log_every: int = _f(10, ge=1)
     distributed: DistributedParams = _f(DistributedParams())
     pull: PullParams = _f(PullParams())
@@ -210,6 +216,9 @@ class TrainParams:
                 raise ConfigError(f"{path}.pull.repos: no repo for {', '.join(missing)} (train.source is pull)")
             if not self.pull.revision:
                 raise ConfigError(f"{path}.pull.revision: pin a commit sha or tag when train.source is pull")
+            if self.pull.revision in BRANCH_NAMES and not self.pull.allow_unpinned:
+                raise ConfigError(f"{path}.pull.revision: {self.pull.revision!r} is a branch, not a pin; give a commit "
+                                  f"sha or tag (or set {path}.pull.allow_unpinned: true)")
 
         if not self.models:
             raise ConfigError(f"{path}.models: at least one of reasoner, base is required")
@@ -257,7 +266,7 @@ class ActivationsParams:
     per_quantile: int = _f(5, ge=1, doc="examples per bin (reservoir size = bins x per_quantile)")
     non_activating: int = _f(60, ge=0, doc="random windows where the feature is silent throughout")
     top_output_tokens: int = _f(10, ge=1, le=100, doc="tokens listed per feature by decoder-to-unembedding logit effect")
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
 
 
 @dataclass(frozen=True)
@@ -287,7 +296,7 @@ class LabelsParams:
     test_non_activating: int = _f(20, ge=1)
     highlight_threshold: float = _f(0.3, gt=0.0, le=1.0, doc="tokens above this fraction of the feature's max are marked")
     examples_per_prompt: int = _f(10, ge=1, le=100, doc="scoring examples per detection/fuzzing prompt")
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
     claude: ClaudeParams = _f(ClaudeParams())
 
 
@@ -300,7 +309,7 @@ class FaithfulnessParams:
     edges_per_source: int = _f(8, ge=1, doc="outgoing edges (largest |weight| first) compared per source")
     min_relative_weight: float = _f(0.01, ge=0.0, le=1.0, doc="only edges with |w| >= this x the graph's max |w|")
     tolerance: float = _f(1e-3, gt=0.0, doc="max allowed |measured - attributed| / |attributed|")
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
 
 
 @dataclass(frozen=True)
@@ -349,7 +358,7 @@ class MotifsParams:
     max_graph_mb: int = _f(1024, ge=1, doc="graph files over this size are refused before reading")
     max_graph_nodes: int = _f(200_000, ge=1, doc="graphs with more nodes are refused before building")
     max_graph_links: int = _f(5_000_000, ge=1, doc="graphs with more links are refused before building")
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
 
     def check(self, path: str) -> None:
         from pathlib import PurePosixPath
@@ -371,7 +380,7 @@ class CompareParams:
     bootstrap: int = _f(2000, ge=100, doc="bootstrap resamples of prompts")
     confidence: float = _f(0.95, gt=0.5, lt=1.0)
     top_prompts: int = _f(3, ge=1, doc="prompts listed where a difference is largest")
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
 
 
 @dataclass(frozen=True)
@@ -392,7 +401,7 @@ class ClustersParams:
     bootstrap: int = _f(10, ge=0, doc="bootstrap resamples for the chosen solution's stability")
     top_features: int = _f(20, ge=1, doc="characteristic features kept per cluster / step type")
     examples: int = _f(5, ge=1, doc="example steps per cluster (nearest the centroid)")
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
 
     def check(self, path: str) -> None:
         if self.k_min > self.k_max:
@@ -455,7 +464,7 @@ class InterventionsParams:
     steering: SteeringParams = _f(SteeringParams())
     edit: EditParams = _f(EditParams())
     finetune: FinetuneParams = _f(FinetuneParams())
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
 
     def check(self, path: str) -> None:
         if self.target_step_type == self.contrast_step_type:
@@ -464,7 +473,7 @@ class InterventionsParams:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = _f(0, ge=0, le=2**32 - 1)
+    seed: int = _f(0, ge=0, le=SEED_MAX)
     model: ModelParams = _f(ModelParams())
     corpus: CorpusParams = _f(CorpusParams())
     organism: OrganismParams = _f(OrganismParams())
@@ -550,7 +559,8 @@ class Params:
                     raise ConfigError(f"train.layer_groups[{i}]: {group!r} names layers beyond the organism's "
                                       f"{self.organism.layers} (organism.layers; layers 0..{self.organism.layers - 1})")
         hub = self.corpus.hub
-        if self.model.profile != "organism" and not hub.data_files and not hub.revision and not hub.allow_unpinned:
+        if (self.model.profile != "organism" and not hub.data_files and not hub.allow_unpinned
+                and (not hub.revision or hub.revision in BRANCH_NAMES)):
             raise ConfigError(f"corpus.hub.revision: pin a commit sha or tag of {hub.dataset} "
                               "(or set corpus.hub.allow_unpinned: true to read its current main)")
         ctx_needed = self.tokens.ctx_len

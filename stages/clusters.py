@@ -3,7 +3,6 @@
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
 import json
-import os
 import time
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from r1interp import paths, stage, timings
-from r1interp.errors import ArtifactError, R1InterpError
+from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path, write_json
 from r1interp.models import load_role, resolve_device
 from r1interp.reasoning import behaviours, clustering, maps, taxonomy
@@ -59,9 +58,10 @@ def problem_types(problems: pd.DataFrame) -> dict[str, str]:
 
 def require_annotator(cfg, profile: str) -> None:
     """Claude annotates only real traces, and needs its key: refused before any work."""
-    if cfg.annotator == "claude" and profile != "organism" and not os.environ.get("ANTHROPIC_API_KEY", "").strip():
-        raise R1InterpError("clusters.annotator is 'claude' but ANTHROPIC_API_KEY is not set",
-                            hint="export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use clusters.annotator: rules")
+    if cfg.annotator == "claude" and profile != "organism":
+        from r1interp.autointerp.client import require_api_key
+
+        require_api_key("clusters.annotator", fallback="rules")
 
 
 def main(params, args):

@@ -614,7 +614,18 @@ def test_layer_groups_beyond_the_organism_are_refused(groups, layers, bad):
 def test_the_real_corpus_needs_a_pinned_revision():
     real = _set(merge_override(REAL_CONFIG), "corpus.hub.allow_unpinned", False)
     assert _error(real).startswith("corpus.hub.revision: pin a commit sha or tag of open-r1/OpenR1-Math-220k")
+    assert _error(_set(real, "corpus.hub.revision", "main")).startswith("corpus.hub.revision: pin a commit sha or tag")
     assert parse_params(_set(real, "corpus.hub.revision", "v1.0"))
     assert parse_params(_set(real, "corpus.hub.allow_unpinned", True))
     assert parse_params(_set(real, "corpus.hub.data_files", "local.parquet"))  # a local file has no revision
     assert parse_params({}).corpus.hub.revision == ""  # the organism profile never reads the Hub corpus
+
+
+def test_a_pull_from_a_branch_is_refused_unless_allowed():
+    pulling = _set(_set({}, "train.source", "pull"), "train.pull.repos", {"reasoner": "a/r", "base": "a/b"})
+    assert _error(_set(pulling, "train.pull.revision", "main")) == (
+        "train.pull.revision: 'main' is a branch, not a pin; give a commit sha or tag "
+        "(or set train.pull.allow_unpinned: true)")
+    allowed = _set(_set(pulling, "train.pull.revision", "main"), "train.pull.allow_unpinned", True)
+    assert parse_params(allowed).train.pull.allow_unpinned
+    assert parse_params(_set(pulling, "train.pull.revision", "v0.1")).train.pull.require_manifest  # on by default

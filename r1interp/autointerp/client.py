@@ -340,16 +340,23 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def require_api_key(setting: str = "labels.labeler", fallback: str = "offline") -> str:
+    """ANTHROPIC_API_KEY from the environment (the only place it is read from), or one line naming the setting
+    that asked for Claude; call it before any work."""
+    key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    if not key:
+        raise R1InterpError(f"{setting} is 'claude' but ANTHROPIC_API_KEY is not set",
+                            hint=f"export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use {setting}: {fallback}")
+    return key
+
+
 class ClaudeClient:
     """Cached, rate-limited, retrying access to the Messages API (or the Message Batches API)."""
 
     def __init__(self, cfg: ClaudeParams, cache_dir: str | Path, *, api_key: str | None = None):
-        key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY", "")
-        if not key or not key.strip():
-            raise R1InterpError(
-                "labels.labeler is 'claude' but ANTHROPIC_API_KEY is not set",
-                hint="export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use labels.labeler: offline",
-            )
+        key = require_api_key() if api_key is None else api_key
+        if not key.strip():
+            raise R1InterpError("an empty Anthropic API key was given")
         self.cfg = cfg
         self.cache_dir = Path(cache_dir)
         self.cache = ResponseCache(self.cache_dir)
