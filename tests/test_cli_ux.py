@@ -452,12 +452,16 @@ def test_motifs_checks_the_graph_file_and_out_before_reading(tmp_path, capsys, m
     big.write_bytes(b" " * 2_000_001)
     good = tmp_path / "g.json"
     good.write_text("{}")
+    wide = tmp_path / "wide.json"
+    wide.write_text('{"nodes": [{}, {}, {}], "links": [{}, {}]}')
     cases = [
         ([str(fifo)], "graph.fifo: not a regular file"),
         (["/dev/zero"], "/dev/zero: not a regular file"),
         ([str(tmp_path)], "not a regular file"),
         ([str(tmp_path / "none.json")], "none.json: file not found"),
         ([str(big), "--max-mb", "1"], "big.json: 2 MB is over the --max-mb limit of 1 MB"),
+        ([str(wide), "--max-nodes", "2"], "wide.json: 3 nodes is over the --max-nodes limit of 2"),
+        ([str(wide), "--max-links", "1"], "wide.json: 2 links is over the --max-links limit of 1"),
         ([str(good), "--out", str(tmp_path)], "is a directory; give a file path"),
         ([str(good), "--out", str(tmp_path / "no" / "r.json")], "does not exist"),
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from r1interp.errors import R1InterpError
-from r1interp.motifs.graph import GraphLimits, check_graph_file
+from r1interp.motifs.graph import GraphLimits
 from r1interp.motifs.nulls import NULL_MODELS, SIGN_MODES
 
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weight_threshold < 0 or not math.isfinite(args.weight_threshold):
         raise R1InterpError(f"--weight-threshold must be a finite number >= 0, got {args.weight_threshold}")
-    check_inputs(Path(args.path), args.out, args.max_mb)
+    check_out(args.out)  # before any work; the graph file itself is checked (type, size) before reading it
     graph = load_neuronpedia(
         args.path,
         drop_errors=not args.keep_errors,
@@ -127,10 +127,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_inputs(path: Path, out: Path | None, max_mb: int) -> None:
-    """Before any reading or work: the graph is a regular file of bounded size (not a FIFO, a device or a folder,
-    which would hang or exhaust memory), and --out can be written."""
-    check_graph_file(path, max_mb)
+def check_out(out: Path | None) -> None:
+    """--out can be written: checked before the graph is read, so a bad path does not waste the computation."""
     if out is not None and out.is_dir():
         raise R1InterpError(f"--out {out}: is a directory; give a file path")
     if out is not None and not out.parent.is_dir():
