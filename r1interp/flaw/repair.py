@@ -1,0 +1,236 @@
+"""Repairs of a localised flaw, each against a random set of equal size, plus an unconstrained fine-tune.
+
+Techniques (all from the same corrected examples and replay problems, the same number of optimisation steps):
+- `steer`: inference-time and gated. In the layer with the most attribution, a logistic gate on the top
+  localised neurons' activations detects the flawed step's decision token; where it fires, a trained offset is
+  added to those neurons. Elsewhere the model runs untouched.
+- `neuron_edit`: a weight edit of rank <= k: only the `down_proj` columns of the top-k localised neurons train.
+- `cluster_finetune`: the interventions stage's cluster-specific fine-tune (the update confined to the span of the
+  decoder rows of one step cluster's top transcoder features), aimed at the step type where traces go wrong.
+Controls: each technique on random neurons / features of equal size per layer (the next draws of the seed), and
+`unconstrained`: every weight of the model trains on the same examples for the same steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import random
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from tqdm.auto import tqdm
+
+from r1interp.flaw.localise import decision
+from r1interp.organism.train import _batch
+from r1interp.reasoning.benchmark import Item, examples
+from r1interp.transcoders.splice import mlp_modules
+
+NeuronSet = Mapping[int, list[int]]  # layer -> neuron indices
+
+
+def top_neurons(ranked: pd.DataFrame, k: int, layer: int | None = None) -> dict[int, list[int]]:
+    rows = ranked if layer is None else ranked[ranked["layer"] == layer]
+    out: dict[int, list[int]] = {}
+    for l, n in zip(rows["layer"].head(k), rows["neuron"].head(k), strict=True):
+        out.setdefault(int(l), []).append(int(n))
+    return {l: sorted(v) for l, v in sorted(out.items())}
+
+
+def random_neurons(chosen: NeuronSet, width: int, rng: np.random.Generator) -> dict[int, list[int]]:
+    """As many random neurons per layer as `chosen`, none of the chosen ones."""
+    return {l: sorted(int(i) for i in rng.choice(np.setdiff1d(np.arange(width), v), size=len(v), replace=False))
+            for l, v in chosen.items()}
+
+
+def _train_loop(model, tokenizer, trainable: list[torch.Tensor], items: list[Item], *, steps: int, lr: float,
+                batch_size: int, seed: int, desc: str) -> list[float]:
+    data = examples(tokenizer, items)
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(trainable, lr=lr)
+    losses = []
+    model.train()
+    try:
+        for _ in tqdm(range(steps), desc=desc, unit="step", leave=False):
+            ids, labels, mask = _batch(rng.sample(data, min(batch_size, len(data))), tokenizer.pad_token_id)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    finally:
+        model.eval()
+    return losses
+
+
+@contextlib.contextmanager
+def _frozen(model) -> Iterator[None]:
+    flags = {p: p.requires_grad for p in model.parameters()}
+    for p in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+
+
+def neuron_edit(model, tokenizer, neurons: NeuronSet, items: list[Item], *, steps: int, lr: float, batch_size: int,
+                seed: int) -> tuple[dict[int, torch.Tensor], list[float]]:
+    """Train only the down_proj columns of `neurons`; returns ({layer: delta down_proj}, losses)."""
+    mlps = mlp_modules(model)
+    cols = {l: torch.tensor(v, dtype=torch.long) for l, v in neurons.items() if v}
+    deltas = {l: torch.zeros(mlps[l].down_proj.weight.shape[0], len(c), requires_grad=True) for l, c in cols.items()}
+
+    def make(l):
+        def hook(module, inputs, output):
+            return output + inputs[0][..., cols[l]] @ deltas[l].T.to(output.dtype)
+        return hook
+
+    with _frozen(model):
+        handles = [mlps[l].down_proj.register_forward_hook(make(l)) for l in cols]
+        try:
+            losses = _train_loop(model, tokenizer, list(deltas.values()), items, steps=steps, lr=lr,
+                                 batch_size=batch_size, seed=seed, desc="neuron edit")
+        finally:
+            for h in handles:
+                h.remove()
+    full = {}
+    for l, c in cols.items():
+        w = torch.zeros_like(mlps[l].down_proj.weight)
+        w[:, c] = deltas[l].detach()
+        full[l] = w
+    return full, losses
+
+
+def unconstrained(model, tokenizer, items: list[Item], *, steps: int, lr: float, batch_size: int, seed: int):
+    """A copy of the model with every weight fine-tuned on `items`; returns (copy, losses)."""
+    tuned = copy.deepcopy(model)
+    for p in tuned.parameters():
+        p.requires_grad_(True)
+    losses = _train_loop(tuned, tokenizer, list(tuned.parameters()), items, steps=steps, lr=lr, batch_size=batch_size,
+                         seed=seed, desc="unconstrained fine-tune")
+    for p in tuned.parameters():
+        p.requires_grad_(False)
+    return tuned, losses
+
+
+class Gate:
+    """Logistic gate on a layer's chosen neurons; fires where score > threshold."""
+
+    def __init__(self, weight: torch.Tensor, bias: float, threshold: float):
+        self.weight, self.bias, self.threshold = weight, bias, threshold
+
+    def fires(self, acts: torch.Tensor) -> torch.Tensor:
+        return (acts @ self.weight + self.bias) > self.threshold
+
+
+def _layer_acts(model, layer: int, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    store = {}
+    mlp = mlp_modules(model)[layer]
+    handle = mlp.down_proj.register_forward_pre_hook(lambda m, args: store.__setitem__("h", args[0].detach()))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask)
+    finally:
+        handle.remove()
+    return store["h"]
+
+
+def _decision_batch(tokenizer, cases, replay: list[Item]):
+    """Gold ids of the corrected cases and the replay problems, with the decision position of each case (-1: none)."""
+    rows, where = [], []
+    for question, right, wrong in cases:
+        ids, pos, _, _ = decision(tokenizer, question, right, wrong)
+        rows.append(ids)
+        where.append(pos)
+    for ex in examples(tokenizer, replay):
+        rows.append(ex.input_ids)
+        where.append(-1)
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask, torch.tensor(where)
+
+
+def fit_gate(model, tokenizer, layer: int, neurons: list[int], cases, replay: list[Item], seed: int) -> tuple[Gate, dict]:
+    """Logistic regression (balanced classes) of 'this token is a decision token' on the neurons' activations over
+    every real token of the examples; the threshold maximises F1 on those tokens."""
+    ids, mask, where = _decision_batch(tokenizer, cases, replay)
+    acts = _layer_acts(model, layer, ids, mask)[..., neurons]
+    label = torch.zeros(ids.shape, dtype=torch.bool)
+    for row, pos in enumerate(where.tolist()):
+        if pos >= 0:
+            label[row, pos] = True
+    x, y = acts[mask.bool()].numpy().astype(np.float64), label[mask.bool()].numpy()
+    clf = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed).fit(x, y)
+    score = clf.decision_function(x)
+    best = (0.0, 0.0)
+    for t in np.unique(np.quantile(score, np.linspace(0.9, 1.0, 201))):
+        pred = score > t
+        tp = int((pred & y).sum())
+        f1 = 2 * tp / max(1, int(pred.sum()) + int(y.sum()))
+        if f1 > best[0]:
+            best = (f1, float(t))
+    gate = Gate(torch.tensor(clf.coef_[0], dtype=torch.float32), float(clf.intercept_[0]), best[1])
+    pred = score > best[1]
+    return gate, {"gate_f1": round(best[0], 4), "gate_recall": round(float((pred & y).sum() / max(1, y.sum())), 4),
+                  "gate_false_positive_rate": round(float((pred & ~y).sum() / max(1, (~y).sum())), 5)}
+
+
+def train_offset(model, tokenizer, layer: int, neurons: list[int], cases, *, steps: int, lr: float, seed: int) -> torch.Tensor:
+    """The offset added to the neurons at decision tokens, trained to make the corrected token likely there."""
+    ids, mask, where = _decision_batch(tokenizer, cases, [])
+    right = torch.tensor([ids[i, p + 1] for i, p in enumerate(where.tolist())])
+    idx = torch.tensor(neurons, dtype=torch.long)
+    offset = torch.zeros(len(neurons), requires_grad=True)
+    at = torch.zeros(ids.shape, dtype=torch.bool)
+    at[torch.arange(len(where)), where] = True
+
+    def hook(module, args):
+        h = args[0].clone()
+        h[..., idx] = h[..., idx] + at[..., None].to(h.dtype) * offset
+        return (h,)
+
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam([offset], lr=lr)
+    with _frozen(model):
+        handle = mlp_modules(model)[layer].down_proj.register_forward_pre_hook(hook)
+        try:
+            for _ in tqdm(range(steps), desc="steering offset", unit="step", leave=False):
+                logits = model(input_ids=ids, attention_mask=mask).logits[torch.arange(len(where)), where]
+                loss = torch.nn.functional.cross_entropy(logits, right)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        finally:
+            handle.remove()
+    return offset.detach()
+
+
+@contextlib.contextmanager
+def gated_steering(model, layer: int, neurons: list[int], gate: Gate, offset: torch.Tensor) -> Iterator[None]:
+    """Add `offset` to the neurons wherever the gate fires (during generation too: one token at a time)."""
+    idx = torch.tensor(neurons, dtype=torch.long)
+
+    def hook(module, args):
+        h = args[0]
+        fires = gate.fires(h[..., idx].float())
+        if not bool(fires.any()):
+            return None
+        h = h.clone()
+        h[..., idx] = h[..., idx] + fires[..., None].to(h.dtype) * offset.to(h.dtype)
+        return (h,)
+
+    handle = mlp_modules(model)[layer].down_proj.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
