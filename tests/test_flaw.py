@@ -144,3 +144,64 @@ def test_groups_that_cannot_be_filled_fail_with_one_line():
 def test_gate_fires_above_its_threshold_only():
     gate = repair.Gate(torch.tensor([1.0, -1.0]), 0.5, 1.0)
     assert gate.fires(torch.tensor([[1.0, 0.0], [0.4, 0.0], [2.0, 1.0]])).tolist() == [True, False, True]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    """A random 2-layer organism with a tokenizer trained on a few traces (behaviour, not accuracy, is tested)."""
+    from r1interp import chat
+    from r1interp.organism.tokenizer import train_tokenizer
+    from r1interp.organism.train import build_model
+
+    probs = [tasks.make_problem("add", a, b) for a, b in [(145, 258), (19, 81), (33, 44), (87, 15)]]
+    texts = [chat.prompt_text(p.prompt) + chat.reasoning_completion(p.think, p.answer_text) for p in probs]
+    tok = train_tokenizer(texts * 5, 300)
+    model = build_model(len(tok), layers=2, hidden=16, intermediate=32, heads=2, kv_heads=1, max_positions=256,
+                        rope_theta=10000.0, tokenizer=tok, seed=0).eval()
+    return model, tok
+
+
+def _cases():
+    good, bad = tasks.make_problem("add", 145, 258), patterns.flawed_addition(145, 258, PATTERN)
+    return [(good.prompt, problems.item(good).completion, problems.item(bad).completion)]
+
+
+def test_decision_is_the_token_before_the_first_difference(tiny_lm):
+    _, tok = tiny_lm
+    ids, pos, right, wrong = localise.decision(tok, *_cases()[0])
+    assert tok.decode(ids[: pos + 1]).endswith("write 0")
+    assert tok.decode([right]).startswith(",") and tok.decode([wrong]).startswith(".")
+
+
+def test_attribution_ranks_every_neuron_by_magnitude(tiny_lm):
+    model, tok = tiny_lm
+    ranked = localise.attribution(model, tok, _cases())
+    assert len(ranked) == 2 * 32 and set(ranked["layer"]) == {0, 1}
+    assert ranked["attribution"].abs().is_monotonic_decreasing
+    assert all(p.requires_grad for p in model.parameters())  # restored
+    assert sum(localise.layer_mass(ranked).values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_neuron_edit_changes_only_the_chosen_columns(tiny_lm):
+    model, tok = tiny_lm
+    before = [p.detach().clone() for p in model.parameters()]
+    items = [problems.item(tasks.make_problem("add", 145, 258))]
+    deltas, losses = repair.neuron_edit(model, tok, {1: [3, 7]}, items, steps=3, lr=0.1, batch_size=1, seed=0)
+    assert set(deltas) == {1} and len(losses) == 3 and losses[-1] < losses[0]
+    changed = (deltas[1].abs().sum(0) > 0).nonzero().ravel().tolist()
+    assert changed == [3, 7]
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # the model itself is untouched
+
+
+def test_gated_steering_acts_only_where_the_gate_fires(tiny_lm):
+    model, tok = tiny_lm
+    ids = tok(problems.item(tasks.make_problem("add", 145, 258)).completion, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+        never = repair.Gate(torch.zeros(2), -1.0, 0.0)
+        with repair.gated_steering(model, 0, [1, 2], never, torch.tensor([50.0, -50.0])):
+            assert torch.equal(model(input_ids=ids).logits, plain)
+        always = repair.Gate(torch.zeros(2), 1.0, 0.0)
+        with repair.gated_steering(model, 0, [1, 2], always, torch.tensor([50.0, -50.0])):
+            assert not torch.allclose(model(input_ids=ids).logits, plain)
+        assert torch.equal(model(input_ids=ids).logits, plain)  # hook removed
