@@ -139,7 +139,8 @@ def main():
     is_pat = lambda f: f["task"] == "add" and f["carry_in"] == 1 and f["op_result"] == 9  # noqa: E731  scoring only
     # matched control: columns that also write 0 and carry 1, but from digits summing to 10 with no carry in (the
     # same token and the same right continuation; only the carried-through-9 part differs)
-    is_ctrl = lambda f: f["task"] == "add" and f["carry_in"] == 0 and f["op_result"] == 10  # noqa: E731
+    # (tens column or higher, as the pattern always is: the ones column never receives a carry)
+    is_ctrl = lambda f: f["task"] == "add" and f["carry_in"] == 0 and f["op_result"] == 10 and f["column"] >= 1  # noqa: E731
     sel = localise.selectivity(localise.activations_at(model, tok, decision_points(groups["flaw"], is_pat)),
                                localise.activations_at(model, tok, decision_points(groups["add_carry"], is_ctrl)))
     report["localise"] = {"layer_mass": mass, "top": ranked.head(10).round(4).to_dict("records"),
