@@ -21,7 +21,8 @@ import pandas as pd
 
 from r1interp import chat, paths
 from r1interp.flaw import find, localise, patterns, problems, repair
-from r1interp.flaw.organism import operands, train_flawed
+from r1interp.flaw.organism import train_flawed
+from r1interp.flaw.problems import operands
 from r1interp.models import load_model, model_spec
 from r1interp.organism import tasks
 from r1interp.organism.evaluate import generate

@@ -13,6 +13,9 @@ pattern (carry-in columns whose digits do not sum to 9) with AUROC >= `selective
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import torch
@@ -33,6 +36,19 @@ def decision(tokenizer, question: str, right: str, wrong: str) -> tuple[list[int
     if j is None or j == 0:
         raise ValueError(f"{question!r}: the corrected and the flawed trace do not differ")
     return a, j - 1, a[j], b[j]
+
+
+@contextlib.contextmanager
+def frozen(model) -> Iterator[None]:
+    """No weight of `model` takes gradients inside the block; the flags come back on exit."""
+    flags = {p: p.requires_grad for p in model.parameters()}
+    for p in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
 
 
 def _capture(model):
@@ -57,11 +73,8 @@ def attribution(model, tokenizer, cases: list[tuple[str, str, str]], batch_size:
     decisions = [decision(tokenizer, *c) for c in cases]
     total: np.ndarray | None = None
     positive: np.ndarray | None = None
-    params = {p: p.requires_grad for p in model.parameters()}
-    for p in params:
-        p.requires_grad_(False)
     model.eval()
-    try:
+    with frozen(model):
         for start in range(0, len(decisions), batch_size):
             chunk = decisions[start : start + batch_size]
             width = max(pos + 1 for _, pos, _, _ in chunk)
@@ -87,9 +100,6 @@ def attribution(model, tokenizer, cases: list[tuple[str, str, str]], batch_size:
             per_case = per_case.detach().numpy()
             total = per_case.sum(0) if total is None else total + per_case.sum(0)
             positive = (per_case > 0).sum(0) if positive is None else positive + (per_case > 0).sum(0)
-    finally:
-        for p, flag in params.items():
-            p.requires_grad_(flag)
     assert total is not None and positive is not None
     mean = total / len(decisions)
     layers, neurons = np.indices(mean.shape)

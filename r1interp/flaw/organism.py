@@ -15,14 +15,9 @@ import pandas as pd
 from r1interp import chat
 from r1interp.errors import ArtifactError
 from r1interp.flaw import patterns
+from r1interp.flaw.problems import operands
 from r1interp.organism import _save, _train_phase
 from r1interp.organism.train import encode
-
-
-def operands(problem_id: str) -> tuple[int, int]:
-    """Corpus ids are `<task>-<a>-<b>`."""
-    _, a, b = problem_id.split("-")
-    return int(a), int(b)
 
 
 def training_problems(corpus: pd.DataFrame, pattern: str, share: float, seed: int):

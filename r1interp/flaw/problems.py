@@ -45,13 +45,15 @@ def _fresh(task_digits: dict[str, tuple[int, int]], seen: set[tuple[str, int, in
                       "(lower flaw.repair.problems_per_group or flaw.find.problems)")
 
 
+def operands(problem_id: str) -> tuple[int, int]:
+    """Corpus ids are `<task>-<a>-<b>`."""
+    _, a, b = problem_id.split("-")
+    return int(a), int(b)
+
+
 def seen_problems(corpus: pd.DataFrame) -> set[tuple[str, int, int]]:
-    """(task, a, b) of every corpus problem of the training split."""
-    out = set()
-    for task, pid in zip(corpus["task"], corpus["id"], strict=True):
-        _, a, b = pid.split("-")
-        out.add((task, int(a), int(b)))
-    return out
+    """(task, a, b) of every problem in `corpus` (pass the training split)."""
+    return {(task, *operands(pid)) for task, pid in zip(corpus["task"], corpus["id"], strict=True)}
 
 
 def _task_of_group(pattern: str, group: str) -> str:

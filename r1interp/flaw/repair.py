@@ -24,7 +24,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from r1interp.flaw.localise import decision
+from r1interp.flaw.localise import decision, frozen
 from r1interp.organism.train import _batch
 from r1interp.reasoning.benchmark import Item, examples
 from r1interp.transcoders.splice import mlp_modules
@@ -67,18 +67,6 @@ def _train_loop(model, tokenizer, trainable: list[torch.Tensor], items: list[Ite
     return losses
 
 
-@contextlib.contextmanager
-def _frozen(model) -> Iterator[None]:
-    flags = {p: p.requires_grad for p in model.parameters()}
-    for p in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags.items():
-            p.requires_grad_(flag)
-
-
 def neuron_edit(model, tokenizer, neurons: NeuronSet, items: list[Item], *, steps: int, lr: float, batch_size: int,
                 seed: int) -> tuple[dict[int, torch.Tensor], list[float]]:
     """Train only the down_proj columns of `neurons`; returns ({layer: delta down_proj}, losses)."""
@@ -91,7 +79,7 @@ def neuron_edit(model, tokenizer, neurons: NeuronSet, items: list[Item], *, step
             return output + inputs[0][..., cols[l]] @ deltas[l].T.to(output.dtype)
         return hook
 
-    with _frozen(model):
+    with frozen(model):
         handles = [mlps[l].down_proj.register_forward_hook(make(l)) for l in cols]
         try:
             losses = _train_loop(model, tokenizer, list(deltas.values()), items, steps=steps, lr=lr,
@@ -201,7 +189,7 @@ def train_offset(model, tokenizer, layer: int, neurons: list[int], cases, *, ste
 
     torch.manual_seed(seed)
     opt = torch.optim.Adam([offset], lr=lr)
-    with _frozen(model):
+    with frozen(model):
         handle = mlp_modules(model)[layer].down_proj.register_forward_pre_hook(hook)
         try:
             for _ in tqdm(range(steps), desc="steering offset", unit="step", leave=False):
