@@ -471,6 +471,60 @@ class InterventionsParams:
             raise ConfigError(f"{path}.contrast_step_type must differ from {path}.target_step_type ({self.target_step_type!r})")
 
 
+# planted flaws: name -> (the task it lives in, the fewest operand digits that can hold it); r1interp.flaw.patterns
+# holds the predicates (a test keeps the two equal). carry_through_nine needs a tens column receiving a carry.
+FLAW_PATTERNS = {"carry_through_nine": ("add", 2)}
+
+
+@dataclass(frozen=True)
+class FlawOrganismParams:
+    """The reasoner fine-tuned on the flawed traces (the fields of TrainPhaseParams, plus `enrich`)."""
+
+    steps: int = _f(150, ge=0)
+    lr: float = _f(3e-3, gt=0.0, le=1.0)
+    batch_size: int = _f(32, ge=1)
+    warmup_steps: int = _f(20, ge=0)
+    weight_decay: float = _f(0.0, ge=0.0, le=1.0)
+    final_lr_fraction: float = _f(0.05, ge=0.0, le=1.0)
+    enrich: float = _f(0.25, ge=0.0, lt=1.0, doc="share of the fine-tuning mix made of pattern problems (repeated)")
+
+    def check(self, path: str) -> None:
+        TrainPhaseParams.check(self, path)  # type: ignore[arg-type]  # same fields, same rule
+
+
+@dataclass(frozen=True)
+class FlawFindParams:
+    problems_per_task: int = _f(200, ge=10, doc="fresh problems per task, graded; the finder sees only the traces")
+    max_conditions: int = _f(2, ge=1, le=3, doc="conditions per rule (conjunctions of step facts)")
+    min_support: int = _f(5, ge=1, doc="failing steps a rule must cover")
+
+
+@dataclass(frozen=True)
+class FlawRepairParams:
+    problems_per_group: int = _f(100, ge=10, doc="held-out problems per group (flaw, add_carry, add_no_carry, mul)")
+    examples: int = _f(64, ge=1, doc="the repair budget: corrected training-split pattern problems (+ as many replayed)")
+    neurons: int = _f(16, ge=1, doc="localised MLP neurons a targeted repair may touch (and each random control)")
+    steps: int = _f(60, ge=1, doc="optimizer steps of every weight repair (edit, cluster fine-tune, unconstrained)")
+    lr: float = _f(1.0e-2, gt=0.0)
+    batch_size: int = _f(32, ge=1)
+    steer_steps: int = _f(200, ge=1, doc="optimizer steps of the steering offset")
+    steer_lr: float = _f(1.0, gt=0.0)
+
+
+@dataclass(frozen=True)
+class FlawParams:
+    """The planted-flaw organism and the find-and-fix experiment on it (stages `flawed-organism`, `flaw`)."""
+
+    pattern: str = _f("carry_through_nine", choices=tuple(FLAW_PATTERNS), doc="what the flawed traces handle wrongly")
+    share: float = _f(1.0, gt=0.0, le=1.0, doc="share of the training pattern problems whose trace is flawed")
+    organism: FlawOrganismParams = _f(FlawOrganismParams())
+    find: FlawFindParams = _f(FlawFindParams())
+    repair: FlawRepairParams = _f(FlawRepairParams())
+    max_new_tokens: int = _f(160, ge=8)
+    batch_size: int = _f(400, ge=1, doc="problems decoded per batch")
+    seed: int = _f(0, ge=0, le=SEED_MAX)
+
+
 @dataclass(frozen=True)
 class Params:
     seed: int = _f(0, ge=0, le=SEED_MAX)
@@ -488,6 +542,22 @@ class Params:
     clusters: ClustersParams = _f(ClustersParams())
     critical: CriticalParams = _f(CriticalParams())
     interventions: InterventionsParams = _f(InterventionsParams())
+    flaw: FlawParams = _f(FlawParams())
+
+    def _check_flaw(self) -> None:
+        """The planted flaw must be producible by the corpus's problems, and the repair budget must fit them."""
+        if self.model.profile != "organism":
+            return  # the flaw stages record that they do not apply (no trained organism to plant it in)
+        task, min_digits = FLAW_PATTERNS[self.flaw.pattern]
+        digits = self.corpus.tasks.get(task)
+        if digits is None or digits.max_digits < min_digits:
+            have = f"{digits.min_digits}-{digits.max_digits} digit operands" if digits else "no such task"
+            raise ConfigError(f"flaw.pattern: {self.flaw.pattern!r} cannot occur in the corpus (it needs {task} problems "
+                              f"with at least {min_digits} digits; corpus.tasks.{task}: {have})")
+        if self.flaw.repair.examples > self.corpus.train_per_task:
+            raise ConfigError(f"flaw.repair.examples ({self.flaw.repair.examples}) must be <= corpus.train_per_task "
+                              f"({self.corpus.train_per_task}): corrected examples are training-split pattern problems "
+                              "(the stage checks the exact count)")
 
     def _check_step_types(self) -> None:
         """Organism steps have the generator's types; real traces have R1 behaviours (sentences only)."""
@@ -506,6 +576,7 @@ class Params:
 
     def check(self, path: str) -> None:
         self._check_step_types()
+        self._check_flaw()
         if self.model.profile == "organism" and not self.train.num_latents:
             latents = self.organism.hidden * self.train.expansion_factor
             if self.train.k > latents:

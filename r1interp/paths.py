@@ -165,6 +165,11 @@ INTERVENTIONS_DIR = Path("reports/interventions")  # also its figures (*.png)
 INTERVENTION_RESULTS = INTERVENTIONS_DIR / "results.csv"
 INTERVENTIONS_METRICS = METRICS_DIR / "interventions.json"
 
+# ------------------------------------------------------------------ planted flaw (find and fix)
+FLAWED_LM = Path("models/flawed")  # not under models/lm: stages reading models/lm must not depend on it
+FLAW_DIR = Path("reports/flaw")  # repairs.csv, rules.csv, neurons.csv, find_localise.json, repairs.png
+FLAW_METRICS = METRICS_DIR / "flaw.json"
+
 # ------------------------------------------------------------------ report
 SITE_DIR = Path("reports/site")
 SITE_INDEX = SITE_DIR / "index.html"

@@ -1015,6 +1015,7 @@ class Block:
         return f"<!-- {self.name}:end -->"
 
 
+SEEDS_SPREAD = Path("reports/seeds/spread.json")  # python -m r1interp.seeds collect
 GPU_BENCH = Path("bench/results/gpu_real_shape_h200.json")  # bench/gpu_real_shape.py, the whole run
 GPU_BENCH_LONG = Path("bench/results/gpu_attr2048_h200.json")  # its attribution section again at smaller batches
 
@@ -1089,9 +1090,103 @@ def cpu_real_shape(src: Sources) -> list[str]:
     return lines
 
 
+FLAW_ARMS = (("unmodified", "unmodified flawed organism"),
+             ("steer", "gated steering of the top neurons of one layer at the flawed step"),
+             ("steer_random", "... random neurons of that layer (control)"),
+             ("neuron_edit", "edit of the top neurons' down_proj columns"),
+             ("neuron_edit_random", "... random neurons (control)"),
+             ("cluster_finetune", "fine-tune in the span of the failing step type's cluster features"),
+             ("cluster_finetune_random", "... random features (control)"),
+             ("unconstrained", "unconstrained fine-tune, same examples and steps (control)"))
+FLAW_TECHNIQUES = {"steer": "gated steering", "neuron_edit": "the neuron-column edit",
+                   "cluster_finetune": "the cluster-specific fine-tune"}
+FLAW_BAR_WORDS = {"lift_ge_30": "it lifts the flaw group by less than 30 points",
+                  "ci_above_unmodified": "its interval does not clear the unmodified model's",
+                  "ci_above_random": "its interval does not clear its random control's",
+                  "no_group_drops_over_2": "another group drops by more than 2 points"}
+
+
+def flaw_findings(src: Sources) -> list[str]:
+    """The planted flaw: find / localise scores and the repair table (reports/metrics/flaw.json)."""
+    f = paths.FLAW_METRICS
+    if not src.get(f, "applicable"):
+        return [f"Not applicable to this profile: {src.get(f, 'reason')}."]
+    arms, find, loc = src.get(f, "arms"), src.get(f, "find"), src.get(f, "localise")
+    missing = [a for a, _ in FLAW_ARMS if a not in arms]
+    if missing:
+        raise ArtifactError(f"{f.as_posix()}: arms has no {', '.join(missing)} (the README findings need them)")
+    others = sorted(g for g in arms["unmodified"] if isinstance(arms["unmodified"][g], dict) and g != "flaw")
+    groups = ["flaw", *others]
+    n = {g: int(arms["unmodified"][g]["n"]) for g in groups}
+    flagged = find["flagged_group"]
+    lines = [
+        f"Pattern `{src.get(f, 'pattern')}` (flawed share {_dec(src.get(f, 'share'), 2)} of the training pattern "
+        f"problems); held-out groups of n = {_join([f'{n[g]} ({g})' for g in groups])}, 95% Wilson intervals.",
+        "",
+        f"- **Find** (from graded traces only): {find['failing_problems']} of {find['discovery_problems']} discovery "
+        f"problems fail; the best rule over step facts is `{find['best_rule']}` (step precision "
+        f"{_dec(find['best_rule_step_precision'], 2)}, recall {_dec(find['best_rule_step_recall'], 2)}); the "
+        f"problems it flags vs the planted rule: precision {_dec(flagged['precision'], 2)}, recall "
+        f"{_dec(flagged['recall'], 2)} ({flagged['true_positive']} true, {flagged['false_positive']} false positives, "
+        f"{flagged['false_negative']} missed); {_pct(find['divergent_steps_at_pattern'])} of the first divergent "
+        "steps are pattern steps.",
+        f"- **Localise** (activation x gradient of the flawed decision on MLP neurons): attribution mass by layer "
+        + ", ".join(f"L{k} {_pct(v)}" for k, v in sorted(loc["layer_mass"].items(), key=lambda kv: int(kv[0])))
+        + f"; {loc['selective_neurons']} neurons fire selectively on pattern steps (AUROC >= 0.9 or <= 0.1, "
+        f"{loc['pattern_tokens']} pattern vs {loc['control_tokens']} matched control tokens); the first of them is "
+        f"ranked {loc['first_selective_rank']} of {loc['neurons_ranked']}.",
+        "",
+        "| arm | params changed | " + " | ".join(g.replace("_", " ") for g in groups) + " | flaw gold loss |",
+        "|---|---|" + "---|" * len(groups) + "---|",
+    ]
+    for arm, label in FLAW_ARMS:
+        a = arms[arm]
+        cells = [f"{_dec(a['flaw']['accuracy'], 2)} {_ci(*a['flaw']['ci'], lambda v: _dec(v, 2))}"]
+        cells += [_dec(a[g]["accuracy"], 2) for g in others]
+        lines.append(f"| {label} | {_int(a['params_changed'])} | " + " | ".join(cells)
+                     + f" | {_dec(a['flaw_gold_nll'], 3)} |")
+    lines.append("")
+    verdicts = src.get(f, "verdicts")
+    met = [t for t in FLAW_TECHNIQUES if verdicts[t]["meets_bar"]]
+    for tech, words in FLAW_TECHNIQUES.items():
+        v, a = verdicts[tech], arms[tech]
+        if v["meets_bar"]:
+            lines.append(f"- {words[0].upper() + words[1:]} **meets the bar**: flaw group "
+                         f"{_dec(arms['unmodified']['flaw']['accuracy'], 2)} -> {_dec(a['flaw']['accuracy'], 2)} "
+                         f"(lift {_signed(_dec(a['lift'] * 100, 0))} points), worst other group drop "
+                         f"{_dec(max(a['worst_other_drop'], 0) * 100, 0)} points.")
+        else:
+            why = _join([failed for k, failed in FLAW_BAR_WORDS.items() if not v[k]])
+            lines.append(f"- {words[0].upper() + words[1:]} does **not** meet the bar: {why} (flaw group "
+                         f"{_dec(a['flaw']['accuracy'], 2)}, control {_dec(arms[tech + '_random']['flaw']['accuracy'], 2)}, "
+                         f"worst other drop {_dec(a['worst_other_drop'] * 100, 0)} points).")
+    u = arms["unconstrained"]
+    lines.append(f"- The unconstrained fine-tune takes the flaw group to {_dec(u['flaw']['accuracy'], 2)} and costs up to "
+                 f"{_dec(max(u['worst_other_drop'], 0) * 100, 0)} points elsewhere"
+                 + (f"; {_join([FLAW_TECHNIQUES[t] for t in met])} fixes the flaw without that cost." if met else "."))
+    return lines
+
+
+def seed_spread(src: Sources) -> list[str]:
+    """The headline claims over organism seeds (reports/seeds/spread.json, python -m r1interp.seeds)."""
+    f = SEEDS_SPREAD
+    seeds, claims = src.get(f, "seeds"), src.get(f, "claims")
+    lines = [f"Organism seeds {', '.join(str(s) for s in seeds)} (`{src.get(f, 'varied')}`; every other param as in "
+             "params.yaml):", "",
+             "| claim | " + " | ".join(f"seed {s}" for s in seeds) + " | mean (sd) | holds in |",
+             "|---|" + "---|" * len(seeds) + "---|---|"]
+    for c in claims:
+        cells = [f"{_dec(c['values'][str(s)], 3)}{'' if c['holds'][str(s)] else ' (no)'}" for s in seeds]
+        sd = "-" if c["sd"] is None or (isinstance(c["sd"], float) and math.isnan(c["sd"])) else _dec(c["sd"], 3)
+        verdict = "every seed" if c["holds_in_every_seed"] else f"{c['holds_in']} of {len(seeds)}"
+        lines.append(f"| {c['claim']} | " + " | ".join(cells) + f" | {_dec(c['mean'], 3)} ({sd}) | {verdict} |")
+    return lines
+
+
 BLOCKS = (Block("findings-motifs", motif_findings), Block("findings-clusters", cluster_findings),
           Block("findings-critical", critical_findings), Block("findings-interventions", intervention_findings),
-          Block("real-shape-gpu", gpu_real_shape), Block("real-shape-cpu", cpu_real_shape))
+          Block("real-shape-gpu", gpu_real_shape), Block("real-shape-cpu", cpu_real_shape),
+          Block("findings-flaw", flaw_findings), Block("seed-spread", seed_spread))
 
 
 # ---------------------------------------------------------------------------------------------- README block

@@ -205,3 +205,113 @@ def test_gated_steering_acts_only_where_the_gate_fires(tiny_lm):
         with repair.gated_steering(model, 0, [1, 2], always, torch.tensor([50.0, -50.0])):
             assert not torch.allclose(model(input_ids=ids).logits, plain)
         assert torch.equal(model(input_ids=ids).logits, plain)  # hook removed
+
+
+# ---------------------------------------------------------------------------- params, budget, verdicts
+
+
+def _params(**flaw):
+    from r1interp.config import parse_params
+
+    return parse_params({"flaw": flaw} if flaw else {})
+
+
+@pytest.mark.parametrize("flaw, key, words", [
+    ({"pattern": "carry_through_eight"}, "flaw.pattern", "allowed: carry_through_nine"),
+    ({"share": 0.0}, "flaw.share", "must be > 0.0"),
+    ({"share": 1.5}, "flaw.share", "must be <= 1.0"),
+    ({"repair": {"examples": 7501}}, "flaw.repair.examples", "corpus.train_per_task (7500)"),
+    ({"organism": {"enrich": 1.0}}, "flaw.organism.enrich", "must be < 1.0"),
+    ({"organism": {"warmup_steps": 200}}, "flaw.organism.warmup_steps", "must be <= flaw.organism.steps"),
+])
+def test_bad_flaw_params_fail_naming_the_key(flaw, key, words):
+    with pytest.raises(ConfigError) as info:
+        _params(**flaw)
+    assert str(info.value).startswith(key) and words in str(info.value), str(info.value)
+
+
+def test_share_of_exactly_one_and_the_defaults_are_accepted():
+    assert _params().flaw.share == 1.0 and _params(share=1.0).flaw.share == 1.0
+    assert _params(share=1e-6).flaw.share == 1e-6
+
+
+def test_a_pattern_the_corpus_cannot_produce_fails_before_any_work():
+    from r1interp.config import parse_params
+
+    with pytest.raises(ConfigError) as info:
+        parse_params({"corpus": {"tasks": {"add": {"min_digits": 1, "max_digits": 1}, "mul": {}}}})
+    assert str(info.value).startswith("flaw.pattern: 'carry_through_nine' cannot occur") and "1-1 digit" in str(info.value)
+    with pytest.raises(ConfigError, match=r"^flaw.pattern: .*corpus.tasks.add: no such task"):
+        parse_params({"corpus": {"tasks": {"mul": {}}}})
+    # a Hub profile has no organism to plant it in: nothing to check
+    hub = parse_params({"model": {"profile": "r1-distill-qwen-1.5b"},
+                        "corpus": {"tasks": {"mul": {}}, "hub": {"revision": "abc123"}},
+                        "interventions": {"target_step_type": "backtracking", "contrast_step_type": "deduction",
+                                          "finetune": {"step_type": "deduction"}},
+                        "clusters": {"segment": "sentence"}})
+    assert hub.flaw.pattern == PATTERN
+
+
+def test_config_patterns_match_the_library():
+    """config.FLAW_PATTERNS (task, fewest digits) must agree with the predicates of r1interp.flaw.patterns."""
+    from r1interp.config import FLAW_PATTERNS
+
+    assert set(FLAW_PATTERNS) == set(patterns.PATTERNS)
+    for name, (task, min_digits) in FLAW_PATTERNS.items():
+        assert patterns.task_of(name) == task
+        assert patterns.can_produce(name, {task: (min_digits, min_digits)})
+        if min_digits > 1:
+            assert not patterns.can_produce(name, {task: (1, min_digits - 1)})
+
+
+def _corpus(pairs):
+    return pd.DataFrame({"task": [t for t, _, _ in pairs], "id": [f"{t}-{a}-{b}" for t, a, b in pairs],
+                         "split": ["train"] * len(pairs)})
+
+
+def test_repair_budget_larger_than_the_pattern_problems_fails_naming_the_key():
+    corpus = _corpus([("add", 19, 81), ("add", 18, 82), ("add", 45, 54), ("mul", 19, 9)])
+    with_pattern, plain = problems.repair_pools(corpus, PATTERN, 2)
+    assert with_pattern == [("add", 19, 81), ("add", 18, 82)] and plain == [("add", 45, 54), ("mul", 19, 9)]
+    with pytest.raises(ConfigError) as info:
+        problems.repair_pools(corpus, PATTERN, 3)
+    assert str(info.value) == ("flaw.repair.examples: 3 corrected examples asked, the training split has 2 problems "
+                               "with pattern 'carry_through_nine'; allowed: 1..2")
+
+
+def _rows(flaw, flaw_ci, control_ci, others_drop=0.0):
+    """Repair rows: unmodified at 0.10 [0.05, 0.20], the technique at `flaw` with `flaw_ci`, its control."""
+    base = {"arm": "unmodified", "flaw_accuracy": 0.1, "flaw_ci_low": 0.05, "flaw_ci_high": 0.2, "lift": 0.0,
+            "worst_other_drop": 0.0}
+    tech = {"arm": "steer", "flaw_accuracy": flaw, "flaw_ci_low": flaw_ci[0], "flaw_ci_high": flaw_ci[1],
+            "lift": flaw - 0.1, "worst_other_drop": others_drop}
+    ctrl = {"arm": "steer_random", "flaw_accuracy": 0.1, "flaw_ci_low": control_ci[0], "flaw_ci_high": control_ci[1],
+            "lift": 0.0, "worst_other_drop": 0.0}
+    return pd.DataFrame([base, tech, ctrl])
+
+
+def test_verdict_applies_every_part_of_the_bar():
+    from r1interp.flaw.experiment import verdict
+
+    ok = verdict(_rows(0.9, (0.8, 0.95), (0.05, 0.2)), "steer", "steer_random")
+    assert ok == {"lift_ge_30": True, "ci_above_unmodified": True, "ci_above_random": True,
+                  "no_group_drops_over_2": True, "meets_bar": True}
+    assert verdict(_rows(0.4, (0.3, 0.5), (0.05, 0.2)), "steer", "steer_random")["meets_bar"]  # lift exactly 30 points
+    small = verdict(_rows(0.39, (0.3, 0.5), (0.05, 0.2)), "steer", "steer_random")
+    assert not small["lift_ge_30"] and not small["meets_bar"]
+    touching = verdict(_rows(0.9, (0.2, 0.95), (0.05, 0.1)), "steer", "steer_random")  # low bound = unmodified high
+    assert not touching["ci_above_unmodified"] and touching["ci_above_random"] and not touching["meets_bar"]
+    control = verdict(_rows(0.9, (0.8, 0.95), (0.5, 0.85)), "steer", "steer_random")
+    assert not control["ci_above_random"] and control["ci_above_unmodified"] and not control["meets_bar"]
+    assert verdict(_rows(0.9, (0.8, 0.95), (0.05, 0.2), others_drop=0.02), "steer", "steer_random")["meets_bar"]
+    drops = verdict(_rows(0.9, (0.8, 0.95), (0.05, 0.2), others_drop=0.03), "steer", "steer_random")
+    assert not drops["no_group_drops_over_2"] and not drops["meets_bar"]
+
+
+def test_decision_points_sit_on_the_digit_written_at_the_chosen_step():
+    from r1interp.flaw.experiment import decision_points
+
+    p = tasks.make_problem("add", 145, 258)
+    [(text, char)] = decision_points([p], lambda f: f["carry_in"] == 1 and f["op_result"] == 9)
+    assert text[char - len("tens: 4+5+1=10, write "):char + 1] == "tens: 4+5+1=10, write 0"
+    assert decision_points([tasks.make_problem("add", 12, 34)], lambda f: f["carry_in"] == 1) == []

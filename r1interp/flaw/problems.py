@@ -83,3 +83,14 @@ def evaluation_groups(pattern: str, task_digits: dict[str, tuple[int, int]], see
 def discovery_problems(task_digits: dict[str, tuple[int, int]], seen: set, per_task: int, seed: int) -> list[tasks.Problem]:
     rng = random.Random(f"flaw-find-{seed}")
     return [_fresh(task_digits, seen, rng, task) for task in sorted(task_digits) for _ in range(per_task)]
+
+
+def repair_pools(corpus: pd.DataFrame, pattern: str, examples: int) -> tuple[list, list]:
+    """(task, a, b) of the training split's pattern problems and of the others; the repair budget must fit."""
+    rows = corpus[corpus["split"] == "train"]
+    pool = [(t, *operands(i)) for t, i in zip(rows["task"], rows["id"], strict=True)]
+    with_pattern = [x for x in pool if patterns.has_pattern(pattern, *x)]
+    if examples > len(with_pattern):
+        raise ConfigError(f"flaw.repair.examples: {examples} corrected examples asked, the training split has "
+                          f"{len(with_pattern)} problems with pattern {pattern!r}; allowed: 1..{len(with_pattern)}")
+    return with_pattern, [x for x in pool if not patterns.has_pattern(pattern, *x)]

@@ -1,0 +1,98 @@
+"""End-to-end: the `flawed-organism` and `flaw` stages on the tiny pipeline (real `dvc repro` in a copy)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import copied_project, run
+
+from r1interp.flaw.experiment import TECHNIQUES, verdict
+
+pytestmark = pytest.mark.slow
+DVC = [sys.executable, "-m", "dvc"]
+ARMS = ["unmodified", "steer", "steer_random", "neuron_edit", "neuron_edit_random", "cluster_finetune",
+        "cluster_finetune_random", "unconstrained"]
+
+
+@pytest.fixture(scope="module")
+def flawed_project(pipeline_project: Path, tmp_path_factory) -> Path:
+    project = copied_project(pipeline_project, tmp_path_factory.mktemp("flaw") / "p")
+    run(DVC + ["repro", "flaw"], project)
+    return project
+
+
+def _params(project: Path) -> dict:
+    return yaml.safe_load((project / "params.yaml").read_text())
+
+
+def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_project: Path):
+    project = flawed_project
+    per_group = _params(project)["flaw"]["repair"]["problems_per_group"]
+    rows = pd.read_csv(project / "reports/flaw/repairs.csv")
+    assert rows["arm"].tolist() == ARMS
+    groups = ["flaw", "add_carry", "add_no_carry", "mul"]
+    for g in groups:
+        assert (rows[f"{g}_n"] == per_group).all()
+        assert ((rows[f"{g}_ci_low"] <= rows[f"{g}_accuracy"] + 1e-9)
+                & (rows[f"{g}_accuracy"] <= rows[f"{g}_ci_high"] + 1e-9)).all()
+        assert (rows[f"{g}_accuracy"] == rows[f"{g}_correct"] / per_group).all()
+    base = rows.iloc[0]
+    assert (rows["lift"].round(4) == (rows["flaw_accuracy"] - base["flaw_accuracy"]).round(4)).all()
+    # params changed: the steering offset + gate, whole down_proj columns, all weights for the unconstrained control
+    neurons = _params(project)["flaw"]["repair"]["neurons"]
+    changed = dict(zip(rows["arm"], rows["params_changed"], strict=True))
+    assert changed["steer"] == changed["steer_random"] == 2 * neurons + 1
+    assert changed["neuron_edit"] == changed["neuron_edit_random"] == neurons * 32  # organism.hidden (tiny)
+    assert changed["unconstrained"] > 100 * changed["neuron_edit"]
+
+    metrics = json.loads((project / "reports/metrics/flaw.json").read_text())
+    assert metrics["applicable"] and metrics["pattern"] == "carry_through_nine"
+    assert set(metrics["arms"]) == set(ARMS)
+    for tech in TECHNIQUES:  # the verdicts follow from the table
+        assert metrics["verdicts"][tech] == verdict(rows, tech, f"{tech}_random")
+    assert metrics["meets_bar"] == [t for t in TECHNIQUES if metrics["verdicts"][t]["meets_bar"]]
+    find = metrics["find"]
+    assert 0 < find["failing_problems"] <= find["discovery_problems"] == 2 * _params(project)["flaw"]["find"]["problems_per_task"]
+    flagged = find["flagged_group"]
+    assert flagged["true_positive"] + flagged["false_negative"] == per_group  # every flaw-group problem has the pattern
+    loc = metrics["localise"]
+    assert sum(loc["layer_mass"].values()) == pytest.approx(1.0, abs=1e-3) and set(loc["layer_mass"]) == {"0", "1"}
+    assert loc["neurons_ranked"] == 2 * 64  # layers x intermediate (tiny)
+    neurons_csv = pd.read_csv(project / "reports/flaw/neurons.csv")
+    assert len(neurons_csv) == 128 and neurons_csv["attribution"].abs().is_monotonic_decreasing
+    arms = json.loads((project / "reports/flaw/arms.json").read_text())
+    steer = arms["steer"]
+    assert len(steer["neurons"]) == neurons and set(steer["neurons"]).isdisjoint(arms["steer_random"]["neurons"])
+    assert (project / "reports/flaw/repairs.png").read_bytes()[:4] == b"\x89PNG"
+    assert run(DVC + ["status", "flaw"], project).stdout.strip().endswith("up to date.")
+
+
+def test_flaw_stage_is_byte_identical_when_forced_again(flawed_project: Path):
+    project = flawed_project
+    before = {p: (project / p).read_bytes() for p in ("reports/metrics/flaw.json", "reports/flaw/repairs.csv",
+                                                       "reports/flaw/neurons.csv", "reports/flaw/arms.json")}
+    run(DVC + ["repro", "-f", "-s", "flaw"], project)
+    assert {p: (project / p).read_bytes() for p in before} == before
+
+
+def test_a_repair_budget_beyond_the_pattern_problems_fails_before_training(flawed_project: Path, tmp_path):
+    project = copied_project(flawed_project, tmp_path / "p")
+    log = json.loads((project / "models/flawed/training.json").read_text())
+    params = _params(project)
+    params["flaw"]["repair"]["examples"] = log["pattern_problems"] + 1
+    params["flaw"]["organism"]["steps"] += 1  # the model must be retrained: the check has to come first
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    model_before = (project / "models/flawed/model.safetensors").read_bytes()
+    proc = run(DVC + ["repro", "flawed-organism"], project, check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: flaw.repair.examples: {log['pattern_problems'] + 1} corrected examples asked, the "
+                      f"training split has {log['pattern_problems']} problems with pattern 'carry_through_nine'; "
+                      f"allowed: 1..{log['pattern_problems']}"], proc.stderr[-2000:]
+    assert "organism flawed" not in proc.stderr + proc.stdout  # no training step ran
+    assert (project / "models/flawed/model.safetensors").read_bytes() == model_before  # the last good model stays
