@@ -170,6 +170,12 @@ FLAWED_LM = Path("models/flawed")  # not under models/lm: stages reading models/
 FLAW_DIR = Path("reports/flaw")  # repairs.csv, rules.csv, neurons.csv, find_localise.json, repairs.png
 FLAW_METRICS = METRICS_DIR / "flaw.json"
 
+# ------------------------------------------------------------------ seed spread (python -m r1interp.seeds)
+SEEDS_SPREAD = Path("reports/seeds/spread.json")
+# what a fresh copy of the project leaves out: the pipeline's outputs (the folders below) but the inputs kept in git
+OUTPUT_ROOTS = ("data/", "models/", "reports/")
+INPUTS_IN_GIT = (PROMPTS_DIR.as_posix() + "/", REFERENCE_DIR.as_posix() + "/")
+
 # ------------------------------------------------------------------ report
 SITE_DIR = Path("reports/site")
 SITE_INDEX = SITE_DIR / "index.html"
@@ -188,4 +194,4 @@ def pulled_dir(repo_id: str) -> Path:
 
 
 # Written outside any stage's declared outputs, so not in dvc.yaml (and they must not be: see tests/test_paths.py).
-NOT_IN_PIPELINE = (SWEEP_DIR, PULLED_DIR, TIMINGS_DIR)
+NOT_IN_PIPELINE = (SWEEP_DIR, PULLED_DIR, TIMINGS_DIR, SEEDS_SPREAD.parent)

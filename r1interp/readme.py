@@ -1015,7 +1015,7 @@ class Block:
         return f"<!-- {self.name}:end -->"
 
 
-SEEDS_SPREAD = Path("reports/seeds/spread.json")  # python -m r1interp.seeds collect
+SEEDS_SPREAD = paths.SEEDS_SPREAD  # python -m r1interp.seeds collect
 GPU_BENCH = Path("bench/results/gpu_real_shape_h200.json")  # bench/gpu_real_shape.py, the whole run
 GPU_BENCH_LONG = Path("bench/results/gpu_attr2048_h200.json")  # its attribution section again at smaller batches
 

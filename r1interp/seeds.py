@@ -1,6 +1,6 @@
 """Do the headline findings survive another organism seed? The pipeline rebuilt per seed, the claims compared.
 
-    python -m r1interp.seeds run --seeds 1 2     # full `dvc repro` per seed in .seeds/seed-<n> (~10 min each, 2 cores)
+    python -m r1interp.seeds run --seeds 1 2     # `dvc repro` of the claims' stages per seed in .seeds/seed-<n>
     python -m r1interp.seeds collect --seeds 1 2 # -> reports/seeds/spread.json (+ the README block via r1interp.readme)
 
 Seed 0 is this workspace (the default params, `organism.seed: 0`); seed n is a copy of the project (the files git
@@ -32,11 +32,11 @@ import yaml
 from r1interp import paths
 from r1interp.errors import ArtifactError, ConfigError, R1InterpError
 from r1interp.io import write_json
-from r1interp.readme import SEEDS_SPREAD as SPREAD_JSON
 from r1interp.readme import Sources, _Differences
 
 WORK_DIR = Path(".seeds")
 SEED_KEY = "organism.seed"
+CLAIM_STAGES = ("compare", "clusters", "interventions", "flaw")  # and what they need; not labels-only stages, the site
 ABLATION_MARGIN = 0.30  # "specific": the carry group loses >= 30 points more than the random control and no-carry
 ARI_BAR = 0.5  # "the clusters recover the generator's step types"
 
@@ -103,7 +103,7 @@ def _project_files(root: Path) -> list[str]:
                             capture_output=True, text=True, check=True).stdout.splitlines()
     kept = []
     for rel in listed:
-        generated = rel.startswith(("data/", "models/", "reports/")) and not rel.startswith(("data/prompts/", "data/reference/"))
+        generated = rel.startswith(paths.OUTPUT_ROOTS) and not rel.startswith(paths.INPUTS_IN_GIT)
         if (root / rel).is_file() and not generated and rel != "dvc.lock" and not rel.startswith(WORK_DIR.as_posix()):
             kept.append(rel)
     return kept
@@ -134,7 +134,7 @@ def run(seeds: list[int], root: Path = Path("."), work: Path = WORK_DIR) -> None
     for seed in seeds:
         dest = prepare(seed, root, work)
         print(f"seeds: organism.seed {seed}: dvc repro in {dest}", flush=True)
-        proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=dest,
+        proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *CLAIM_STAGES], cwd=dest,
                               env={**os.environ, "DVC_NO_ANALYTICS": "1"})
         if proc.returncode:
             raise R1InterpError(f"seeds: dvc repro failed for organism.seed {seed} (see the output above; {dest})")
@@ -185,10 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--seeds: {args.seeds} has a negative seed; allowed: 0..2**32-1")
             run(args.seeds)
         out = collect(args.seeds)
-        write_json(SPREAD_JSON, out)
+        write_json(paths.SEEDS_SPREAD, out)
         for c in out["claims"]:
             print(f"{c['name']}: mean {c['mean']} sd {c['sd']} holds in {c['holds_in']}/{len(out['seeds'])} seeds")
-        print(f"-> {SPREAD_JSON}")
+        print(f"-> {paths.SEEDS_SPREAD}")
     except R1InterpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

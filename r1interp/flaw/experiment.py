@@ -138,13 +138,16 @@ def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, t
     data = corrected + replay
 
     # 2. localise, scored by the neurons that fire selectively on pattern steps (ground truth, scoring only):
-    # pattern decision tokens vs decision tokens of matched steps writing the same total without the pattern
+    # pattern decision tokens vs decision tokens of matched steps of the same task writing the same total without the
+    # pattern, past the ones column as the pattern always is (the ones column never receives a carry)
     ranked = localise.attribution(model, tokenizer, cases)
     mass = localise.layer_mass(ranked)
     pattern_points = decision_points(groups["flaw"], lambda f: _is_pattern_step(cfg.pattern, f))
     totals = {f["total"] for p in groups["flaw"] for f in find.step_facts(p) if _is_pattern_step(cfg.pattern, f)}
     control_pool = [p for g in others for p in groups[g]]
-    control_points = decision_points(control_pool, lambda f: (f["x"] >= 0 and f["column"] >= 1 and f["total"] in totals
+    task = patterns.task_of(cfg.pattern)
+    control_points = decision_points(control_pool, lambda f: (f["task"] == task and f["x"] >= 0 and f["column"] >= 1
+                                                              and f["total"] in totals
                                                               and not _is_pattern_step(cfg.pattern, f)))
     selective = localise.selectivity(localise.activations_at(model, tokenizer, pattern_points),
                                      localise.activations_at(model, tokenizer, control_points))
