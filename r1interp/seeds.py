@@ -131,8 +131,8 @@ def prepare(seed: int, root: Path = Path("."), work: Path = WORK_DIR) -> Path:
 
 
 def run(seeds: list[int], root: Path = Path("."), work: Path = WORK_DIR) -> None:
-    for seed in seeds:
-        dest = prepare(seed, root, work)
+    copies = {seed: prepare(seed, root, work) for seed in seeds}  # all first: edits made meanwhile go in none
+    for seed, dest in copies.items():
         print(f"seeds: organism.seed {seed}: dvc repro in {dest}", flush=True)
         proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *CLAIM_STAGES], cwd=dest,
                               env={**os.environ, "DVC_NO_ANALYTICS": "1"})

@@ -144,11 +144,16 @@ def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, t
     mass = localise.layer_mass(ranked)
     pattern_points = decision_points(groups["flaw"], lambda f: _is_pattern_step(cfg.pattern, f))
     totals = {f["total"] for p in groups["flaw"] for f in find.step_facts(p) if _is_pattern_step(cfg.pattern, f)}
-    control_pool = [p for g in others for p in groups[g]]
     task = patterns.task_of(cfg.pattern)
-    control_points = decision_points(control_pool, lambda f: (f["task"] == task and f["x"] >= 0 and f["column"] >= 1
-                                                              and f["total"] in totals
-                                                              and not _is_pattern_step(cfg.pattern, f)))
+
+    def is_control(f: dict) -> bool:
+        return (f["task"] == task and f["x"] >= 0 and f["column"] >= 1 and f["total"] in totals
+                and not _is_pattern_step(cfg.pattern, f))
+
+    controls = problems.matching_problems(
+        task, task_digits, seen, len(pattern_points), cfg.seed,
+        lambda p: not patterns.has_pattern(cfg.pattern, p.task, p.a, p.b) and any(map(is_control, find.step_facts(p))))
+    control_points = decision_points(controls, is_control)
     selective = localise.selectivity(localise.activations_at(model, tokenizer, pattern_points),
                                      localise.activations_at(model, tokenizer, control_points))
     located = {"layer_mass": {str(k): v for k, v in mass.items()}, "pattern_tokens": len(pattern_points),

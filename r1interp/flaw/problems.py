@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -83,6 +84,21 @@ def evaluation_groups(pattern: str, task_digits: dict[str, tuple[int, int]], see
 def discovery_problems(task_digits: dict[str, tuple[int, int]], seen: set, per_task: int, seed: int) -> list[tasks.Problem]:
     rng = random.Random(f"flaw-find-{seed}")
     return [_fresh(task_digits, seen, rng, task) for task in sorted(task_digits) for _ in range(per_task)]
+
+
+def matching_problems(task: str, task_digits: dict[str, tuple[int, int]], seen: set, n: int, seed: int,
+                      keep: Callable[[tasks.Problem], bool], max_draws: int = 100_000) -> list[tasks.Problem]:
+    """`n` fresh problems of `task` for which `keep` holds (the matched controls of the localisation score)."""
+    rng = random.Random(f"flaw-control-{seed}")
+    out: list[tasks.Problem] = []
+    for _ in range(max_draws):
+        if len(out) >= n:
+            return out
+        p = _fresh(task_digits, seen, rng, task)
+        if keep(p):
+            out.append(p)
+    raise ConfigError(f"flaw.repair.problems_per_group: {n} matched control problems could not be drawn "
+                      f"(found {len(out)} in {max_draws} fresh {task} problems)")
 
 
 def repair_pools(corpus: pd.DataFrame, pattern: str, examples: int) -> tuple[list, list]:
