@@ -65,16 +65,39 @@ def tiny_model_kwargs(tokenizer) -> dict:
     )
 
 
+def shared_dir(tmp_path_factory) -> Path:
+    """A directory of this test run that every pytest-xdist worker sees (their base temp dirs' parent), or,
+    without xdist, the run's base temp dir."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def pipeline_project(tmp_path_factory) -> Path:
-    """The tiny project with every stage through `compare` and `evaluate` built and committed (shared by
-    the end-to-end modules that only read the pipeline's outputs)."""
+    """The tiny project with every stage through `compare` and `evaluate` built and committed, built once per
+    test run: the first worker that needs it builds it under a file lock, the others wait and reuse it.
+
+    Shared by every worker, so it is never changed: a test that runs DVC in it or writes a file works on its own
+    copy (`helpers.copied_project(pipeline_project, ...)`, which takes the DVC cache along: nothing is rebuilt)."""
     import sys
 
+    from filelock import FileLock
     from helpers import built_project, run
 
-    project = built_project(tmp_path_factory.mktemp("pipeline-project"), "compare")
-    run([sys.executable, "-m", "dvc", "repro", "evaluate"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "evaluate"], project)
+    root = shared_dir(tmp_path_factory)
+    project, done, failed = root / "pipeline-project", root / "pipeline-project.done", root / "pipeline-project.failed"
+    with FileLock(root / "pipeline-project.lock"):
+        if failed.exists():
+            pytest.fail(f"the shared tiny pipeline failed to build (in another worker):\n{failed.read_text()}")
+        if not done.exists():
+            try:
+                project.mkdir()
+                built_project(project, "compare")
+                run([sys.executable, "-m", "dvc", "repro", "evaluate"], project)
+                run(["git", "add", "-A"], project)
+                run(["git", "commit", "-qm", "evaluate"], project)
+            except BaseException as e:
+                failed.write_text(f"{type(e).__name__}: {e}")
+                raise
+            done.touch()
     return project
