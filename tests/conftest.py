@@ -65,16 +65,32 @@ def tiny_model_kwargs(tokenizer) -> dict:
     )
 
 
-def shared_dir(tmp_path_factory) -> Path:
+# The longest modules (measured, ~1 min and up on one core), longest first. pytest-xdist hands whole modules to
+# the two workers in collection order, so these start early and the short modules fill in at the end;
+# test_pipeline_e2e comes early because its fixture builds the shared tiny pipeline that eight modules copy.
+LONGEST_FIRST = ("test_reproducible_e2e.py", "test_pipeline_e2e.py", "test_site.py", "test_real_profile_e2e.py",
+                 "test_fetch_e2e.py", "test_tutorial.py", "test_remote_e2e.py", "test_labels_e2e.py",
+                 "test_keep_outputs_e2e.py", "test_transcoders_e2e.py", "test_clusters_e2e.py", "test_circuits_e2e.py",
+                 "test_registry_e2e.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest modules first (a stable sort: the others, and the tests within a module, keep their order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def shared_dir(tmp_path_factory, config: pytest.Config) -> Path:
     """A directory of this test run that every pytest-xdist worker sees (their base temp dirs' parent), or,
-    without xdist, the run's base temp dir."""
+    without xdist workers, the run's base temp dir."""
     base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return base.parent if hasattr(config, "workerinput") else base
 
 
 @pytest.fixture(scope="session")
-def pipeline_project(tmp_path_factory) -> Path:
-    """The tiny project with every stage through `compare` and `evaluate` built and committed, built once per
+def pipeline_project(tmp_path_factory, pytestconfig) -> Path:
+    """The tiny project with every stage through `compare`, `evaluate` and `organism-eval` built and committed
+    (what test_pipeline_e2e, test_reproducible_e2e and the modules that copy it start from), built once per
     test run: the first worker that needs it builds it under a file lock, the others wait and reuse it.
 
     Shared by every worker, so it is never changed: a test that runs DVC in it or writes a file works on its own
@@ -82,9 +98,10 @@ def pipeline_project(tmp_path_factory) -> Path:
     import sys
 
     from filelock import FileLock
+
     from helpers import built_project, run
 
-    root = shared_dir(tmp_path_factory)
+    root = shared_dir(tmp_path_factory, pytestconfig)
     project, done, failed = root / "pipeline-project", root / "pipeline-project.done", root / "pipeline-project.failed"
     with FileLock(root / "pipeline-project.lock"):
         if failed.exists():
@@ -93,9 +110,9 @@ def pipeline_project(tmp_path_factory) -> Path:
             try:
                 project.mkdir()
                 built_project(project, "compare")
-                run([sys.executable, "-m", "dvc", "repro", "evaluate"], project)
+                run([sys.executable, "-m", "dvc", "repro", "evaluate", "organism-eval"], project)
                 run(["git", "add", "-A"], project)
-                run(["git", "commit", "-qm", "evaluate"], project)
+                run(["git", "commit", "-qm", "evaluate, organism-eval"], project)
             except BaseException as e:
                 failed.write_text(f"{type(e).__name__}: {e}")
                 raise
