@@ -65,13 +65,15 @@ def tiny_model_kwargs(tokenizer) -> dict:
     )
 
 
-# The longest modules (measured, ~1 min and up on one core), longest first. pytest-xdist hands whole modules to
-# the two workers in collection order, so these start early and the short modules fill in at the end;
-# test_pipeline_e2e comes early because its fixture builds the shared tiny pipeline that eight modules copy.
-LONGEST_FIRST = ("test_reproducible_e2e.py", "test_pipeline_e2e.py", "test_site.py", "test_real_profile_e2e.py",
-                 "test_fetch_e2e.py", "test_tutorial.py", "test_remote_e2e.py", "test_labels_e2e.py",
-                 "test_keep_outputs_e2e.py", "test_transcoders_e2e.py", "test_clusters_e2e.py", "test_circuits_e2e.py",
-                 "test_registry_e2e.py")  # fmt: skip
+# The longest modules (measured: ~30 s and up on one core), longest first. pytest-xdist (--dist loadscope) hands
+# whole modules to the two workers in collection order, so these start early and the short modules fill in at the
+# end. test_pipeline_e2e comes second because its fixture builds the shared tiny pipeline that eight modules copy;
+# test_site (short) third, because each worker is handed its next module in advance, and the third goes to the
+# worker busy with the longest.
+LONGEST_FIRST = ("test_reproducible_e2e.py", "test_pipeline_e2e.py", "test_site.py", "test_labels_e2e.py",
+                 "test_transcoders_e2e.py", "test_real_profile_e2e.py", "test_numerics.py", "test_registry_e2e.py",
+                 "test_clusters_e2e.py", "test_keep_outputs_e2e.py", "test_environment.py", "test_fetch_e2e.py",
+                 "test_remote_e2e.py", "test_circuits_e2e.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):
