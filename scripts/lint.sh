@@ -4,6 +4,6 @@
 cd "$(dirname "$0")/.." || exit 2
 status=0
 ruff check . || status=1
-ruff format --check . || status=1
+ruff format --check --output-format concise . || status=1  # `ruff format --diff` shows the changes
 mypy || status=1
 exit $status
