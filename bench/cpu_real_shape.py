@@ -564,7 +564,7 @@ def update_profile(num_latents: int, cfg, rows: int, ctx: int, n_batches: int, t
     if pr is not None:
         stats = pstats.Stats(pr, stream=io.StringIO())
         rows_out = []
-        for (file, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+        for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
             name = f"{Path(file).name}:{line}:{func}" if file != "~" else func
             rows_out.append({"function": name, "calls": nc, "tottime_s": round(tt, 3), "cumtime_s": round(ct, 3)})
         total = sum(times[1:]) if len(times) > 1 else sum(times)
@@ -774,7 +774,7 @@ def table_rows(data: dict) -> list[tuple[str, str, str, str]]:
 
 def print_table(data: dict) -> None:
     rows = table_rows(data)
-    data["table"] = [dict(zip(("stage", "seconds", "peak_rss_gib", "notes"), r)) for r in rows]
+    data["table"] = [dict(zip(("stage", "seconds", "peak_rss_gib", "notes"), r, strict=True)) for r in rows]
     shape = data.get("shape", {})
     print("\n" + "=" * 100)
     print(f"real-shape CPU benchmark{' (SMOKE: tiny widths)' if data['smoke'] else ''}: {shape}, "

@@ -166,6 +166,7 @@ sys.path.insert(0, str(ROOT))
 
 import r1interp  # noqa: E402,F401  (numerics: native, see above)
 
+# isort: split
 import torch  # noqa: E402
 
 STARTED = time.perf_counter()
@@ -406,7 +407,7 @@ def train_group(model, tp, layers: list[int], steps: int, budget: float, seed: i
     d = model.config.hidden_size
     m = next(iter(coders.values())).num_latents
     per_token = MODEL_FLOPS["forward_flops_per_token"] + len(layers) * coder_train_flops(d, m, tp.k)
-    step_times = [round(b - a, 4) for a, b in zip(clock.times, clock.times[1:] + [clock.end])]
+    step_times = [round(b - a, 4) for a, b in zip(clock.times, clock.times[1:] + [clock.end], strict=True)]
     fvu = {k: v for k, v in (history[-1] if history else {}).items() if k.startswith("fvu/")}
     rec = {
         "layers": layers, "num_latents": m, "k": tp.k, "rows_per_step": batch, "ctx_len": ctx,

@@ -423,7 +423,7 @@ class _ParamsAnalysis:
                         yield target, node.value
                     elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)) \
                             and len(target.elts) == len(node.value.elts):
-                        for t, v in zip(target.elts, node.value.elts):
+                        for t, v in zip(target.elts, node.value.elts, strict=True):
                             if isinstance(t, ast.Name):
                                 yield t, v
 

@@ -123,7 +123,7 @@ def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int
         if not gold:
             continue  # ungradable: a problem without a gold answer is no benchmark item
         correct = record.get("correctness_math_verify") or [True] * len(record["generations"])
-        for generation, ok in zip(record["generations"], correct):
+        for generation, ok in zip(record["generations"], correct, strict=False):
             parts = _split_generation(generation) if ok else None
             if parts:
                 think, answer = parts

@@ -75,7 +75,7 @@ def pad_rows(streams: dict[str, np.ndarray], ctx_len: int, pad_id: int) -> tuple
     rows = {c: np.zeros((len(starts), ctx_len), dtype=streams[c].dtype) for c in COLUMNS}
     rows["input_ids"][:] = pad_id
     truncated = 0
-    for r, (a, b) in enumerate(zip(starts, ends)):
+    for r, (a, b) in enumerate(zip(starts, ends, strict=True)):
         n = min(b - a, ctx_len)
         truncated += int(b - a > ctx_len)
         for c in COLUMNS:

@@ -28,8 +28,8 @@ from r1interp.errors import ArtifactError, ConfigError
 from r1interp.io import atomic_path, replace
 from r1interp.models import ModelSpec, check_model_dir
 from r1interp.registry.hub import HubError, api, endpoint, hub_errors, same_content, sibling_files, token_from_env
-from r1interp.registry.remote_names import check_remote_names
 from r1interp.registry.manifest import sha256_file
+from r1interp.registry.remote_names import check_remote_names
 
 RECEIPT = "fetch.json"
 SAFE_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.jinja", "*.md", "tokenizer.model", "LICENSE")

@@ -25,9 +25,10 @@ import html
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ from r1interp.config import Params
 
 SAMPLE_ROWS = 4096  # token rows per split turned into per-row statistics
 RUN_NAME = "r1interp-quality"
-FIXED_RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)  # see run_quality
+FIXED_RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)  # see run_quality
 SITE = "quality"
 SPLITS = ("train", "heldout")
 KINDS = ("top", "quantile", "non_activating")
@@ -336,7 +337,7 @@ def token_frame(ds, pad_id: int | None, sample_rows: int = SAMPLE_ROWS, seed: in
     # One read of the whole sample: per-row access through `datasets` is ~50x slower.
     batch = ds.select(idx, keep_in_memory=True).with_format("numpy")[:]
     missing = [None] * len(idx)
-    rows = zip(idx, *(batch.get(c, missing) for c in ("input_ids", "doc_ids", "in_think", "in_answer")))
+    rows = zip(idx, *(batch.get(c, missing) for c in ("input_ids", "doc_ids", "in_think", "in_answer")), strict=True)
     return pd.DataFrame([_row_stats(int(r), *cols, pad_id=pad_id) for r, *cols in rows], columns=list(TOKEN_FRAME_COLUMNS))
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import errno
 import functools
-import sys
 import signal
+import sys
 import threading
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer

@@ -103,8 +103,8 @@ def pareto_front(points: list[Point]) -> list[Point]:
         dominated = any(
             q is not p
             and q.model == p.model
-            and all(a <= b for a, b in zip(q.objectives(), p.objectives()))
-            and any(a < b for a, b in zip(q.objectives(), p.objectives()))
+            and all(a <= b for a, b in zip(q.objectives(), p.objectives(), strict=True))
+            and any(a < b for a, b in zip(q.objectives(), p.objectives(), strict=True))
             for q in points
         )
         if not dominated:
@@ -154,7 +154,7 @@ def apply(point_params: dict, params_file: str | Path = "params.yaml") -> dict:
             data["train"][key] = value
     parse_params(data)
     text = params_file.read_text()
-    for key, (old, new) in changed.items():
+    for key, (_old, new) in changed.items():
         # Edit the values in place so comments and layout of params.yaml survive.
         pattern = re.compile(rf"^(\s+{key}:\s*)([^#\n]*?)(\s*(#.*)?)$", re.M)
         section = text.index("\ntrain:")

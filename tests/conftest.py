@@ -65,16 +65,58 @@ def tiny_model_kwargs(tokenizer) -> dict:
     )
 
 
+# The longest modules (measured: ~30 s and up on one core), longest first. pytest-xdist (--dist loadscope) hands
+# whole modules to the two workers in collection order, so these start early and the short modules fill in at the
+# end. test_pipeline_e2e comes second because its fixture builds the shared tiny pipeline that eight modules copy;
+# test_site (short) third, because each worker is handed its next module in advance, and the third goes to the
+# worker busy with the longest.
+LONGEST_FIRST = ("test_reproducible_e2e.py", "test_pipeline_e2e.py", "test_site.py", "test_labels_e2e.py",
+                 "test_transcoders_e2e.py", "test_real_profile_e2e.py", "test_numerics.py", "test_registry_e2e.py",
+                 "test_clusters_e2e.py", "test_keep_outputs_e2e.py", "test_environment.py", "test_fetch_e2e.py",
+                 "test_remote_e2e.py", "test_circuits_e2e.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest modules first (a stable sort: the others, and the tests within a module, keep their order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def shared_dir(tmp_path_factory, config: pytest.Config) -> Path:
+    """A directory of this test run that every pytest-xdist worker sees (their base temp dirs' parent), or,
+    without xdist workers, the run's base temp dir."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(config, "workerinput") else base
+
+
 @pytest.fixture(scope="session")
-def pipeline_project(tmp_path_factory) -> Path:
-    """The tiny project with every stage through `compare` and `evaluate` built and committed (shared by
-    the end-to-end modules that only read the pipeline's outputs)."""
+def pipeline_project(tmp_path_factory, pytestconfig) -> Path:
+    """The tiny project with every stage through `compare`, `evaluate` and `organism-eval` built and committed
+    (what test_pipeline_e2e, test_reproducible_e2e and the modules that copy it start from), built once per
+    test run: the first worker that needs it builds it under a file lock, the others wait and reuse it.
+
+    Shared by every worker, so it is never changed: a test that runs DVC in it or writes a file works on its own
+    copy (`helpers.copied_project(pipeline_project, ...)`, which takes the DVC cache along: nothing is rebuilt)."""
     import sys
+
+    from filelock import FileLock
 
     from helpers import built_project, run
 
-    project = built_project(tmp_path_factory.mktemp("pipeline-project"), "compare")
-    run([sys.executable, "-m", "dvc", "repro", "evaluate"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "evaluate"], project)
+    root = shared_dir(tmp_path_factory, pytestconfig)
+    project, done, failed = root / "pipeline-project", root / "pipeline-project.done", root / "pipeline-project.failed"
+    with FileLock(root / "pipeline-project.lock"):
+        if failed.exists():
+            pytest.fail(f"the shared tiny pipeline failed to build (in another worker):\n{failed.read_text()}")
+        if not done.exists():
+            try:
+                project.mkdir()
+                built_project(project, "compare")
+                run([sys.executable, "-m", "dvc", "repro", "evaluate", "organism-eval"], project)
+                run(["git", "add", "-A"], project)
+                run(["git", "commit", "-qm", "evaluate, organism-eval"], project)
+            except BaseException as e:
+                failed.write_text(f"{type(e).__name__}: {e}")
+                raise
+            done.touch()
     return project

@@ -85,7 +85,7 @@ def test_slot_table_keeps_smallest_keys_with_their_payload():
             }
 
         table.offer(feat, key, extract)
-        offered += [(int(f), float(k), int(i)) for f, k, i in zip(feat, key, ids)]
+        offered += [(int(f), float(k), int(i)) for f, k, i in zip(feat, key, ids, strict=True)]
 
         # brute force: per feature, the S smallest keys among everything ever offered
         expected = set()
@@ -260,7 +260,7 @@ def test_layer_collector_matches_brute_force(lookup_mode):
 
     S = CFG.quantile_bins * CFG.per_quantile
     for f in range(data.F):
-        occ = [(A[r, t, f], r, t) for r, t in zip(*np.nonzero(fires[..., f]))]
+        occ = [(A[r, t, f], r, t) for r, t in zip(*np.nonzero(fires[..., f]), strict=True)]
         # top-N: exactly the N largest activations
         top = entries(col.top, f)
         expected_top = {(r, t) for _, r, t in sorted(occ, reverse=True)[: CFG.top_n]}
@@ -439,7 +439,7 @@ def test_example_table_round_trip_and_schema(tmp_path, lookup_mode):
     # some feature has a full quantile sample, so the bin checks above ran
     assert (fires.sum(axis=(0, 1)) >= S).any()
     # sorted by feature, then kind, then rank
-    keys = list(zip(df["feature"], df["kind"], df["rank"]))
+    keys = list(zip(df["feature"], df["kind"], df["rank"], strict=True))
     assert keys == sorted(keys)
 
 

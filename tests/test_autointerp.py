@@ -20,7 +20,6 @@ from r1interp.autointerp.pipeline import label_and_score, summarize
 from r1interp.autointerp.prompts import _mark, explanation_prompt, parse_binary_list, parse_explanation
 from r1interp.autointerp.scoring import Sample, binary_metrics, detection_samples, fuzzing_samples
 from r1interp.config import LabelsParams
-from r1interp.errors import ArtifactError
 from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, read_parquet, validate
 
 torch.set_num_threads(1)
@@ -88,7 +87,7 @@ def features_for(examples: pd.DataFrame) -> pd.DataFrame:
     df = keys.assign(
         n_tokens=np.int64(1000),
         count=np.arange(n, dtype=np.int64) + 10,
-        max_act=[float(examples.loc[(examples.layer == l) & (examples.feature == f), "activation"].max()) for l, f in zip(keys.layer, keys.feature)],
+        max_act=[float(examples.loc[(examples.layer == l) & (examples.feature == f), "activation"].max()) for l, f in zip(keys.layer, keys.feature, strict=True)],
         think_fraction=np.linspace(0.1, 0.9, n),
         top_output_tokens=[[f"o{i}", f"p{i}"] for i in range(n)],
         top_output_logits=[[2.0, 1.0] for _ in range(n)],
@@ -118,7 +117,7 @@ def examples(tmp_path) -> pd.DataFrame:
 
 def _roles(split: pd.DataFrame, layer: int, feature: int) -> dict[str, list[tuple[str, int]]]:
     sub = split[(split["layer"] == layer) & (split["feature"] == feature)]
-    return {role: sorted(zip(g["kind"], g["rank"])) for role, g in sub.groupby("role")}
+    return {role: sorted(zip(g["kind"], g["rank"], strict=True)) for role, g in sub.groupby("role")}
 
 
 # ---------------------------------------------------------------------------- evidence
@@ -182,7 +181,7 @@ def test_split_examples_invariants_on_random_features():
             assert sub.empty
             continue
         seen_eligible += 1
-        places = {role: set(zip(g["row"], g["position"])) for role, g in sub.groupby("role")}
+        places = {role: set(zip(g["row"], g["position"], strict=True)) for role, g in sub.groupby("role")}
         test, explain = places.get("test_activating", set()), places.get("explain", set())
         assert not test & explain  # never the same window position
         n_test = min(cfg.test_activating, n_quant // 2)
@@ -661,7 +660,7 @@ def test_label_and_score_offline(tmp_path):
     labels_df, scores_df = label_and_score(evidence, OfflineLabeler(0.3), OfflineScorer(), 0.3, seed=0)
     labels_df.to_parquet(tmp_path / "labels.parquet", index=False)
     labels_df = read_parquet(tmp_path / "labels.parquet", LabelSchema)
-    assert list(zip(labels_df.layer, labels_df.feature, labels_df.status)) == [(0, 0, "ok"), (1, 1, "ok"), (0, 5, "no_rule")]
+    assert list(zip(labels_df.layer, labels_df.feature, labels_df.status, strict=True)) == [(0, 0, "ok"), (1, 1, "ok"), (0, 5, "no_rule")]
     ok = labels_df[labels_df.status == "ok"]
     assert (ok["detection_balanced_accuracy"] == 1.0).all() and (ok["fuzzing_balanced_accuracy"] == 1.0).all()
     assert (ok["detection_recall"] == 1.0).all() and (ok["detection_precision"] == 1.0).all()
@@ -669,7 +668,7 @@ def test_label_and_score_offline(tmp_path):
     assert pd.isna(bad["label"])
     assert all(math.isnan(bad[f"{m}_{k}"]) for m in ("detection", "fuzzing") for k in ("balanced_accuracy", "precision", "recall", "f1"))
     assert (labels_df["labeler"] == "offline").all() and (labels_df["scorer_model"] == OfflineScorer.model).all()
-    for ev, row in zip(evidence, labels_df.itertuples()):
+    for ev, row in zip(evidence, labels_df.itertuples(), strict=True):
         assert (row.n_explain, row.n_test_activating, row.n_test_negative) == (len(ev.explain), len(ev.test_activating), len(ev.test_negative))
         assert row.density == ev.density and row.think_fraction == ev.think_fraction
     # per-sample scores: every detection and fuzzing sample of the labeled features, none of the unlabeled one

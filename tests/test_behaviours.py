@@ -65,7 +65,6 @@ def test_claude_annotates_traces_cached_with_the_rules_as_fallback(tmp_path, mon
     import dataclasses
 
     from messages_server import MessagesServer
-
     from r1interp.autointerp.client import ClaudeClient
     from r1interp.config import ClaudeParams
     from r1interp.reasoning.claude_behaviours import annotate_traces, parse
@@ -95,7 +94,6 @@ def test_claude_annotator_without_a_key_is_refused_before_any_work(tmp_path):
     import sys
 
     from helpers import REPO, _env
-
     from r1interp.config import merge_override, write_params
 
     params = merge_override(REPO / "configs" / "r1-distill-qwen-1.5b.yaml")

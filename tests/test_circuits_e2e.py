@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import run
 
+from helpers import copied_project, run
 from r1interp.graphs.schema import read_graph
 from r1interp.schemas import GraphIndexSchema, read_parquet
 
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(pipeline_project) -> Path:
-    return pipeline_project
+def project(pipeline_project, tmp_path_factory) -> Path:
+    """A copy of the shared tiny pipeline: these tests run DVC and edit params.yaml."""
+    return copied_project(pipeline_project, tmp_path_factory.mktemp("circuits") / "project")
 
 
 def test_graphs_are_valid_labeled_and_faithful(project: Path):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from messages_server import TIMED_OUT, MessagesServer, prompt_of, sha
 from r1interp.autointerp.client import ClaudeClient, Completion, LLMRequest, RateLimiter, ResponseCache
 from r1interp.config import ClaudeParams
 from r1interp.errors import R1InterpError
-from messages_server import TIMED_OUT, MessagesServer, prompt_of, sha
 
 pytestmark = pytest.mark.timeout(60)  # a lost cap or a missed resume would otherwise hang, not fail
 

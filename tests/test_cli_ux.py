@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO, run, write_tiny_params
 from r1interp import cli
 from r1interp.cli import main
 from r1interp.errors import R1InterpError
-from helpers import REPO, run, write_tiny_params
 
 CLI = [sys.executable, "-m", "r1interp.cli"]
 SECRETS = {"ANTHROPIC_API_KEY": "sk-test-SECRET123", "HF_TOKEN": "hf_SECRET456"}

@@ -8,13 +8,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run
+
+from helpers import copied_project, run
 
 pytestmark = pytest.mark.slow
 
 
-def test_clusters_stage_builds_a_taxonomy(pipeline_project: Path):
-    project = pipeline_project
+@pytest.fixture(scope="module")
+def project(pipeline_project, tmp_path_factory) -> Path:
+    """A copy of the shared tiny pipeline, where these tests build `clusters` and `interventions`."""
+    return copied_project(pipeline_project, tmp_path_factory.mktemp("clusters") / "project")
+
+
+def test_clusters_stage_builds_a_taxonomy(project: Path):
     run([sys.executable, "-m", "dvc", "repro", "clusters"], project)
     steps = pd.read_parquet(project / "data/clusters/steps.parquet")
     corpus = pd.read_parquet(project / "data/corpus/corpus.parquet")
@@ -37,8 +43,7 @@ def test_clusters_stage_builds_a_taxonomy(pipeline_project: Path):
         assert (project / "reports/clusters" / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_interventions_stage_measures_every_arm_with_controls(pipeline_project: Path):
-    project = pipeline_project
+def test_interventions_stage_measures_every_arm_with_controls(project: Path):
     run([sys.executable, "-m", "dvc", "repro", "interventions"], project)
     results = pd.read_csv(project / "reports/interventions/results.csv")
     groups = {"add_carry", "add_no_carry", "mul_carry", "ood_add", "ood_mul"}

@@ -76,7 +76,7 @@ def _flat(data: dict, prefix: str = "") -> dict:
 def _same(a, b) -> bool:
     """Equal values of the same type (1 and 1.0, or 1 and True, differ), lists item by item."""
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 

@@ -179,7 +179,7 @@ def test_openr1_corpus_keeps_gold_answers_and_refuses_a_corpus_without_them(hf_c
     frame.loc[1, "answer"] = ""  # an ungradable problem is no benchmark item
     frame.to_parquet(path, index=False)
     df = openr1_corpus(HubCorpusParams(data_files=str(path), max_examples=10))
-    assert list(zip(df["id"], df["gold"])) == [("u0", "2"), ("u4", "9")]
+    assert list(zip(df["id"], df["gold"], strict=True)) == [("u0", "2"), ("u4", "9")]
     nogold = hf_cache / "nogold.parquet"
     _openr1_frame().drop(columns=["answer"]).to_parquet(nogold, index=False)
     with pytest.raises(ArtifactError, match="no gold `answer` column, so no held-out problem could be graded") as info:

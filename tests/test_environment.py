@@ -24,7 +24,8 @@ SELECTION = ["tests/test_fetch_e2e.py::test_unknown_revision_repo_and_branch_nam
 
 def test_the_users_hub_and_claude_settings_do_not_reach_the_tests():
     env = {**os.environ, **HOSTILE_ENV}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SELECTION], cwd=REPO, env=env,
+    # -n 0: the three selected modules in this one process, not on workers of their own
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *SELECTION], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout

@@ -147,7 +147,7 @@ def test_steering_control_is_a_random_direction_of_the_same_norm(setting, monkey
         assert cos < 0.99  # another direction
     # the target direction is the chosen features' decoder rows weighted by their mean activation on carry steps
     chosen = feature_sets.as_sets(ranked.head(cfg.steering.features))
-    means = dict(zip(zip(ranked["layer"], ranked["feature"]), ranked["mean_in_target"]))
+    means = dict(zip(zip(ranked["layer"], ranked["feature"], strict=True), ranked["mean_in_target"], strict=True))
     expected = sum(means[(1, f)] * setting.coders[1].W_dec[f] for f in chosen[1])
     assert torch.allclose(vector[1], expected.detach(), atol=1e-5)
     rows = pd.DataFrame(ex.runner.rows)

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+
 from helpers import _env, make_project
 from hub_server import HubServer, PinningHubServer
-
 from r1interp.data import load_token_split
 from r1interp.fetch import fetch_model
 from r1interp.models import PROFILES, ModelSpec, load_model

@@ -277,7 +277,7 @@ def test_window_cuts_long_traces_at_a_sentence_start(tokenizer):
     ids = trace.prompt_ids + trace.completion_ids
     whole = {t.kind: t for t in find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{")}
     assert tokenizer.decode([whole["answer"].target_token]) == "1" and whole["think"].window_start == 0
-    for kind, t in whole.items():  # without a window, the whole prefix
+    for t in whole.values():  # without a window, the whole prefix
         assert list(t.input_ids) == ids[: len(t.input_ids)]
     window = 30
     cut = {t.kind: t for t in find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{",

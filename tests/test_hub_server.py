@@ -28,6 +28,7 @@ from huggingface_hub.utils import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+
 from hub_server import HubServer
 
 TOKEN = "hf_test"

@@ -11,7 +11,14 @@ import torch
 
 from r1interp.organism import tasks
 from r1interp.reasoning import benchmark, feature_sets, finetune
-from r1interp.reasoning.interventions import ablate, decoder_rows, edit_down_proj, feature_vector, orthonormal_basis, steer
+from r1interp.reasoning.interventions import (
+    ablate,
+    decoder_rows,
+    edit_down_proj,
+    feature_vector,
+    orthonormal_basis,
+    steer,
+)
 from r1interp.transcoders.splice import coder_forward, mlp_modules
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from claude_responder import respond
 from helpers import _env, copied_project, run
 from messages_server import MessagesServer

@@ -15,8 +15,8 @@ import igraph as ig
 import numpy as np
 import pytest
 
-from r1interp.errors import ArtifactError, R1InterpError
 import r1interp.motifs.analyze as analyze_mod
+from r1interp.errors import ArtifactError, R1InterpError
 from r1interp.motifs import census, nulls, signed, stats
 from r1interp.motifs.cli import add_parser
 from r1interp.motifs.graph import AttributionGraph, load_neuronpedia
@@ -44,7 +44,7 @@ def brute_triad_label(adj: np.ndarray, a: int, b: int, c: int) -> str:
             return "021U"  # both edges enter it: A->B<-C
         return "021C"
     if code == "111":
-        (x, y), (s, t) = mutual[0], asym[0]
+        (x, y), (_s, t) = mutual[0], asym[0]
         return "111D" if t in (x, y) else "111U"  # asym edge into the mutual pair: A<->B<-C is 111D
     if code == "030":
         outdeg = collections.Counter(s for s, _ in asym)
@@ -279,7 +279,7 @@ def test_every_null_is_simple_and_keeps_n_m_and_signs(layered, model):
     _assert_simple(layered.n_nodes, s, t)
     assert len(s) == layered.n_edges
     assert sorted(sg) == sorted(layered.signs)  # sign multiset
-    assert set(zip(s.tolist(), t.tolist())) != set(zip(spec.src.tolist(), spec.tgt.tolist()))  # it moved
+    assert set(zip(s.tolist(), t.tolist(), strict=True)) != set(zip(spec.src.tolist(), spec.tgt.tolist(), strict=True))  # it moved
 
 
 def test_configuration_keeps_degrees_and_attaches_signs(layered):
@@ -295,25 +295,25 @@ def test_configuration_keeps_degrees_and_attaches_signs(layered):
 
 
 def _blocks(layers, s, t):
-    return collections.Counter(zip(layers[s].tolist(), layers[t].tolist()))
+    return collections.Counter(zip(layers[s].tolist(), layers[t].tolist(), strict=True))
 
 
 def test_layer_er_keeps_block_edge_counts_and_block_signs(layered):
     lay = layered.layers
     spec, (s, t, sg) = _draw(layered, "layer_er")
     assert _blocks(lay, s, t) == _blocks(lay, spec.src, spec.tgt)
-    signed_blocks = collections.Counter(zip(lay[s].tolist(), lay[t].tolist(), sg.tolist()))
-    assert signed_blocks == collections.Counter(zip(lay[spec.src].tolist(), lay[spec.tgt].tolist(), spec.sign.tolist()))
+    signed_blocks = collections.Counter(zip(lay[s].tolist(), lay[t].tolist(), sg.tolist(), strict=True))
+    assert signed_blocks == collections.Counter(zip(lay[spec.src].tolist(), lay[spec.tgt].tolist(), spec.sign.tolist(), strict=True))
 
 
 def test_layer_configuration_keeps_per_block_degrees(layered):
     lay = layered.layers
     spec, (s, t, sg) = _draw(layered, "layer_configuration")
     assert _blocks(lay, s, t) == _blocks(lay, spec.src, spec.tgt)
-    out_by_layer = collections.Counter(zip(s.tolist(), lay[t].tolist()))
-    in_by_layer = collections.Counter(zip(t.tolist(), lay[s].tolist()))
-    assert out_by_layer == collections.Counter(zip(spec.src.tolist(), lay[spec.tgt].tolist()))
-    assert in_by_layer == collections.Counter(zip(spec.tgt.tolist(), lay[spec.src].tolist()))
+    out_by_layer = collections.Counter(zip(s.tolist(), lay[t].tolist(), strict=True))
+    in_by_layer = collections.Counter(zip(t.tolist(), lay[s].tolist(), strict=True))
+    assert out_by_layer == collections.Counter(zip(spec.src.tolist(), lay[spec.tgt].tolist(), strict=True))
+    assert in_by_layer == collections.Counter(zip(spec.tgt.tolist(), lay[spec.src].tolist(), strict=True))
     assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)
 
 
@@ -357,7 +357,7 @@ def test_curveball_sort_path_equals_lookup_path(layered, monkeypatch):
         monkeypatch.setattr(nulls, "DENSE_LOOKUP_MAX_NODES", 0)
         _, b = _draw(layered, model, seed=6)
         monkeypatch.undo()
-        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_worker_count_does_not_change_results(layered):

@@ -13,7 +13,6 @@ from r1interp.organism import tasks
 from r1interp.organism.evaluate import accuracy_by_task, generate, parse_answer
 from r1interp.organism.train import Example, _batch, build_model, encode, lr_at, train
 
-
 # ------------------------------------------------------------------ LR schedule
 
 

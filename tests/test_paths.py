@@ -58,7 +58,7 @@ def _expanded_stages(dvc: dict, params: dict) -> dict[str, dict]:
             matrix = {k: _interpolate(v, params) for k, v in stage["matrix"].items()}
             body = {k: v for k, v in stage.items() if k != "matrix"}
             for combo in itertools.product(*matrix.values()):
-                item = dict(zip(matrix, combo))
+                item = dict(zip(matrix, combo, strict=True))
                 stages[f"{name}@{'-'.join(map(str, combo))}"] = _interpolate(body, {**params, "item": item})
         else:
             stages[name] = _interpolate(stage, params)

@@ -1,4 +1,5 @@
-"""End-to-end: `dvc repro` of the foundation stages on the tiny params profile, in a temp git repo."""
+"""End-to-end: `dvc repro` of the foundation stages on the tiny params profile, in a temp git repo (a copy of
+the shared tiny pipeline of conftest.py, which built them: they are not built a second time)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import make_project, run
+
+from helpers import copied_project, run
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    project = make_project(tmp_path_factory.mktemp("project"))
-    run([sys.executable, "-m", "dvc", "repro", "tokens", "organism-eval"], project)
-    return project
+def built(pipeline_project, tmp_path_factory) -> Path:
+    return copied_project(pipeline_project, tmp_path_factory.mktemp("foundation") / "project")
 
 
 @pytest.mark.slow

@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from helpers import REPO, _env, make_project, tiny_params_dict
 from hub_server import PinningHubServer
-
 from r1interp.config import parse_params, to_dict, write_params
 from r1interp.models import PROFILES
 

@@ -28,7 +28,7 @@ def test_step_spans_cover_each_line_of_the_trace(tokenizer):
     ids, steps = step_spans(tokenizer, "x", text)
     lines = p.think.split("\n")
     assert [s.text for s in steps] == lines and len(steps) == len(p.step_types)
-    for step, line in zip(steps, lines):
+    for step, line in zip(steps, lines, strict=True):
         decoded = tokenizer.decode(ids[step.token_start:step.token_end]).strip()
         assert decoded.startswith(line.rstrip(".")), (decoded, line)
     assert steps[0].token_start > ids.index(tokenizer.convert_tokens_to_ids("<think>"))

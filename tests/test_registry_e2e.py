@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import _env, run
-from hub_server import HubServer
 from safetensors.torch import load_file, save_file
 
+from helpers import _env, copied_project
+from hub_server import HubServer
 from r1interp.registry.manifest import read_manifest
 
 TOKEN = "hf_secret_test_token_123"
@@ -50,15 +49,21 @@ def _cli(project: Path, env: dict, *args: str, check: bool = True):
     return proc
 
 
+@pytest.fixture(scope="module")
+def built(pipeline_project, tmp_path_factory) -> Path:
+    """A copy of the shared tiny pipeline (publishing writes releases.yaml into the project)."""
+    return copied_project(pipeline_project, tmp_path_factory.mktemp("registry") / "project")
+
+
 @pytest.fixture
-def project(pipeline_project, tmp_path):
+def project(built):
     """The built tiny project, with releases.yaml and pulled sets removed afterwards."""
-    yield pipeline_project
+    yield built
     for leftover in ("releases.yaml",):
-        (pipeline_project / leftover).unlink(missing_ok=True)
+        (built / leftover).unlink(missing_ok=True)
     import shutil
 
-    shutil.rmtree(pipeline_project / "models/pulled", ignore_errors=True)
+    shutil.rmtree(built / "models/pulled", ignore_errors=True)
 
 
 PUBLISH = ("publish", "--repo", MODEL_REPO, "--dataset-repo", DATA_REPO)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers import REPO, built_project, run
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,8 @@
 """Rebuilds mean something: the whole tiny pipeline, built twice from scratch under two different
 instruction-set and thread settings, gives byte-identical outputs (every hash in dvc.lock equal).
 
-Build A runs with this machine's own choices. Build B emulates another CPU as far as one machine can:
+Build A runs with this machine's own choices: it is the shared tiny pipeline of conftest.py (built the same
+way, through `compare` and `evaluate`), copied, with the remaining stages built here. Build B emulates another CPU as far as one machine can:
 MKL dispatching to its SSE4.2 kernels, numpy without its AVX2 loops, and a different core count (other
 thread-pool sizes in the environment). Without the pins of r1interp/numerics.py those change the bytes
 (tests/test_numerics.py shows the kernels matter); with them, every output must be equal. torch's and
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import _env, make_project
+from helpers import _env, copied_project, make_project
 
 OTHER_CPU = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",  # numpy on a CPU without AVX2
@@ -46,11 +47,11 @@ def hashed_outputs(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def twin_builds(tmp_path_factory) -> tuple[Path, Path]:
-    a = make_project(tmp_path_factory.mktemp("repro-a") / "p")
+def twin_builds(pipeline_project, tmp_path_factory) -> tuple[Path, Path]:
     b = make_project(tmp_path_factory.mktemp("repro-b") / "p")
+    _repro(b, OTHER_CPU)  # first: meanwhile another worker may be building the shared pipeline
+    a = copied_project(pipeline_project, tmp_path_factory.mktemp("repro-a") / "p")
     _repro(a, {})
-    _repro(b, OTHER_CPU)
     return a, b
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from helpers import write_tiny_params
 
 REPO = Path(__file__).resolve().parents[1]

@@ -34,12 +34,12 @@ DVC_YAML = ROOT / "dvc.yaml"
 FIX = "re-sync with `python -m r1interp.contract --write` (or add them by hand)"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _deps():
     return check_deps(DVC_YAML)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _params():
     return check_params(DVC_YAML)
 

@@ -64,7 +64,7 @@ def _check(p: tasks.Problem, expected: int, op: str) -> None:
     assert re.fullmatch(r"The answer is (\d+)\.", p.answer_text).group(1) == str(value)
     assert len(p.steps) == len(carry_flags) == len(p.step_types)
     word = "sum" if op == "+" else "product"
-    for step, carried in zip(p.steps, carry_flags):
+    for step, carried in zip(p.steps, carry_flags, strict=True):
         if step.text.startswith("carry "):
             assert step.kind == "final_carry"
         else:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from r1interp import chat
-
 from conftest import TINY_VOCAB
+from r1interp import chat
 
 
 def test_vocab_size(tokenizer):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers import _env, copied_project, run
 
 DVC = [sys.executable, "-m", "dvc"]

@@ -23,10 +23,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
@@ -91,7 +91,7 @@ class Tutorial:
     def snippets(self) -> list[tuple[Block, Block]]:
         """(python block, the plain block right after it that shows its output)."""
         pairs = []
-        for a, b in zip(self.blocks, self.blocks[1:]):
+        for a, b in zip(self.blocks, self.blocks[1:], strict=False):
             if a.lang == "python" and b.lang == "":
                 pairs.append((a, b))
         return pairs
@@ -689,7 +689,7 @@ def matches(expected: list[str], actual: list[str]) -> str | None:
 
 
 def _diff(expected: list[str], actual: list[str]) -> str:
-    for e, a in zip(expected + [""] * len(actual), actual + [""] * len(expected)):
+    for e, a in zip(expected + [""] * len(actual), actual + [""] * len(expected), strict=True):
         if e != a:
             return f"the tutorial shows\n  {e!r}\nthe command prints\n  {a!r}"
     return "differs"

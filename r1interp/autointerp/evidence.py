@@ -123,7 +123,7 @@ def build_evidence(features: pd.DataFrame, examples: pd.DataFrame, vocab: list[s
             top_output_tokens=list(s["top_output_tokens"]),
         )
         for role, tokens, acts, target, think, quantile in zip(
-            group["role"], group["tokens"], group["acts"], group["target"], group["in_think"], group["quantile"]
+            group["role"], group["tokens"], group["acts"], group["target"], group["in_think"], group["quantile"], strict=True
         ):
             ids = np.minimum(np.asarray(tokens), len(vocab))
             example = Example(list(vocab_arr[ids]), np.asarray(acts, dtype=np.float32), int(target), bool(think), int(quantile))

@@ -13,7 +13,7 @@ from r1interp.autointerp.scoring import METHODS, METRICS, binary_metrics, detect
 def scoring_tasks(evidence: list[FeatureEvidence], labels: list[Label], threshold_fraction: float, seed: int):
     """(evidence, label, method, samples) for every labeled feature; seeded per feature."""
     tasks = []
-    for ev, label in zip(evidence, labels):
+    for ev, label in zip(evidence, labels, strict=True):
         if label.text is None:
             continue
         rng = np.random.default_rng([seed, ev.layer, ev.feature])
@@ -37,11 +37,11 @@ def label_and_score(evidence, labeler, scorer, threshold_fraction: float, seed: 
     predictions = scorer.predict_all(tasks) if tasks else []
     per_feature: dict[tuple[int, int], dict] = {}
     score_rows = []
-    for (ev, label, method, samples), pred in zip(tasks, predictions):
+    for (ev, _label, method, samples), pred in zip(tasks, predictions, strict=True):
         truth = [s.truth for s in samples]
         m = binary_metrics(truth, pred)
         per_feature.setdefault((ev.layer, ev.feature), {}).update({f"{method}_{k}": v for k, v in m.items()})
-        for i, (s, p) in enumerate(zip(samples, pred)):
+        for i, (s, p) in enumerate(zip(samples, pred, strict=True)):
             score_rows.append(
                 {
                     "model": ev.model,
@@ -55,7 +55,7 @@ def label_and_score(evidence, labeler, scorer, threshold_fraction: float, seed: 
                 }
             )
     rows = []
-    for ev, label in zip(evidence, labels):
+    for ev, label in zip(evidence, labels, strict=True):
         row = {
             "model": ev.model,
             "layer": ev.layer,
@@ -126,7 +126,7 @@ def plot_scores(labels_df: pd.DataFrame, path) -> None:
     scored = labels_df[labels_df["status"] == "ok"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     bins = np.linspace(0, 1, 21)
-    for ax, method in zip(axes, METHODS):
+    for ax, method in zip(axes, METHODS, strict=True):
         for (model, layer), df in scored.groupby(["model", "layer"]):
             values = df[f"{method}_balanced_accuracy"].dropna()
             ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=f"{model} L{layer} (mean {values.mean():.2f})")

@@ -54,7 +54,7 @@ def visible(token: str) -> str:
 def _mark(tokens: list[str], marked: np.ndarray) -> str:
     """Tokens joined, with runs of marked tokens wrapped in << >>."""
     out, open_ = [], False
-    for token, m in zip(map(visible, tokens), marked):
+    for token, m in zip(map(visible, tokens), marked, strict=True):
         if m and not open_:
             out.append("<<")
             open_ = True
@@ -68,7 +68,7 @@ def _mark(tokens: list[str], marked: np.ndarray) -> str:
 
 
 def _levels(e: Example, marked: np.ndarray, max_act: float) -> str:
-    pairs = [f'("{visible(t)}", {round(10 * a / max_act) if max_act > 0 else 0})' for t, a, m in zip(e.tokens, e.acts, marked) if m]
+    pairs = [f'("{visible(t)}", {round(10 * a / max_act) if max_act > 0 else 0})' for t, a, m in zip(e.tokens, e.acts, marked, strict=True) if m]
     return ", ".join(pairs)
 
 

@@ -47,7 +47,7 @@ def fuzzing_samples(ev: FeatureEvidence, threshold_fraction: float, rng: np.rand
 
 def binary_metrics(truth: list[bool], pred: list[bool | None]) -> dict[str, float | int]:
     """Balanced accuracy, precision, recall, F1 over the answered samples (None = unanswered)."""
-    pairs = [(t, p) for t, p in zip(truth, pred) if p is not None]
+    pairs = [(t, p) for t, p in zip(truth, pred, strict=True) if p is not None]
     t = np.array([a for a, _ in pairs], dtype=bool)
     p = np.array([b for _, b in pairs], dtype=bool)
     tp, fp = int((t & p).sum()), int((~t & p).sum())

@@ -28,7 +28,7 @@ def render_feature(
         f"{model} layer {layer} feature {feature}: fires on {f['count']} of {f['n_tokens']} tokens "
         f"(density {f['density']:.4f}), max {f['max_act']:.2f}, mean {f['mean_act']:.2f}, "
         f"{100 * f['think_fraction']:.0f}% inside <think>",
-        "promotes: " + ", ".join(f"{visible(t)!r} ({v:+.2f})" for t, v in zip(f["top_output_tokens"], f["top_output_logits"])),
+        "promotes: " + ", ".join(f"{visible(t)!r} ({v:+.2f})" for t, v in zip(f["top_output_tokens"], f["top_output_logits"], strict=True)),
     ]
     labels_file = root / paths.LABELS_PARQUET
     if labels_file.is_file():

@@ -17,7 +17,6 @@ from r1interp.graphs import faithfulness
 from r1interp.graphs.export import neuronpedia_document, write_graph
 from r1interp.graphs.targets import find_targets, generate_trace
 
-
 # Every index row has every column (skipped targets leave the graph's fields empty).
 INDEX_COLUMNS = (
     "model", "prompt_id", "category", "kind", "status", "reason", "slug", "path", "correct", "expected",

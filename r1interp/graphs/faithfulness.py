@@ -21,7 +21,7 @@ def check_edges(model, graph, *, sources: int, edges_per_source: int, min_relati
                 seed: int) -> list[dict[str, Any]]:
     adj = graph.adjacency_matrix.float().cpu()
     n_features = len(graph.selected_features)
-    n_layers, n_pos = model.cfg.n_layers, graph.n_pos
+    n_layers = model.cfg.n_layers
     n_logits = len(graph.logit_targets)
     logit_start = adj.shape[0] - n_logits
     targets = list(range(n_features)) + list(range(logit_start, adj.shape[0]))

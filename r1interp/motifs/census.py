@@ -86,9 +86,9 @@ def triad_census(graph: Any, *, method: str = "auto") -> dict[str, int]:
     """
     if method == "igraph":
         g = getattr(graph, "graph", graph)
-        return dict(zip(TRIAD_LABELS, (int(x) for x in g.triad_census())))
+        return dict(zip(TRIAD_LABELS, (int(x) for x in g.triad_census()), strict=True))
     n, src, tgt = _graph_arrays(graph)
-    return dict(zip(TRIAD_LABELS, triad_counts(n, src, tgt, method=method).tolist()))
+    return dict(zip(TRIAD_LABELS, triad_counts(n, src, tgt, method=method).tolist(), strict=True))
 
 
 class _Terms:

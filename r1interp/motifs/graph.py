@@ -329,12 +329,12 @@ def _parse_layer(raw: Any) -> int | None:
 
 
 def _assign_layers(path: Path, ids: list, kinds: list, raw_layers: list) -> np.ndarray:
-    body = [_parse_layer(r) for r, k in zip(raw_layers, kinds) if k in ("feature", "error")]
+    body = [_parse_layer(r) for r, k in zip(raw_layers, kinds, strict=True) if k in ("feature", "error")]
     if any(x is not None and x < 0 for x in body):
         raise ArtifactError(f"{path}: a feature or error node has a negative layer (reserved for embeddings)")
     top = max(body, default=EMBEDDING_LAYER)
     out = np.empty(len(ids), dtype=np.int64)
-    for i, (k, r) in enumerate(zip(kinds, raw_layers)):
+    for i, (k, r) in enumerate(zip(kinds, raw_layers, strict=True)):
         if k == "embedding":
             out[i] = EMBEDDING_LAYER
         elif k == "logit":

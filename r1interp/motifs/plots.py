@@ -65,7 +65,7 @@ def differences(table: pd.DataFrame, measure: str, path: str | Path, title: str)
     fig, axes = plt.subplots(1, len(comparisons), figsize=(3.4 * len(comparisons), 0.5 + 0.28 * sub["statistic"].nunique()),
                              sharey=True, squeeze=False)
     stats = list(dict.fromkeys(sub["statistic"]))
-    for ax, name in zip(axes[0], comparisons):
+    for ax, name in zip(axes[0], comparisons, strict=True):
         rows = sub[sub["comparison"] == name].set_index("statistic").reindex(stats)
         y = np.arange(len(stats))
         diff = rows["difference"].to_numpy(dtype=float)

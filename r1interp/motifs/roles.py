@@ -25,7 +25,7 @@ def node_roles(graph: Any, prefix: str) -> list[dict[str, Any]]:
         return []
     for loop in ffl_instances(graph):
         kind = "coherent" if is_coherent(loop[3]) else "incoherent"
-        for role, v in zip(ROLES, loop[:3]):
+        for role, v in zip(ROLES, loop[:3], strict=True):
             if v in rows:
                 rows[v][f"{role}_{kind}"] += 1
     return sorted(rows.values(), key=lambda r: (r["position"], r["node"]))

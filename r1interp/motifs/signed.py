@@ -79,7 +79,7 @@ def ffl_counts(n: int, src, tgt, sign, *, induced: bool = True, method: str = "a
 
 def summarize(counts: np.ndarray | list) -> dict[str, Any]:
     """Pattern counts -> {patterns, coherent, incoherent, total, order}."""
-    pats = {p: int(c) for p, c in zip(FFL_PATTERNS, counts)}
+    pats = {p: int(c) for p, c in zip(FFL_PATTERNS, counts, strict=True)}
     coh = sum(pats[p] for p in COHERENT)
     inc = sum(pats[p] for p in INCOHERENT)
     return {"patterns": pats, "coherent": coh, "incoherent": inc, "total": coh + inc, "order": FFL_ORDER}

@@ -181,12 +181,12 @@ def summarize_family(real: np.ndarray, null: np.ndarray, labels: Sequence[str], 
     sp_ = significance_profile(z)
     p = empirical_p(real, null) if len(null) else np.full(len(labels), np.nan)
     out: dict[str, Any] = {
-        "real": {lab: int(v) for lab, v in zip(labels, real)},
-        "mean": {lab: float(v) for lab, v in zip(labels, mean)},
-        "std": {lab: float(v) for lab, v in zip(labels, std)},
-        "z": {lab: float(v) for lab, v in zip(labels, z)},
-        "p": {lab: float(v) for lab, v in zip(labels, p)},
-        "significance_profile": {lab: float(v) for lab, v in zip(labels, sp_)},
+        "real": {lab: int(v) for lab, v in zip(labels, real, strict=True)},
+        "mean": {lab: float(v) for lab, v in zip(labels, mean, strict=True)},
+        "std": {lab: float(v) for lab, v in zip(labels, std, strict=True)},
+        "z": {lab: float(v) for lab, v in zip(labels, z, strict=True)},
+        "p": {lab: float(v) for lab, v in zip(labels, p, strict=True)},
+        "significance_profile": {lab: float(v) for lab, v in zip(labels, sp_, strict=True)},
         "degeneracy": degeneracy(null, labels, real),
     }
     for name, parts in (derived or {}).items():

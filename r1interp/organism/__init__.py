@@ -16,8 +16,8 @@ from r1interp import chat
 from r1interp.config import OrganismParams
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
-from r1interp.organism.train import build_model, encode, train
 from r1interp.organism.tokenizer import train_tokenizer
+from r1interp.organism.train import build_model, encode, train
 
 TRAINING_LOG = "training.json"
 

@@ -62,7 +62,7 @@ def accuracy_by_task(
         model, tokenizer, [q for _, q, _ in problems], max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc
     )
     per_task: dict[str, list[bool]] = {}
-    for (task, _, truth), completion in zip(problems, completions):
+    for (task, _, truth), completion in zip(problems, completions, strict=True):
         per_task.setdefault(task, []).append(parse_answer(completion) == truth)
     result = {task: sum(v) / len(v) for task, v in sorted(per_task.items())}
     result["overall"] = sum(sum(v) for v in per_task.values()) / max(1, len(problems))

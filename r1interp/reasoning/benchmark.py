@@ -97,7 +97,7 @@ def graded(model, tokenizer, items: list[Item], *, max_new_tokens: int, batch_si
     """Whether the greedy completion of each item gives its true answer."""
     completions = generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
                            batch_size=batch_size, desc=desc)
-    return [is_correct(c, i) for c, i in zip(completions, items)]
+    return [is_correct(c, i) for c, i in zip(completions, items, strict=True)]
 
 
 def behaviour(tokenizer, completions: list[str]) -> dict[str, float]:
@@ -129,7 +129,7 @@ def accuracy(model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens:
     out = {}
     for group, group_items in groups.items():
         texts = [next(completions) for _ in group_items]
-        correct = sum(is_correct(c, i) for c, i in zip(texts, group_items))
+        correct = sum(is_correct(c, i) for c, i in zip(texts, group_items, strict=True))
         lo, hi = wilson(correct, len(group_items))
         out[group] = {"n": len(group_items), "correct": correct,
                       "accuracy": correct / len(group_items) if group_items else math.nan, "ci_low": lo, "ci_high": hi}

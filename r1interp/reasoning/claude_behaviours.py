@@ -52,7 +52,7 @@ def annotate_traces(client, traces: list[list[str]], model: str, max_tokens: int
     requests = [request(sentences, model, max_tokens) for sentences in traces]
     answers = client.complete_many(requests, desc="behaviours (claude)")
     out, fallback = [], 0
-    for sentences, req in zip(traces, requests):
+    for sentences, req in zip(traces, requests, strict=True):
         labels = parse(answers[req.key].text, len(sentences))
         if labels is None:
             fallback += 1

@@ -139,7 +139,7 @@ def steering_arm(ex: Experiment, ranked: pd.DataFrame) -> None:
     """Add alpha x the target features' typical output at every position (organism: spurious carries expected)."""
     steering = ex.cfg.steering
     chosen = feature_sets.as_sets(ranked.head(steering.features))
-    mean_in_target = dict(zip(zip(ranked["layer"], ranked["feature"]), ranked["mean_in_target"]))
+    mean_in_target = dict(zip(zip(ranked["layer"], ranked["feature"], strict=True), ranked["mean_in_target"], strict=True))
     vector = ex.typical_output(chosen, mean_in_target)
     control_set = ex.control(chosen)
     control_means = {(l, f): float(ex.profiles[:, ex.index.index((l, f))].mean()) for l, fs in control_set.items() for f in fs}
@@ -222,7 +222,7 @@ def failed(lm, items: list, cfg) -> tuple[list, list]:
     """`items` split into the ones the model answers wrongly and the ones it answers right."""
     ok = benchmark.graded(lm.model, lm.tokenizer, items, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
                           desc="fine-tune data")
-    return [i for i, right in zip(items, ok) if not right], [i for i, right in zip(items, ok) if right]
+    return [i for i, right in zip(items, ok, strict=True) if not right], [i for i, right in zip(items, ok, strict=True) if right]
 
 
 @dataclass

@@ -62,7 +62,7 @@ def ranked_features(steps: pd.DataFrame, profiles: np.ndarray, index: list[tuple
 
 def as_sets(rows: pd.DataFrame) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
-    for layer, feature in zip(rows["layer"], rows["feature"]):
+    for layer, feature in zip(rows["layer"], rows["feature"], strict=True):
         out.setdefault(int(layer), []).append(int(feature))
     return out
 
@@ -81,7 +81,7 @@ def random_matched(chosen: dict[int, list[int]], alive: dict[int, np.ndarray], r
 def alive_features(profiles: np.ndarray, index: list[tuple[int, int]]) -> dict[int, np.ndarray]:
     fired = profiles.max(0) > 0
     out: dict[int, list[int]] = {}
-    for (layer, feature), ok in zip(index, fired):
+    for (layer, feature), ok in zip(index, fired, strict=True):
         if ok:
             out.setdefault(layer, []).append(feature)
     return {layer: np.array(f) for layer, f in out.items()}

@@ -69,7 +69,7 @@ def steering_by_alpha(results: pd.DataFrame, path: Path) -> None:
     if has_base:
         panels += [("base", "accuracy", "base + alpha x reasoner think direction"),
                    ("base", "gold_nll", "base: loss of the gold trace (nats/token)")]
-    for ax, (model, metric, title) in zip(axes[0], panels):
+    for ax, (model, metric, title) in zip(axes[0], panels, strict=True):
         rows = results[results["model"] == model]
         zero = rows[rows["intervention"] == "baseline"].assign(alpha=0.0)
         for group, color in colors.items():

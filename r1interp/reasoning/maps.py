@@ -20,7 +20,7 @@ def layer_map(profiles: np.ndarray, groups: pd.Series, widths: list[int], layers
         start += width
     for g in sorted(groups.unique(), key=str):
         sel = profiles[(groups == g).to_numpy()]
-        for layer, (a, b) in zip(layers, bounds):
+        for layer, (a, b) in zip(layers, bounds, strict=True):
             block = sel[:, a:b]
             rows.append({"group": g, "layer": layer, "activation": float(block.sum(1).mean()),
                          "active_features": float((block > 0).sum(1).mean()), "steps": int(len(sel))})

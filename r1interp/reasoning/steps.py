@@ -15,6 +15,7 @@ import torch
 
 from r1interp import chat
 
+
 @dataclass(frozen=True)
 class Step:
     problem_id: str
@@ -50,7 +51,7 @@ def step_spans(tokenizer, problem_id: str, text: str, segment: str = "line") -> 
     body = text[body_start:body_end]
     offsets = enc["offset_mapping"]
     steps = []
-    for i, (a, b) in enumerate(split_steps(body, segment)):
+    for a, b in split_steps(body, segment):
         a, b = a + body_start, b + body_start
         tokens = [t for t, (s, e) in enumerate(offsets) if a <= s < b and e > s]  # a token ending past the step (".\n") belongs to it
         if tokens:
@@ -79,7 +80,7 @@ def step_profiles(model, coders: dict[int, object], tokenizer, problems: list[tu
                 continue
             model(torch.tensor([ids], device=device))
             per_layer = []
-            for layer, width in zip(layers, widths):
+            for layer, width in zip(layers, widths, strict=True):
                 x = captured[layer][0]
                 acts, idx, _ = coders[layer].encode(x)
                 dense = torch.zeros(x.shape[0], width, device=x.device).scatter_(-1, idx, acts.float())

@@ -192,7 +192,7 @@ def publish(plans: list[ReleasePlan], token: str, manifest: Path = MANIFEST, log
     finally:
         for plan in plans:
             plan.cleanup()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     entries = []
     for plan in plans:
         entry = {"name": plan.name, "kind": plan.repo_type, "repo_id": plan.repo_id, "revision": shas[plan.repo_id],

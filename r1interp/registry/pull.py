@@ -24,8 +24,8 @@ from r1interp import paths
 from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
 from r1interp.registry.hub import HubError, api, check_pinned, endpoint, hub_errors, progress, token_from_env
-from r1interp.registry.remote_names import check_remote_names
 from r1interp.registry.manifest import MANIFEST, find_release, read_manifest, sha256_file
+from r1interp.registry.remote_names import check_remote_names
 from r1interp.transcoders.layout import (
     check_sparsify_coder,
     find_coders,

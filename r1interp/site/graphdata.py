@@ -58,14 +58,14 @@ def compact(doc: dict[str, Any], slug: str, model: str, *, reference: bool = Fal
     raw = doc["nodes"]
     kinds = [KIND.get(str(n.get("feature_type")), "e") for n in raw]
     layers: list[int] = []
-    for n, k in zip(raw, kinds):
+    for n, k in zip(raw, kinds, strict=True):
         try:
             layers.append(int(n["layer"]) if k in "fe" else -1)
         except (TypeError, ValueError):
             layers.append(0)
-    top = max([lay for lay, k in zip(layers, kinds) if k in "fe"], default=-1) + 1
+    top = max([lay for lay, k in zip(layers, kinds, strict=True) if k in "fe"], default=-1) + 1
     nodes, index, features = [], {}, {}
-    for i, (n, k) in enumerate(zip(raw, kinds)):
+    for i, (n, k) in enumerate(zip(raw, kinds, strict=True)):
         layer = top if k == "l" else layers[i]
         fid = -1
         if k == "f":

@@ -281,7 +281,7 @@ def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", w
                    f'y2="{sy(y):.0f}" stroke="{col}" stroke-dasharray="2 3" stroke-width="1.5"/></g>')
     for i, s in enumerate(series):
         col = s.color or color(i)
-        pts = [(x, y) for x, y in zip(s.xs, s.ys) if y is not None and math.isfinite(y) and (not xlog or x > 0)]
+        pts = [(x, y) for x, y in zip(s.xs, s.ys, strict=False) if y is not None and math.isfinite(y) and (not xlog or x > 0)]
         if len(pts) > 1:
             d = " ".join(f"{sx(x):.0f},{sy(y):.0f}" for x, y in pts)
             dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
@@ -289,7 +289,7 @@ def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", w
         for x, y in s.dots:
             if not xlog or x > 0:
                 out.append(f'<circle cx="{sx(x):.0f}" cy="{sy(y):.0f}" r="2" fill="{col}" opacity="0.45"/>')
-        for j, (x, y) in enumerate(zip(s.xs, s.ys)):
+        for j, (x, y) in enumerate(zip(s.xs, s.ys, strict=False)):
             if y is None or not math.isfinite(y) or (xlog and x <= 0):
                 continue
             lo = s.low[j] if s.low is not None else None
@@ -342,7 +342,7 @@ def hbars(labels: Sequence[str], values: Sequence[float], *, width: int = 360, x
     bottom = top + row_h * len(labels)
     z = sx(0.0)
     names, nums, paths = [], [], {True: "", False: ""}
-    for i, (lab, v) in enumerate(zip(labels, values)):
+    for i, (lab, v) in enumerate(zip(labels, values, strict=False)):
         y = top + row_h * i
         names.append(f'<text x="{lw}" y="{y + 13}">{esc(lab)}</text>')
         nums.append(f'<text x="{max(z, sx(v)) + 4:.0f}" y="{y + 13}">{esc(fmt(v))}</text>')

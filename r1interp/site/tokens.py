@@ -71,7 +71,7 @@ def render_window(tokens: list[str], acts, scale: float, target: int) -> str:
     """
     out = []
     inv = 1.0 / scale if scale > 0 else 0.0
-    for i, (tok, a) in enumerate(zip(tokens, acts.tolist() if hasattr(acts, "tolist") else acts)):
+    for i, (tok, a) in enumerate(zip(tokens, acts.tolist() if hasattr(acts, "tolist") else acts, strict=True)):
         shown = esc(short(tok))
         if a > 0:
             alpha = f"{min(1.0, a * inv):.2f}".lstrip("0") if inv else "1"

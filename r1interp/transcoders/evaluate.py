@@ -89,7 +89,6 @@ def evaluate(model, coders: dict[int, object], batches: list[dict[str, torch.Ten
 
     sums = {key: _Sums() for key in conditions}
     fvu_num = defaultdict(float)
-    fvu_den = defaultdict(float)
     l0_sum = defaultdict(float)
     fired = {layer: torch.zeros(coders[layer].num_latents, dtype=torch.bool) for layer in layers}
     y_sum = defaultdict(lambda: 0)

@@ -60,7 +60,7 @@ def _pareto(ctx: Context) -> str:
         raise ArtifactError(f"{PARETO}: expected {{'points': [{{{', '.join(fields)}, ...}}]}}",
                             hint="re-run `r1interp sweep pareto`")
     parts = []
-    for i, model in enumerate(sorted({p["model"] for p in points})):
+    for model in sorted({p["model"] for p in points}):
         pts = [p for p in points if p["model"] == model]
         front = sorted((p for p in pts if p.get("on_front")), key=lambda p: p["l0"])
         chart_pts = [svg.Point(float(p["l0"]), float(p["ce_increase"]),

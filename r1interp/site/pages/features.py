@@ -21,8 +21,7 @@ from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, validate
 from r1interp.site import svg
 from r1interp.site.context import Context, FeatureKey, feature_file
 from r1interp.site.graphdata import Usage
-from r1interp.site.html import (Cell, esc, fmt, kv_table, link, missing_box, note, num, page, pct, section, table,
-                                text)
+from r1interp.site.html import Cell, esc, fmt, kv_table, link, missing_box, note, num, page, pct, section, table, text
 from r1interp.site.inputs import Missing, missing
 from r1interp.site.tokens import load_vocab, readable, render_window, token_text, visible
 

@@ -21,8 +21,22 @@ from r1interp.schemas import GraphIndexSchema
 from r1interp.site import svg
 from r1interp.site.context import Context, FeatureKey, graph_file
 from r1interp.site.graphdata import CompactGraph, Usage, compact, mark_pages, usage
-from r1interp.site.html import (Cell, esc, facts_grid, fmt, json_script, kv_table, link, missing_box, note, num, page,
-                                section, table, text)
+from r1interp.site.html import (
+    Cell,
+    esc,
+    facts_grid,
+    fmt,
+    json_script,
+    kv_table,
+    link,
+    missing_box,
+    note,
+    num,
+    page,
+    section,
+    table,
+    text,
+)
 from r1interp.site.inputs import Missing, missing
 from r1interp.site.tokens import short
 

@@ -10,7 +10,7 @@ from r1interp import paths
 from r1interp.models import model_spec
 from r1interp.site import svg
 from r1interp.site.context import Context
-from r1interp.site.html import (Cell, esc, fmt, kv_table, missing_box, num, page, pct, section, table, text)
+from r1interp.site.html import Cell, esc, fmt, kv_table, missing_box, num, page, pct, section, table, text
 from r1interp.site.inputs import Missing, missing
 
 ORGANISM = paths.ORGANISM_METRICS.as_posix()

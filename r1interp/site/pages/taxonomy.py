@@ -9,7 +9,7 @@ from r1interp import paths
 from r1interp.errors import ArtifactError
 from r1interp.site import svg
 from r1interp.site.context import Context
-from r1interp.site.html import (Cell, esc, figures, fmt, kv_table, link, missing_box, num, page, section, table, text)
+from r1interp.site.html import Cell, esc, figures, fmt, kv_table, link, missing_box, num, page, section, table, text
 from r1interp.site.inputs import missing, require_keys
 from r1interp.site.tokens import readable
 

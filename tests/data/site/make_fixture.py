@@ -69,7 +69,7 @@ def main() -> None:
         features = pd.read_parquet(src / "features.parquet")
         taxonomy = json.loads((ROOT / "reports/clusters/taxonomy.json").read_text())
         listed = wanted | {(cf["layer"], cf["feature"]) for cl in taxonomy["clusters"] for cf in cl["characteristic_features"]}
-        keep = [(lay, f) in listed and lay <= 1 for lay, f in zip(features["layer"], features["feature"])]
+        keep = [(lay, f) in listed and lay <= 1 for lay, f in zip(features["layer"], features["feature"], strict=True)]
         features[keep].to_parquet(dest / "features.parquet", index=False)  # layers 0-1 only: missing stats is a case too
         ex = pd.read_parquet(src / "examples.parquet", filters=[("kind", "in", ["top", "quantile"])])
         pairs = pd.DataFrame(sorted(wanted), columns=["layer", "feature"])
@@ -79,7 +79,7 @@ def main() -> None:
 
     labels = pd.read_parquet(ROOT / "data/labels/labels.parquet")
     allkeys = {(m, lay, f) for m, ks in keys.items() for lay, f in ks}
-    mask = [(m, lay, f) in allkeys for m, lay, f in zip(labels["model"], labels["layer"], labels["feature"])]
+    mask = [(m, lay, f) in allkeys for m, lay, f in zip(labels["model"], labels["layer"], labels["feature"], strict=True)]
     top = labels[labels["status"] == "ok"].sort_values("detection_balanced_accuracy", ascending=False).groupby(["model", "layer"]).head(2)
     labels = pd.concat([labels[mask], top]).drop_duplicates(["model", "layer", "feature"])
     (OUT / "data/labels").mkdir(parents=True)
