@@ -35,7 +35,10 @@ def bare(model, coders, stream) -> None:
     """What any activation reader must do at least: the forward pass and every encoder."""
     captured = {}
     mlps = mlp_modules(model)
-    handles = [mlps[layer].register_forward_hook(lambda m, i, o, layer=layer: captured.__setitem__(layer, i[0])) for layer in coders]
+    handles = [
+        mlps[layer].register_forward_hook(lambda m, i, o, layer=layer: captured.__setitem__(layer, i[0]))
+        for layer in coders
+    ]
     try:
         for batch in stream:
             model(batch["input_ids"])
@@ -85,8 +88,14 @@ def real_shape(layers: int, latents: int, k: int, rows: int, ctx: int, seed: int
 
     torch.manual_seed(seed)
     config = Qwen2Config(
-        vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=layers,
-        num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False,
+        vocab_size=151936,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=layers,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
     )
     model = Qwen2ForCausalLM(config).eval()
     cfg = SparseCoderConfig(num_latents=latents, k=k, transcode=True, skip_connection=True)
@@ -105,13 +114,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rows", type=int, default=0, help="0: activations.max_tokens / ctx_len")
-    parser.add_argument("--split", default="heldout", choices=("heldout", "train"),
-                        help="train has far more rows: the fixed warm-up cost of the samples amortizes")
+    parser.add_argument(
+        "--split",
+        default="heldout",
+        choices=("heldout", "train"),
+        help="train has far more rows: the fixed warm-up cost of the samples amortizes",
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory", action="store_true")
-    parser.add_argument("--real-shape", type=int, default=0, metavar="LAYERS",
-                        help="random model at the 1.5B shape with this many layers and 65k-latent coders")
+    parser.add_argument(
+        "--real-shape",
+        type=int,
+        default=0,
+        metavar="LAYERS",
+        help="random model at the 1.5B shape with this many layers and 65k-latent coders",
+    )
     parser.add_argument("--latents", type=int, default=65536)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -130,8 +148,10 @@ def main() -> None:
                 collect(model, coders, stream(bs), cfg, progress=False)
                 times["collect"].append(time.perf_counter() - start)
         b, c = min(times["bare"]), min(times["collect"])
-        print(f"real shape (random weights): d_model 1536, {args.real_shape} layers, {args.latents} latents, k 32, "
-              f"{rows * ctx} tokens, threads={args.threads}")
+        print(
+            f"real shape (random weights): d_model 1536, {args.real_shape} layers, {args.latents} latents, k 32, "
+            f"{rows * ctx} tokens, threads={args.threads}"
+        )
         print(f"bare forward + encoders: {b:.2f} s; activation collection: {c:.2f} s; ratio {c / b:.3f}")
         return
     ds, meta = load_token_split(f"data/tokens/{args.split}")
@@ -147,10 +167,19 @@ def main() -> None:
         bare(loaded.model, coders, token_batches(ds, rows, cfg.batch_size))
         times["bare"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        collect(loaded.model, coders, token_batches(ds, rows, cfg.batch_size), cfg, exclude_token_ids=exclude, progress=False)
+        collect(
+            loaded.model,
+            coders,
+            token_batches(ds, rows, cfg.batch_size),
+            cfg,
+            exclude_token_ids=exclude,
+            progress=False,
+        )
         times["collect"].append(time.perf_counter() - start)
     b, c = min(times["bare"]), min(times["collect"])
-    print(f"model={role} layers={len(coders)} latents={next(iter(coders.values())).num_latents} tokens={tokens} threads={args.threads}")
+    print(
+        f"model={role} layers={len(coders)} latents={next(iter(coders.values())).num_latents} tokens={tokens} threads={args.threads}"
+    )
     print(f"bare forward + encoders: {b:.2f} s ({tokens / b:,.0f} tok/s)")
     print(f"activation collection:   {c:.2f} s ({tokens / c:,.0f} tok/s)")
     print(f"ratio collection / bare: {c / b:.3f}  (overhead {100 * (c / b - 1):.1f}%)")

@@ -59,18 +59,41 @@ SECTIONS = ("generate", "train", "evaluate", "activations", "update_profile", "a
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--smoke", action="store_true", help="tiny widths, 1 thread: the same code paths in < 1 min")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu_real_shape.json"))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 2; smoke 1)")
     p.add_argument("--layers", type=int, default=2, help="decoder layers (the real model has 28)")
-    p.add_argument("--latents", type=int, default=None, help="transcoder latents (default: the profile's 65536; smoke 1024)")
-    p.add_argument("--latents-probe", type=int, default=None, help="second width for train/activations/update (default 16384; smoke 256; 0 skips)")
-    p.add_argument("--vocab-probe", type=int, default=None, help="second vocabulary for generate (default 32768; smoke 128; 0 skips)")
+    p.add_argument(
+        "--latents", type=int, default=None, help="transcoder latents (default: the profile's 65536; smoke 1024)"
+    )
+    p.add_argument(
+        "--latents-probe",
+        type=int,
+        default=None,
+        help="second width for train/activations/update (default 16384; smoke 256; 0 skips)",
+    )
+    p.add_argument(
+        "--vocab-probe",
+        type=int,
+        default=None,
+        help="second vocabulary for generate (default 32768; smoke 128; 0 skips)",
+    )
     p.add_argument("--sections", default=",".join(SECTIONS))
-    p.add_argument("--total-budget", type=float, default=None, help="seconds for the whole run (default 690; smoke 120)")
-    p.add_argument("--workdir", default=None, help="scratch (circuit-tracer files: ~0.8 GB per layer); default a temp dir")
-    p.add_argument("--ctx-len", type=int, default=None, help="tokens per row for train / evaluate / collect (default 256; smoke 32)")
+    p.add_argument(
+        "--total-budget", type=float, default=None, help="seconds for the whole run (default 690; smoke 120)"
+    )
+    p.add_argument(
+        "--workdir", default=None, help="scratch (circuit-tracer files: ~0.8 GB per layer); default a temp dir"
+    )
+    p.add_argument(
+        "--ctx-len",
+        type=int,
+        default=None,
+        help="tokens per row for train / evaluate / collect (default 256; smoke 32)",
+    )
     # generate
     p.add_argument("--gen-batch", type=int, default=4)
     p.add_argument("--gen-prompt", type=int, default=None, help="prompt tokens (default 64; smoke 16)")
@@ -85,14 +108,34 @@ def parse_args(argv=None):
     p.add_argument("--act-batch", type=int, default=2, help="rows per collect batch")
     p.add_argument("--act-batches", type=int, default=None, help="collect batches (default 3; smoke 3)")
     # update_profile
-    p.add_argument("--profile-rows", type=int, default=None, help="rows per synthetic batch (default: activations.batch_size of the profile, 8; smoke 2)")
-    p.add_argument("--profile-ctx", type=int, default=None, help="tokens per synthetic row (default: the profile's ctx_len, 1024; smoke 32)")
+    p.add_argument(
+        "--profile-rows",
+        type=int,
+        default=None,
+        help="rows per synthetic batch (default: activations.batch_size of the profile, 8; smoke 2)",
+    )
+    p.add_argument(
+        "--profile-ctx",
+        type=int,
+        default=None,
+        help="tokens per synthetic row (default: the profile's ctx_len, 1024; smoke 32)",
+    )
     p.add_argument("--profile-batches", type=int, default=None, help="synthetic batches per width (default 6; smoke 3)")
     # attribution
     p.add_argument("--prompt-lengths", default=None, help="default 64,128,256; smoke 16,24,32")
-    p.add_argument("--max-feature-nodes", type=int, default=None, help="circuit-tracer max_feature_nodes (default 64; smoke 16): "
-                   "phase 4 is linear in it and is extrapolated to the profile's graphs.max_feature_nodes")
-    p.add_argument("--attr-batch", type=int, default=None, help="circuit-tracer batch_size (default: the profile's graphs.batch_size, 16)")
+    p.add_argument(
+        "--max-feature-nodes",
+        type=int,
+        default=None,
+        help="circuit-tracer max_feature_nodes (default 64; smoke 16): "
+        "phase 4 is linear in it and is extrapolated to the profile's graphs.max_feature_nodes",
+    )
+    p.add_argument(
+        "--attr-batch",
+        type=int,
+        default=None,
+        help="circuit-tracer batch_size (default: the profile's graphs.batch_size, 16)",
+    )
     args = p.parse_args(argv)
 
     def pick(name, real, tiny):
@@ -125,7 +168,8 @@ def _import_gpu_bench():
     """bench/gpu_real_shape.py as a module. It parses sys.argv at import, so it sees a CPU command line."""
     argv = sys.argv
     sys.argv = [str(ROOT / "bench" / "gpu_real_shape.py"), "--device", "cpu", "--threads", str(ARGS.threads)] + (
-        ["--smoke"] if ARGS.smoke else [])
+        ["--smoke"] if ARGS.smoke else []
+    )
     try:
         spec = importlib.util.spec_from_file_location("gpu_real_shape", ROOT / "bench" / "gpu_real_shape.py")
         mod = importlib.util.module_from_spec(spec)
@@ -260,10 +304,16 @@ def generate_once(model, vocab: int) -> dict:
     total = time.perf_counter() - t0
     new = out.shape[1] - ids.shape[1]
     decode = max(total - prefill, 1e-9)
-    return {"vocab": vocab, "batch": ARGS.gen_batch, "prompt_tokens": ARGS.gen_prompt, "new_tokens": new,
-            "generate_seconds": round(total, 3), "prefill_seconds": round(prefill, 3),
-            "decode_seconds_per_step": round(decode / max(1, new - 1), 4),
-            "new_tokens_per_second": round(ARGS.gen_batch * new / total, 2)}
+    return {
+        "vocab": vocab,
+        "batch": ARGS.gen_batch,
+        "prompt_tokens": ARGS.gen_prompt,
+        "new_tokens": new,
+        "generate_seconds": round(total, 3),
+        "prefill_seconds": round(prefill, 3),
+        "decode_seconds_per_step": round(decode / max(1, new - 1), 4),
+        "new_tokens_per_second": round(ARGS.gen_batch * new / total, 2),
+    }
 
 
 def section_generate(sec: dict) -> None:
@@ -283,9 +333,13 @@ def section_generate(sec: dict) -> None:
             sec["vocab_probe"] = rec
             log(f"  vocab {ARGS.vocab_probe}: {rec}")
             a, b = sec["real_vocab"], rec
-            sec["scaling"] = {"decode_step_ratio_real_vs_probe": round(a["decode_seconds_per_step"] / b["decode_seconds_per_step"], 2),
-                              "prefill_ratio_real_vs_probe": round(a["prefill_seconds"] / b["prefill_seconds"], 2),
-                              "vocab_ratio": round(G.SHAPE["vocab"] / ARGS.vocab_probe, 2)}
+            sec["scaling"] = {
+                "decode_step_ratio_real_vs_probe": round(
+                    a["decode_seconds_per_step"] / b["decode_seconds_per_step"], 2
+                ),
+                "prefill_ratio_real_vs_probe": round(a["prefill_seconds"] / b["prefill_seconds"], 2),
+                "vocab_ratio": round(G.SHAPE["vocab"] / ARGS.vocab_probe, 2),
+            }
 
 
 def _train(tp, group: str, seed: int, time_share: float) -> tuple[dict, dict]:
@@ -293,8 +347,10 @@ def _train(tp, group: str, seed: int, time_share: float) -> tuple[dict, dict]:
 
     layers = group_layers(group, ARGS.layers)
     b = budget(time_share)
-    log(f"  train group {group!r}: {len(layers)} coder(s) x {tp.num_latents} latents, {ARGS.train_steps} steps of "
-        f"{tp.batch_size} x {ARGS.ctx_len} tokens (budget {b:.0f} s)")
+    log(
+        f"  train group {group!r}: {len(layers)} coder(s) x {tp.num_latents} latents, {ARGS.train_steps} steps of "
+        f"{tp.batch_size} x {ARGS.ctx_len} tokens (budget {b:.0f} s)"
+    )
     reset_peak_rss()
     t0 = time.perf_counter()
     with alarm(b + 60):
@@ -302,18 +358,33 @@ def _train(tp, group: str, seed: int, time_share: float) -> tuple[dict, dict]:
     rec.update(group=group, status="ok", wall_seconds=round(time.perf_counter() - t0, 2), peak_rss_gib=peak_rss_gib())
     for key in ("achieved_tflops", "mfu"):  # GPU notions
         rec.pop(key, None)
-    rec["achieved_gflops"] = round(rec["tokens_per_second"] * rec["train_flops_per_token"] / 1e9, 1) if rec.get("tokens_per_second") else None
+    rec["achieved_gflops"] = (
+        round(rec["tokens_per_second"] * rec["train_flops_per_token"] / 1e9, 1)
+        if rec.get("tokens_per_second")
+        else None
+    )
     log(f"    {rec['tokens_per_second']} tok/s, steps {rec['step_seconds']}, peak RSS {rec['peak_rss_gib']} GiB")
     return rec, coders
 
 
 def section_train(sec: dict) -> None:
     base = G.PARAMS.train
-    tp = dataclasses.replace(base, batch_size=ARGS.train_batch, num_latents=ARGS.latents or base.num_latents,
-                             log_every=max(1, min(base.log_every, ARGS.train_steps)))
-    sec["config"] = {"num_latents": tp.num_latents, "k": tp.k, "rows_per_step": tp.batch_size, "ctx_len": ARGS.ctx_len,
-                     "steps": ARGS.train_steps, "warmup_steps_not_counted": ARGS.train_warmup_steps,
-                     "optimizer": tp.optimizer, "transcoders": "skip (transcode=True, skip_connection=True), TopK"}
+    tp = dataclasses.replace(
+        base,
+        batch_size=ARGS.train_batch,
+        num_latents=ARGS.latents or base.num_latents,
+        log_every=max(1, min(base.log_every, ARGS.train_steps)),
+    )
+    sec["config"] = {
+        "num_latents": tp.num_latents,
+        "k": tp.k,
+        "rows_per_step": tp.batch_size,
+        "ctx_len": ARGS.ctx_len,
+        "steps": ARGS.train_steps,
+        "warmup_steps_not_counted": ARGS.train_warmup_steps,
+        "optimizer": tp.optimizer,
+        "transcoders": "skip (transcode=True, skip_connection=True), TopK",
+    }
     runs = sec["runs"] = {}
     rec, coders = _train(tp, "all", seed=0, time_share=0.14)
     runs[f"all ({ARGS.layers} layers) @ {tp.num_latents}"] = rec
@@ -328,7 +399,9 @@ def section_train(sec: dict) -> None:
         runs[f"0 (1 layer) @ {tp.num_latents}"] = rec
     if ARGS.latents_probe:
         try:
-            rec, coders = _train(dataclasses.replace(tp, num_latents=ARGS.latents_probe), "all", seed=2, time_share=0.08)
+            rec, coders = _train(
+                dataclasses.replace(tp, num_latents=ARGS.latents_probe), "all", seed=2, time_share=0.08
+            )
             del coders
         except (Exception, SectionTimeout) as exc:
             rec = G.error_record(exc)
@@ -345,7 +418,9 @@ def section_train(sec: dict) -> None:
             scaling["peak_rss_all_vs_1_layer_gib"] = [main["peak_rss_gib"], one["peak_rss_gib"]]
         probe = ok.get(f"all ({ARGS.layers} layers) @ {ARGS.latents_probe}")
         if probe:
-            scaling["seconds_per_token_latents_ratio"] = round(probe["tokens_per_second"] / main["tokens_per_second"], 3)
+            scaling["seconds_per_token_latents_ratio"] = round(
+                probe["tokens_per_second"] / main["tokens_per_second"], 3
+            )
             scaling["latents_ratio"] = round(tp.num_latents / ARGS.latents_probe, 2)
             scaling["peak_rss_main_vs_probe_gib"] = [main["peak_rss_gib"], probe["peak_rss_gib"]]
     sec["scaling"] = scaling
@@ -370,9 +445,13 @@ def section_evaluate(sec: dict) -> None:
     with alarm(budget(0.1)):
         result = evaluate(G.MODEL, G.CODERS, batches, keep_token_ids=[1, 2, 3])
     s = time.perf_counter() - t0
-    sec.update(evaluate_seconds=round(s, 2), tokens=rows * ctx, tokens_per_second=round(rows * ctx / s, 2),
-               seconds_per_model_forward_token=round(s / (rows * ctx * n_forwards), 6),
-               summary=result.get("summary"))
+    sec.update(
+        evaluate_seconds=round(s, 2),
+        tokens=rows * ctx,
+        tokens_per_second=round(rows * ctx / s, 2),
+        seconds_per_model_forward_token=round(s / (rows * ctx * n_forwards), 6),
+        summary=result.get("summary"),
+    )
 
 
 class _Timer:
@@ -424,7 +503,11 @@ def collect_timed(coders: dict, cfg, n_batches: int, time_share: float) -> dict:
                 done["t"] = None
                 return
             done["rows"] += batch
-            yield {"input_ids": ids[start:start + batch], "in_think": think[start:start + batch], "row_offset": start}
+            yield {
+                "input_ids": ids[start : start + batch],
+                "in_think": think[start : start + batch],
+                "row_offset": start,
+            }
 
     orig_update, orig_init = act.LayerCollector.update, act.LayerCollector.__init__
     created: list = []  # collect() builds its collectors in the coders' order
@@ -456,9 +539,13 @@ def collect_timed(coders: dict, cfg, n_batches: int, time_share: float) -> dict:
         act.LayerCollector.update, act.LayerCollector.__init__ = orig_update, orig_init
         for coder in coders.values():
             coder.__dict__.pop("encode", None)
-    table_bytes = sum(t.numel() * t.element_size() for c in collectors.values()
-                      for tab in (c.top, c.sample, c.silent) if tab is not None
-                      for t in [tab.key, *tab.fields.values()])
+    table_bytes = sum(
+        t.numel() * t.element_size()
+        for c in collectors.values()
+        for tab in (c.top, c.sample, c.silent)
+        if tab is not None
+        for t in [tab.key, *tab.fields.values()]
+    )
     del collectors, created[:]
     tokens = done["rows"] * ctx
     alloc = (done["first"] - t0) if done["first"] else None
@@ -466,30 +553,48 @@ def collect_timed(coders: dict, cfg, n_batches: int, time_share: float) -> dict:
     upd = sum(v for k, v in timer.seconds.items() if k.startswith("update"))
     stream = seconds - (alloc or 0.0)
     n_layers = len(coders)
-    return {"num_latents": next(iter(coders.values())).num_latents, "layers": n_layers, "rows_per_batch": batch,
-            "ctx_len": ctx, "batches": done["rows"] // batch, "tokens": tokens, "seconds": round(seconds, 3),
-            "tokens_per_second": round(tokens / seconds, 2),
-            "table_allocation_seconds": round(alloc, 3) if alloc is not None else None,
-            "tables_gib": gib(table_bytes), "batch_seconds": done["batch_seconds"],
-            "seconds_by_part": {k: round(v, 3) for k, v in sorted(timer.seconds.items())},
-            "forward_and_rest_seconds": round(stream - enc - upd, 3),
-            "per_token_ms": {"forward_and_rest": round(1e3 * (stream - enc - upd) / tokens, 3),
-                             "encode_per_layer": round(1e3 * enc / n_layers / tokens, 3),
-                             "update_per_layer": round(1e3 * upd / n_layers / tokens, 3)},
-            "peak_rss_gib": peak_rss_gib()}
+    return {
+        "num_latents": next(iter(coders.values())).num_latents,
+        "layers": n_layers,
+        "rows_per_batch": batch,
+        "ctx_len": ctx,
+        "batches": done["rows"] // batch,
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(tokens / seconds, 2),
+        "table_allocation_seconds": round(alloc, 3) if alloc is not None else None,
+        "tables_gib": gib(table_bytes),
+        "batch_seconds": done["batch_seconds"],
+        "seconds_by_part": {k: round(v, 3) for k, v in sorted(timer.seconds.items())},
+        "forward_and_rest_seconds": round(stream - enc - upd, 3),
+        "per_token_ms": {
+            "forward_and_rest": round(1e3 * (stream - enc - upd) / tokens, 3),
+            "encode_per_layer": round(1e3 * enc / n_layers / tokens, 3),
+            "update_per_layer": round(1e3 * upd / n_layers / tokens, 3),
+        },
+        "peak_rss_gib": peak_rss_gib(),
+    }
 
 
 def section_activations(sec: dict) -> None:
     cfg = dataclasses.replace(G.PARAMS.activations, batch_size=ARGS.act_batch)
     if ARGS.smoke:
         cfg = dataclasses.replace(cfg, window=min(cfg.window, ARGS.ctx_len))
-    sec["config"] = {"window": cfg.window, "top_n": cfg.top_n, "quantile_slots": cfg.quantile_bins * cfg.per_quantile,
-                     "non_activating": cfg.non_activating, "rows_per_batch": cfg.batch_size, "ctx_len": ARGS.ctx_len}
+    sec["config"] = {
+        "window": cfg.window,
+        "top_n": cfg.top_n,
+        "quantile_slots": cfg.quantile_bins * cfg.per_quantile,
+        "non_activating": cfg.non_activating,
+        "rows_per_batch": cfg.batch_size,
+        "ctx_len": ARGS.ctx_len,
+    }
     coders = G.CODERS if G.CODERS else random_coders(ARGS.latents or G.PARAMS.train.num_latents)
     sec["coders"] = "trained (train section)" if G.CODERS else "random init (train section missing)"
     rec = sec["main"] = collect_timed(coders, cfg, ARGS.act_batches, 0.07)
-    log(f"  collect @ {rec['num_latents']}: {rec['tokens_per_second']} tok/s, per token ms {rec['per_token_ms']}, "
-        f"tables {rec['tables_gib']} GiB")
+    log(
+        f"  collect @ {rec['num_latents']}: {rec['tokens_per_second']} tok/s, per token ms {rec['per_token_ms']}, "
+        f"tables {rec['tables_gib']} GiB"
+    )
     if ARGS.latents_probe:
         probe = random_coders(ARGS.latents_probe)
         try:
@@ -501,10 +606,15 @@ def section_activations(sec: dict) -> None:
         if "per_token_ms" in p:
             log(f"  collect @ {p['num_latents']}: {p['tokens_per_second']} tok/s, per token ms {p['per_token_ms']}")
             sec["scaling"] = {
-                "update_per_layer_ratio_main_vs_probe": round(rec["per_token_ms"]["update_per_layer"] / max(p["per_token_ms"]["update_per_layer"], 1e-9), 2),
-                "encode_per_layer_ratio_main_vs_probe": round(rec["per_token_ms"]["encode_per_layer"] / max(p["per_token_ms"]["encode_per_layer"], 1e-9), 2),
+                "update_per_layer_ratio_main_vs_probe": round(
+                    rec["per_token_ms"]["update_per_layer"] / max(p["per_token_ms"]["update_per_layer"], 1e-9), 2
+                ),
+                "encode_per_layer_ratio_main_vs_probe": round(
+                    rec["per_token_ms"]["encode_per_layer"] / max(p["per_token_ms"]["encode_per_layer"], 1e-9), 2
+                ),
                 "tables_gib_main_vs_probe": [rec["tables_gib"], p["tables_gib"]],
-                "latents_ratio": round(rec["num_latents"] / p["num_latents"], 2)}
+                "latents_ratio": round(rec["num_latents"] / p["num_latents"], 2),
+            }
 
 
 def synthetic_topk(rows: int, ctx: int, num_latents: int, k: int, seed: int):
@@ -520,7 +630,9 @@ def synthetic_topk(rows: int, ctx: int, num_latents: int, k: int, seed: int):
     return acts, idx, ids, valid, in_think
 
 
-def update_profile(num_latents: int, cfg, rows: int, ctx: int, n_batches: int, time_share: float, profile: bool) -> dict:
+def update_profile(
+    num_latents: int, cfg, rows: int, ctx: int, n_batches: int, time_share: float, profile: bool
+) -> dict:
     import r1interp.activations as act
 
     k = G.PARAMS.train.k
@@ -541,8 +653,10 @@ def update_profile(num_latents: int, cfg, rows: int, ctx: int, n_batches: int, t
 
                 with tprofile(activities=[ProfilerActivity.CPU]) as prof:
                     col.update(*data, row_offset=b * rows)
-                tp_table = [{"op": e.key, "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 1), "calls": e.count}
-                            for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:15]]
+                tp_table = [
+                    {"op": e.key, "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 1), "calls": e.count}
+                    for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:15]
+                ]
                 continue
             if profile and b >= 2 and pr is None:
                 pr = cProfile.Profile()
@@ -553,14 +667,24 @@ def update_profile(num_latents: int, cfg, rows: int, ctx: int, n_batches: int, t
             if pr is not None:
                 pr.disable()
             times.append(round(time.perf_counter() - t1, 3))
-    out = {"num_latents": num_latents, "rows": rows, "ctx_len": ctx, "k": k, "tokens_per_batch": rows * ctx,
-           "candidates_per_batch": rows * ctx * k, "table_allocation_seconds": round(alloc, 3),
-           "batch_seconds": times, "profiled_batch": 1 if tp_table else None,
-           "tokens_per_second_per_layer": round(len(times) * rows * ctx / sum(times), 1) if times else None,
-           "filled_slots": {"top": round(float(col.top.filled().float().mean()), 3),
-                            "sample": round(float(col.sample.filled().float().mean()), 3),
-                            "silent": round(float(col.silent.filled().float().mean()), 3) if col.silent is not None else None},
-           "peak_rss_gib": peak_rss_gib()}
+    out = {
+        "num_latents": num_latents,
+        "rows": rows,
+        "ctx_len": ctx,
+        "k": k,
+        "tokens_per_batch": rows * ctx,
+        "candidates_per_batch": rows * ctx * k,
+        "table_allocation_seconds": round(alloc, 3),
+        "batch_seconds": times,
+        "profiled_batch": 1 if tp_table else None,
+        "tokens_per_second_per_layer": round(len(times) * rows * ctx / sum(times), 1) if times else None,
+        "filled_slots": {
+            "top": round(float(col.top.filled().float().mean()), 3),
+            "sample": round(float(col.sample.filled().float().mean()), 3),
+            "silent": round(float(col.silent.filled().float().mean()), 3) if col.silent is not None else None,
+        },
+        "peak_rss_gib": peak_rss_gib(),
+    }
     if pr is not None:
         stats = pstats.Stats(pr, stream=io.StringIO())
         rows_out = []
@@ -570,7 +694,8 @@ def update_profile(num_latents: int, cfg, rows: int, ctx: int, n_batches: int, t
         total = sum(times[1:]) if len(times) > 1 else sum(times)
         out["cprofile_batches"] = f"batches 2..{1 + len(times) - 1} ({total:.2f} s)" if len(times) > 1 else "batch 2"
         out["cprofile_activations_py_by_cumtime"] = sorted(
-            [r for r in rows_out if r["function"].startswith("activations.py")], key=lambda r: -r["cumtime_s"])[:12]
+            [r for r in rows_out if r["function"].startswith("activations.py")], key=lambda r: -r["cumtime_s"]
+        )[:12]
         out["cprofile_by_tottime"] = sorted(rows_out, key=lambda r: -r["tottime_s"])[:15]
     if tp_table:
         out["torch_profiler_ops_by_self_cpu"] = tp_table
@@ -586,14 +711,18 @@ def section_update_profile(sec: dict) -> None:
         cfg = dataclasses.replace(cfg, window=min(cfg.window, ctx))
     m = ARGS.latents or G.PARAMS.train.num_latents
     sec["main"] = update_profile(m, cfg, rows, ctx, ARGS.profile_batches, 0.09, profile=True)
-    log(f"  update @ {m}: batches {sec['main']['batch_seconds']} s, "
-        f"{sec['main']['tokens_per_second_per_layer']} tok/s per layer")
+    log(
+        f"  update @ {m}: batches {sec['main']['batch_seconds']} s, "
+        f"{sec['main']['tokens_per_second_per_layer']} tok/s per layer"
+    )
     for r in sec["main"].get("cprofile_by_tottime", [])[:6]:
         log(f"    {r['tottime_s']:8.3f} s self  {r['cumtime_s']:8.3f} s cum  {r['function']}")
     for r in sec["main"].get("torch_profiler_ops_by_self_cpu", [])[:6]:
         log(f"    {r['self_cpu_ms']:8.1f} ms self  {r['op']} x{r['calls']}")
     if ARGS.latents_probe:
-        sec["latents_probe"] = update_profile(ARGS.latents_probe, cfg, rows, ctx, ARGS.profile_batches, 0.04, profile=False)
+        sec["latents_probe"] = update_profile(
+            ARGS.latents_probe, cfg, rows, ctx, ARGS.profile_batches, 0.04, profile=False
+        )
         log(f"  update @ {ARGS.latents_probe}: batches {sec['latents_probe']['batch_seconds']} s")
 
 
@@ -607,9 +736,15 @@ def section_attribution(sec: dict) -> None:
     gp = G.PARAMS.graphs
     bs = ARGS.attr_batch or gp.batch_size
     k = next(iter(G.CODERS.values())).cfg.k
-    sec["config"] = {"backend": "transformerlens", "dtype": "fp32", "max_feature_nodes": ARGS.max_feature_nodes,
-                     "profile_max_feature_nodes": gp.max_feature_nodes, "batch_size": bs,
-                     "max_n_logits": gp.max_n_logits, "desired_logit_prob": gp.desired_logit_prob}
+    sec["config"] = {
+        "backend": "transformerlens",
+        "dtype": "fp32",
+        "max_feature_nodes": ARGS.max_feature_nodes,
+        "profile_max_feature_nodes": gp.max_feature_nodes,
+        "batch_size": bs,
+        "max_n_logits": gp.max_n_logits,
+        "desired_logit_prob": gp.desired_logit_prob,
+    }
     end = time.perf_counter() + budget(0.3)
     model_dir, ct_dir = Path(G.WORKDIR) / "model", Path(G.WORKDIR) / "circuit-tracer"
     G.MODEL.config.architectures = ["Qwen2ForCausalLM"]
@@ -630,8 +765,13 @@ def section_attribution(sec: dict) -> None:
     phase_log = G.PhaseLog()
     ct_logger = logging.getLogger("attribution")
     ct_logger.addFilter(phase_log)
-    common = dict(max_n_logits=gp.max_n_logits, desired_logit_prob=gp.desired_logit_prob, batch_size=bs,
-                  max_feature_nodes=ARGS.max_feature_nodes, verbose=True)
+    common = dict(
+        max_n_logits=gp.max_n_logits,
+        desired_logit_prob=gp.desired_logit_prob,
+        batch_size=bs,
+        max_feature_nodes=ARGS.max_feature_nodes,
+        verbose=True,
+    )
     prompts = sec["prompts"] = {}
     try:
         warm = G.random_rows(1, min(16, ARGS.prompt_lengths[0]), G.SHAPE["vocab"], seed=12)[0]
@@ -645,32 +785,46 @@ def section_attribution(sec: dict) -> None:
             if last is not None:
                 predicted = last[1] * (n / last[0]) ** 1.5
                 if predicted > left:
-                    prompts[str(n)] = {"status": "skipped", "reason": f"predicted {predicted:.0f} s > {left:.0f} s left"}
+                    prompts[str(n)] = {
+                        "status": "skipped",
+                        "reason": f"predicted {predicted:.0f} s > {left:.0f} s left",
+                    }
                     log(f"  {n} tokens: skipped ({prompts[str(n)]['reason']})")
                     continue
             ids = G.random_rows(1, n, G.SHAPE["vocab"], seed=13 + n)[0]
             phase_log.lines.clear()
             reset_peak_rss()
-            log(f"  {n} tokens: attribute (max_feature_nodes={ARGS.max_feature_nodes}, batch_size={bs}, {left:.0f} s left)")
+            log(
+                f"  {n} tokens: attribute (max_feature_nodes={ARGS.max_feature_nodes}, batch_size={bs}, {left:.0f} s left)"
+            )
             t0 = time.perf_counter()
             try:
                 with alarm(max(10.0, left)):
                     graph = attribute(ids, rm, **common)
                 t_attr = time.perf_counter() - t0
-                rec = {"status": "ok", "tokens": n, "attribute_seconds": round(t_attr, 2),
-                       "n_logits": int(len(graph.logit_targets)), "selected_features": int(graph.selected_features.shape[0]),
-                       **phase_log.phases()}
+                rec = {
+                    "status": "ok",
+                    "tokens": n,
+                    "attribute_seconds": round(t_attr, 2),
+                    "n_logits": int(len(graph.logit_targets)),
+                    "selected_features": int(graph.selected_features.shape[0]),
+                    **phase_log.phases(),
+                }
                 fa = rec.get("feature_attributions_s")
                 if fa is not None:
                     n_b = math.ceil(ARGS.max_feature_nodes / bs)
                     rec["seconds_per_feature_batch"] = round(fa / n_b, 3)
                     rec["extrapolated_attribute_seconds_at_profile_max_feature_nodes"] = round(
-                        t_attr - fa + fa * gp.max_feature_nodes / ARGS.max_feature_nodes, 1)
+                        t_attr - fa + fa * gp.max_feature_nodes / ARGS.max_feature_nodes, 1
+                    )
                 t1 = time.perf_counter()
                 with alarm(max(10.0, end - t1 + 20)):
                     replacement, completeness = compute_graph_scores(graph)
-                rec.update(scores_seconds=round(time.perf_counter() - t1, 2), replacement_score=round(float(replacement), 4),
-                           completeness_score=round(float(completeness), 4))
+                rec.update(
+                    scores_seconds=round(time.perf_counter() - t1, 2),
+                    replacement_score=round(float(replacement), 4),
+                    completeness_score=round(float(completeness), 4),
+                )
                 del graph
                 last = (n, t_attr)
             except (Exception, SectionTimeout) as exc:
@@ -678,8 +832,10 @@ def section_attribution(sec: dict) -> None:
                 last = (n, float("inf"))
             rec["peak_rss_gib"] = peak_rss_gib()
             prompts[str(n)] = rec
-            log(f"    {rec.get('status')}: {rec.get('attribute_seconds')} s, phases "
-                f"{ {k2: v for k2, v in rec.items() if k2.endswith('_s')} }, peak RSS {rec['peak_rss_gib']} GiB")
+            log(
+                f"    {rec.get('status')}: {rec.get('attribute_seconds')} s, phases "
+                f"{ {k2: v for k2, v in rec.items() if k2.endswith('_s')} }, peak RSS {rec['peak_rss_gib']} GiB"
+            )
     finally:
         ct_logger.removeFilter(phase_log)
         del rm
@@ -687,8 +843,11 @@ def section_attribution(sec: dict) -> None:
     ok = [p for p in prompts.values() if p.get("status") == "ok"]
     if len(ok) >= 2:
         a, b = ok[0], ok[-1]
-        sec["scaling"] = {"attribute_seconds_exponent_in_tokens": round(
-            math.log(b["attribute_seconds"] / a["attribute_seconds"]) / math.log(b["tokens"] / a["tokens"]), 2)}
+        sec["scaling"] = {
+            "attribute_seconds_exponent_in_tokens": round(
+                math.log(b["attribute_seconds"] / a["attribute_seconds"]) / math.log(b["tokens"] / a["tokens"]), 2
+            )
+        }
     if len(ok) < len(prompts):
         sec["status"] = "partial"
 
@@ -705,13 +864,23 @@ def table_rows(data: dict) -> list[tuple[str, str, str, str]]:
 
     if "build" in s:
         b = s["build"]
-        row("build (model init + tokenizer)", b, b.get("seconds"), f"{b.get('params_total', 0) / 1e6:.0f} M params "
-            f"({b.get('params_gib_fp32')} GiB fp32)" if b.get("status") == "ok" else b.get("status"))
+        row(
+            "build (model init + tokenizer)",
+            b,
+            b.get("seconds"),
+            f"{b.get('params_total', 0) / 1e6:.0f} M params ({b.get('params_gib_fp32')} GiB fp32)"
+            if b.get("status") == "ok"
+            else b.get("status"),
+        )
     if "generate" in s:
         g = s["generate"]
         r = g.get("real_vocab", {})
-        what = (f"batch {r.get('batch')}: prefill {r.get('prompt_tokens')} tok {r.get('prefill_seconds')} s, "
-                f"{r.get('decode_seconds_per_step')} s/step" if r else g.get("status", ""))
+        what = (
+            f"batch {r.get('batch')}: prefill {r.get('prompt_tokens')} tok {r.get('prefill_seconds')} s, "
+            f"{r.get('decode_seconds_per_step')} s/step"
+            if r
+            else g.get("status", "")
+        )
         if g.get("vocab_probe"):
             p = g["vocab_probe"]
             what += f"; vocab {p['vocab']}: {p['decode_seconds_per_step']} s/step"
@@ -720,27 +889,40 @@ def table_rows(data: dict) -> list[tuple[str, str, str, str]]:
         t = s["train"]
         for name, r in t.get("runs", {}).items():
             if r.get("status") == "ok":
-                row(f"train {name}", r, r.get("wall_seconds"),
+                row(
+                    f"train {name}",
+                    r,
+                    r.get("wall_seconds"),
                     f"{r['tokens_per_second']} tok/s ({r['steps_counted']} steps of {r['tokens_per_step']} tok, "
-                    f"{r.get('achieved_gflops')} GFLOP/s)")
+                    f"{r.get('achieved_gflops')} GFLOP/s)",
+                )
             else:
                 rows.append((f"train {name}", "", "", r.get("status", "?") + " " + (r.get("error") or "")[:60]))
         if "error" in t:
             rows.append(("train", "", "", t["error"][:80]))
     if "evaluate" in s:
         e = s["evaluate"]
-        row("evaluate (spliced CE/KL)", e, e.get("evaluate_seconds"),
+        row(
+            "evaluate (spliced CE/KL)",
+            e,
+            e.get("evaluate_seconds"),
             f"{e.get('tokens_per_second')} tok/s ({(e.get('config') or {}).get('model_forwards_per_batch')} forwards per batch)"
-            if e.get("status") == "ok" else (e.get("error") or "")[:80])
+            if e.get("status") == "ok"
+            else (e.get("error") or "")[:80],
+        )
     if "activations" in s:
         a = s["activations"]
         for key in ("main", "latents_probe"):
             r = a.get(key)
             if r and "tokens_per_second" in r:
                 pt = r["per_token_ms"]
-                row(f"activations collect() @ {r['num_latents']}", r, r["seconds"],
+                row(
+                    f"activations collect() @ {r['num_latents']}",
+                    r,
+                    r["seconds"],
                     f"{r['tokens_per_second']} tok/s; ms/token: forward {pt['forward_and_rest']}, per layer encode "
-                    f"{pt['encode_per_layer']} + update {pt['update_per_layer']}; tables {r['tables_gib']} GiB")
+                    f"{pt['encode_per_layer']} + update {pt['update_per_layer']}; tables {r['tables_gib']} GiB",
+                )
         if "error" in a:
             rows.append(("activations", "", "", a["error"][:80]))
     if "update_profile" in s:
@@ -749,24 +931,45 @@ def table_rows(data: dict) -> list[tuple[str, str, str, str]]:
             r = u.get(key)
             if r and r.get("batch_seconds"):
                 hot = (r.get("cprofile_by_tottime") or [{}])[0].get("function", "")
-                row(f"LayerCollector.update @ {r['num_latents']} (1 layer, {r['tokens_per_batch']} tok/batch)", r,
-                    round(sum(r["batch_seconds"]), 2), f"{r['tokens_per_second_per_layer']} tok/s per layer; batches "
-                    f"{r['batch_seconds']} s" + (f"; hottest: {hot}" if hot else ""))
+                row(
+                    f"LayerCollector.update @ {r['num_latents']} (1 layer, {r['tokens_per_batch']} tok/batch)",
+                    r,
+                    round(sum(r["batch_seconds"]), 2),
+                    f"{r['tokens_per_second_per_layer']} tok/s per layer; batches "
+                    f"{r['batch_seconds']} s" + (f"; hottest: {hot}" if hot else ""),
+                )
         if "error" in u:
             rows.append(("update_profile", "", "", u["error"][:80]))
     if "attribution" in s:
         a = s["attribution"]
         if "load_seconds" in a:
-            row("attribution: write CT files + load", a, round(a.get("write_ct_files_seconds", 0) + a["load_seconds"], 2),
-                f"{a.get('ct_files_gib')} GiB on disk")
+            row(
+                "attribution: write CT files + load",
+                a,
+                round(a.get("write_ct_files_seconds", 0) + a["load_seconds"], 2),
+                f"{a.get('ct_files_gib')} GiB on disk",
+            )
         for n, p in a.get("prompts", {}).items():
             if p.get("status") == "ok":
-                rows.append((f"attribution {n} tokens", f"{p['attribute_seconds']}", f"{p['peak_rss_gib']}",
-                             f"{p.get('feature_attributions_s')} s in phase 4 ({a['config']['max_feature_nodes']} nodes); "
-                             f"~{p.get('extrapolated_attribute_seconds_at_profile_max_feature_nodes')} s at "
-                             f"{a['config']['profile_max_feature_nodes']}"))
+                rows.append(
+                    (
+                        f"attribution {n} tokens",
+                        f"{p['attribute_seconds']}",
+                        f"{p['peak_rss_gib']}",
+                        f"{p.get('feature_attributions_s')} s in phase 4 ({a['config']['max_feature_nodes']} nodes); "
+                        f"~{p.get('extrapolated_attribute_seconds_at_profile_max_feature_nodes')} s at "
+                        f"{a['config']['profile_max_feature_nodes']}",
+                    )
+                )
             else:
-                rows.append((f"attribution {n} tokens", "", "", p.get("status", "?") + " " + (p.get("error") or p.get("reason") or "")[:60]))
+                rows.append(
+                    (
+                        f"attribution {n} tokens",
+                        "",
+                        "",
+                        p.get("status", "?") + " " + (p.get("error") or p.get("reason") or "")[:60],
+                    )
+                )
         if "error" in a:
             rows.append(("attribution", "", "", a["error"][:80]))
     return rows
@@ -777,8 +980,10 @@ def print_table(data: dict) -> None:
     data["table"] = [dict(zip(("stage", "seconds", "peak_rss_gib", "notes"), r, strict=True)) for r in rows]
     shape = data.get("shape", {})
     print("\n" + "=" * 100)
-    print(f"real-shape CPU benchmark{' (SMOKE: tiny widths)' if data['smoke'] else ''}: {shape}, "
-          f"{data.get('environment', {}).get('torch_threads')} threads")
+    print(
+        f"real-shape CPU benchmark{' (SMOKE: tiny widths)' if data['smoke'] else ''}: {shape}, "
+        f"{data.get('environment', {}).get('torch_threads')} threads"
+    )
     print("| stage | seconds | peak RSS (GiB) | notes |\n|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(x) for x in r) + " |")
@@ -806,23 +1011,36 @@ def main() -> int:
         raise SystemExit(f"unknown sections {bad}; known: {SECTIONS}")
     try:
         env = G.environment()
-        env.update(torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
-                   memory_total_gib=gib(psutil.virtual_memory().total), load_average=os.getloadavg())
+        env.update(
+            torch_threads=torch.get_num_threads(),
+            cpu_count=os.cpu_count(),
+            memory_total_gib=gib(psutil.virtual_memory().total),
+            load_average=os.getloadavg(),
+        )
         with contextlib.suppress(Exception):
-            env["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+            env["cpu_model"] = next(
+                line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+            )
         res.data.update(environment=env, args=vars(ARGS), shape=G.SHAPE)
         G.PARAMS, source = G.profile_params()
         res.data["profile"] = source
         if ARGS.smoke:
-            G.PARAMS = dataclasses.replace(G.PARAMS, train=dataclasses.replace(G.PARAMS.train, num_latents=ARGS.latents or 1024))
+            G.PARAMS = dataclasses.replace(
+                G.PARAMS, train=dataclasses.replace(G.PARAMS.train, num_latents=ARGS.latents or 1024)
+            )
         log(f"CPU, {ARGS.threads} threads, shape {G.SHAPE}, latents {ARGS.latents or G.PARAMS.train.num_latents}")
         with section(res, "build") as sec:
             section_build(sec)
         if res.data["sections"]["build"]["status"] != "ok":
             return 1
-        fns = {"generate": section_generate, "train": section_train, "evaluate": section_evaluate,
-               "activations": section_activations, "update_profile": section_update_profile,
-               "attribution": section_attribution}
+        fns = {
+            "generate": section_generate,
+            "train": section_train,
+            "evaluate": section_evaluate,
+            "activations": section_activations,
+            "update_profile": section_update_profile,
+            "attribution": section_attribution,
+        }
         for name in wanted:
             if remaining() < 10:
                 res.data["sections"][name] = {"status": "skipped", "reason": "total budget spent"}

@@ -45,18 +45,30 @@ def haiku(samples: int, workers: int) -> None:
     assert tri == ref
     _, t4 = timed(lambda: census.census4(g))
     ffl, tf = timed(lambda: signed.ffl_census(g), 50)
-    print(f"  triad census {t_ours * 1e3:.2f} ms (igraph {t_ig * 1e3:.2f} ms, equal); 4-node census {t4:.2f} s; "
-          f"FFL signs {tf * 1e3:.2f} ms")
+    print(
+        f"  triad census {t_ours * 1e3:.2f} ms (igraph {t_ig * 1e3:.2f} ms, equal); 4-node census {t4:.2f} s; "
+        f"FFL signs {tf * 1e3:.2f} ms"
+    )
     print("  triads: " + ", ".join(f"{k} {v}" for k, v in tri.items() if v))
     print(f"  FFL: {ffl['patterns']} coherent {ffl['coherent']} incoherent {ffl['incoherent']}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the degeneracy warning is printed below
-        res, total = timed(lambda: analyze(g, nulls=("layer_configuration",), samples=samples, workers=workers,
-                                           with_census4=False, max_seconds=None))
+        res, total = timed(
+            lambda: analyze(
+                g,
+                nulls=("layer_configuration",),
+                samples=samples,
+                workers=workers,
+                with_census4=False,
+                max_seconds=None,
+            )
+        )
     m = res["nulls"]["layer_configuration"]
     z = {k: round(v, 2) for k, v in m["triad"]["z"].items() if np.isfinite(v)}
-    print(f"  layer_configuration: {m['samples']} samples, {workers} workers, {total:.2f} s end to end "
-          f"(analyze incl. census and pool start; target < 10 s)")
+    print(
+        f"  layer_configuration: {m['samples']} samples, {workers} workers, {total:.2f} s end to end "
+        f"(analyze incl. census and pool start; target < 10 s)"
+    )
     print(f"    triad z {z}")
     print(f"    degeneracy: {m['triad']['degeneracy']['message']}")
     print("    FFL z " + ", ".join(f"{k} {v:.2f}" for k, v in m["ffl"]["z"].items()))
@@ -78,8 +90,10 @@ def sizes(targets: list[int], repeat_budget: float = 4.0) -> None:
             if reps > 1:
                 drawn, t_draw = timed(lambda: nulls.draw(spec, rng), reps)
                 _, t_stats = timed(lambda: nulls.graph_stats(spec, *drawn), reps)
-            print(f"{g.n_edges:>8} {g.n_nodes:>6} {model:<20} {t_draw * 1e3:>10.2f} {t_stats * 1e3:>10.2f} "
-                  f"{(t_draw + t_stats) * 1e3:>10.2f}")
+            print(
+                f"{g.n_edges:>8} {g.n_nodes:>6} {model:<20} {t_draw * 1e3:>10.2f} {t_stats * 1e3:>10.2f} "
+                f"{(t_draw + t_stats) * 1e3:>10.2f}"
+            )
 
 
 def main() -> None:

@@ -72,7 +72,9 @@ def run(mode: str, threads: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "R1INTERP_NUMERICS"}
     if mode == "native":
         env["R1INTERP_NUMERICS"] = "native"
-    proc = subprocess.run([sys.executable, "-c", WORK, str(threads)], env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORK, str(threads)], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -89,8 +91,10 @@ def main() -> None:
             kernels[mode] = result["capability"]
             for part in PARTS:
                 best[mode][part] = min(best[mode].get(part, float("inf")), result[part])
-    print(f"torch kernels: pinned {kernels['pinned']}, native {kernels['native']}; {args.threads} threads; "
-          f"best of {args.repeats}")
+    print(
+        f"torch kernels: pinned {kernels['pinned']}, native {kernels['native']}; {args.threads} threads; "
+        f"best of {args.repeats}"
+    )
     for part in (*PARTS, "total"):
         pinned = sum(best["pinned"].values()) if part == "total" else best["pinned"][part]
         native = sum(best["native"].values()) if part == "total" else best["native"][part]

@@ -39,7 +39,9 @@ def main() -> None:
         train = time.perf_counter() - start
         lm.model.eval()
         timings[threads] = (generate, train)
-        print(f"threads {threads}: greedy generation of 300 problems {generate:.2f} s; 20 training steps (64 x 100 tokens) {train:.2f} s")
+        print(
+            f"threads {threads}: greedy generation of 300 problems {generate:.2f} s; 20 training steps (64 x 100 tokens) {train:.2f} s"
+        )
     (g1, t1), (g2, t2) = timings[1], timings[2]
     print(f"speed-up with 2 threads: generation {g1 / g2:.2f}x, training {t1 / t2:.2f}x")
 

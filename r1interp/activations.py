@@ -69,7 +69,9 @@ class SlotTable:
             "length": torch.zeros(n_features, slots, dtype=torch.long),
         }
         if with_acts:
-            self.fields["acts"] = torch.zeros(n_features, slots, window, dtype=torch.float16)  # 65k latents x 28 layers add up
+            self.fields["acts"] = torch.zeros(
+                n_features, slots, window, dtype=torch.float16
+            )  # 65k latents x 28 layers add up
 
     def thresholds(self) -> torch.Tensor:
         """The key a candidate must beat to enter, per feature (1.0 while slots are free)."""
@@ -212,7 +214,9 @@ class LayerCollector:
         offs = torch.arange(self.cfg.window)
         cols = (w.start[:, None] + offs).clamp(max=ids.shape[1] - 1)  # [C, W]
         inside = offs < w.length[:, None]
-        window_acts = torch.where(inside, self._activation_at(w.row[:, None] * ids.shape[1] + cols, feats[:, None]), 0.0)
+        window_acts = torch.where(
+            inside, self._activation_at(w.row[:, None] * ids.shape[1] + cols, feats[:, None]), 0.0
+        )
         target_pos = w.start + w.target
         return {
             "activation": activation,
@@ -224,7 +228,9 @@ class LayerCollector:
             "acts": window_acts,
         }
 
-    def _index_occurrences(self, flat_pos: torch.Tensor, flat_f: torch.Tensor, flat_a: torch.Tensor, n_pos: int) -> None:
+    def _index_occurrences(
+        self, flat_pos: torch.Tensor, flat_f: torch.Tensor, flat_a: torch.Tensor, n_pos: int
+    ) -> None:
         """Make the batch's activations addressable by (position, feature) for window lookups:
         a dense [positions x features] matrix when small, else sorted sparse keys (65k latents
         at real scale would need gigabytes dense)."""
@@ -265,7 +271,9 @@ def token_batches(ds, rows: int, batch_size: int, device: str = "cpu"):
 
 
 @torch.no_grad()
-def collect(model, coders: dict[int, object], batches, cfg, *, exclude_token_ids=(), seed: int = 0, progress: bool = True):
+def collect(
+    model, coders: dict[int, object], batches, cfg, *, exclude_token_ids=(), seed: int = 0, progress: bool = True
+):
     """Stream `batches` ({input_ids, in_think, row_offset}) through the model; returns {layer: LayerCollector}.
 
     Features are read on the clean model's MLP inputs (no splicing); positions holding
@@ -276,7 +284,9 @@ def collect(model, coders: dict[int, object], batches, cfg, *, exclude_token_ids
     exclude = torch.tensor(sorted(set(exclude_token_ids)), dtype=torch.long)
     captured: dict[int, torch.Tensor] = {}
     handles = [
-        mlp_modules(model)[layer].register_forward_hook(lambda m, inp, out, layer=layer: captured.__setitem__(layer, inp[0]))
+        mlp_modules(model)[layer].register_forward_hook(
+            lambda m, inp, out, layer=layer: captured.__setitem__(layer, inp[0])
+        )
         for layer in coders
     ]
     try:
@@ -290,7 +300,12 @@ def collect(model, coders: dict[int, object], batches, cfg, *, exclude_token_ids
                 acts, idx, _ = coder.encode(x.reshape(-1, x.shape[-1]).to(coder.dtype))
                 shape = (*ids.shape, acts.shape[-1])
                 collectors[layer].update(
-                    acts.reshape(shape).float().cpu(), idx.reshape(shape).cpu(), ids_cpu, valid_cpu, think_cpu, batch["row_offset"]
+                    acts.reshape(shape).float().cpu(),
+                    idx.reshape(shape).cpu(),
+                    ids_cpu,
+                    valid_cpu,
+                    think_cpu,
+                    batch["row_offset"],
                 )
     finally:
         for h in handles:

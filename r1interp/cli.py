@@ -51,7 +51,9 @@ def _sweep_pareto(args: argparse.Namespace) -> int:
     path = sweep.write_report(points, front, Path(args.repo) / args.out)
     for p in sorted(points, key=lambda p: (p.model, p.l0)):
         mark = "*" if p in front else " "
-        print(f"{mark} {p.name:<24} {p.model:<9} CE+ {p.ce_increase:.4f}  L0 {p.l0:6.2f}  dead {p.dead_pct:5.1f}%  {p.params}")
+        print(
+            f"{mark} {p.name:<24} {p.model:<9} CE+ {p.ce_increase:.4f}  L0 {p.l0:6.2f}  dead {p.dead_pct:5.1f}%  {p.params}"
+        )
     print(f"Pareto front (*): {len(front)} of {len(points)} points -> {path}")
     return 0
 
@@ -65,7 +67,11 @@ def _sweep_apply(args: argparse.Namespace) -> int:
         names = ", ".join(sorted({p.name for p in points})) or "none"
         raise R1InterpError(f"no experiment named {args.experiment!r} with transcoder metrics; known: {names}")
     changed = sweep.apply(chosen[0].params, Path(args.repo) / args.params)
-    print(f"{args.params}: " + (", ".join(f"train.{k} = {v}" for k, v in changed.items()) or "already matches") + f" (from {chosen[0].name})")
+    print(
+        f"{args.params}: "
+        + (", ".join(f"train.{k} = {v}" for k, v in changed.items()) or "already matches")
+        + f" (from {chosen[0].name})"
+    )
     return 0
 
 
@@ -117,46 +123,64 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="r1interp",
         description="Mechanistic interpretability of reasoning models: a DVC pipeline (organisms, transcoders,\n"
-                    "labels, attribution graphs, motifs, reasoning steps) and a release registry on the Hugging Face Hub.",
+        "labels, attribution graphs, motifs, reasoning steps) and a release registry on the Hugging Face Hub.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks instead of one-line errors (also after the command; or R1INTERP_DEBUG=1)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks instead of one-line errors (also after the command; or R1INTERP_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    doctor = sub.add_parser("doctor", help="check the environment (python, torch/CUDA, dvc, git, remote, disk, network, keys)",
-                            description="Check the environment; one line per check (ok / warn / fail) with a hint. "
-                                        "Exit 1 when a check fails. Secrets are reported only as set / not set.")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the environment (python, torch/CUDA, dvc, git, remote, disk, network, keys)",
+        description="Check the environment; one line per check (ok / warn / fail) with a hint. "
+        "Exit 1 when a check fails. Secrets are reported only as set / not set.",
+    )
     doctor.add_argument("--repo", default=".", help="project folder (default: the current one)")
     doctor.add_argument("--timeout", type=float, default=3.0, help="seconds per network check (default 3)")
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
     doctor.set_defaults(func=_doctor)
 
-    status = sub.add_parser("status", help="what is built, stale and published (dvc status + dvc.lock + releases.yaml)",
-                            description="Summarise the pipeline (up to date / stale and why / never built), the releases "
-                                        "recorded in releases.yaml and the report site.")
+    status = sub.add_parser(
+        "status",
+        help="what is built, stale and published (dvc status + dvc.lock + releases.yaml)",
+        description="Summarise the pipeline (up to date / stale and why / never built), the releases "
+        "recorded in releases.yaml and the report site.",
+    )
     status.add_argument("--repo", default=".", help="project folder (default: the current one)")
     status.add_argument("--manifest", help="release manifest (default: releases.yaml at the project root)")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=_status)
 
-    serve = sub.add_parser("serve", help=f"serve the report site ({paths.SITE_DIR}) on http://127.0.0.1:PORT/",
-                           description="Serve the static report site on 127.0.0.1 only; Ctrl-C stops it.")
+    serve = sub.add_parser(
+        "serve",
+        help=f"serve the report site ({paths.SITE_DIR}) on http://127.0.0.1:PORT/",
+        description="Serve the static report site on 127.0.0.1 only; Ctrl-C stops it.",
+    )
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--dir", default=str(paths.SITE_DIR), help=f"site folder (default {paths.SITE_DIR})")
     serve.add_argument("--quiet", action="store_true", help="do not log requests")
     serve.set_defaults(func=_serve)
 
-    _, params_sub = _add_group(sub, "params", "`params check [FILE]`: validate params.yaml (types, ranges, combinations); "
-                                               "`params write [--override FILE]`: write it from the defaults")
+    _, params_sub = _add_group(
+        sub,
+        "params",
+        "`params check [FILE]`: validate params.yaml (types, ranges, combinations); "
+        "`params write [--override FILE]`: write it from the defaults",
+    )
     check = params_sub.add_parser("check", help="validate a params file (default params.yaml)")
     check.add_argument("file", nargs="?", default="params.yaml")
     check.set_defaults(func=_params_check)
     pwrite = params_sub.add_parser(
-        "write", help="write a full params file: the defaults (r1interp/config.py) merged with an override",
+        "write",
+        help="write a full params file: the defaults (r1interp/config.py) merged with an override",
         description="Write a full params file (every key, validated) = the defaults of r1interp/config.py deep-merged "
-                    "with an override file holding only the keys that differ (e.g. configs/thorough.yaml).")
+        "with an override file holding only the keys that differ (e.g. configs/thorough.yaml).",
+    )
     pwrite.add_argument("--override", metavar="FILE", help="YAML mapping of the keys that differ from the defaults")
     pwrite.add_argument("--out", metavar="FILE", default="params.yaml", help="file to write (default params.yaml)")
     pwrite.set_defaults(func=_params_write)

@@ -66,9 +66,7 @@ class TaskParams:
 
     def check(self, path: str) -> None:
         if self.min_digits > self.max_digits:
-            raise ConfigError(
-                f"{path}.min_digits ({self.min_digits}) must be <= {path}.max_digits ({self.max_digits})"
-            )
+            raise ConfigError(f"{path}.min_digits ({self.min_digits}) must be <= {path}.max_digits ({self.max_digits})")
 
 
 @dataclass(frozen=True)
@@ -89,9 +87,7 @@ class CorpusParams:
     seed: int = _f(0, ge=0, le=SEED_MAX)
     train_per_task: int = _f(7500, ge=1, doc="capped by the distinct problems of a task (7,420 for 2-3 digit mul)")
     heldout_per_task: int = _f(500, ge=1)
-    tasks: dict[str, TaskParams] = _f(
-        {"add": TaskParams(2, 3), "mul": TaskParams(2, 3)}, key_choices=("add", "mul")
-    )
+    tasks: dict[str, TaskParams] = _f({"add": TaskParams(2, 3), "mul": TaskParams(2, 3)}, key_choices=("add", "mul"))
     hub: HubCorpusParams = _f(HubCorpusParams())
 
     def check(self, path: str) -> None:
@@ -133,7 +129,9 @@ class OrganismParams:
     rope_theta: float = _f(10000.0, gt=0.0)
     base: TrainPhaseParams = _f(TrainPhaseParams(steps=400, lr=3e-3, batch_size=64, warmup_steps=50))
     reasoner: TrainPhaseParams = _f(TrainPhaseParams(steps=800, lr=1e-2, batch_size=32, warmup_steps=100))
-    reasoner_init: str = _f("base", choices=("base", "scratch"), doc="fine-tune the base (as R1-distill) or train from the same init")
+    reasoner_init: str = _f(
+        "base", choices=("base", "scratch"), doc="fine-tune the base (as R1-distill) or train from the same init"
+    )
     eval: OrganismEvalParams = _f(OrganismEvalParams())
 
     def check(self, path: str) -> None:
@@ -180,8 +178,11 @@ class PullParams:
     revision: str = _f("", doc="pinned revision (commit sha or tag) used for every repo")
     require_manifest: bool = _f(True, doc="refuse a release that releases.yaml does not list (its files unverified)")
     allow_unpinned: bool = _f(False, doc="accept a branch as revision (one warning line; not reproducible)")
-    missing_layers: str = _f("train", choices=("train", "skip"),
-                             doc="layers a release lacks: train them here, or leave them out (no circuit-tracer set)")
+    missing_layers: str = _f(
+        "train",
+        choices=("train", "skip"),
+        doc="layers a release lacks: train them here, or leave them out (no circuit-tracer set)",
+    )
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,10 @@ class TrainParams:
             if not self.pull.revision:
                 raise ConfigError(f"{path}.pull.revision: pin a commit sha or tag when train.source is pull")
             if self.pull.revision in BRANCH_NAMES and not self.pull.allow_unpinned:
-                raise ConfigError(f"{path}.pull.revision: {self.pull.revision!r} is a branch, not a pin; give a commit "
-                                  f"sha or tag (or set {path}.pull.allow_unpinned: true)")
+                raise ConfigError(
+                    f"{path}.pull.revision: {self.pull.revision!r} is a branch, not a pin; give a commit "
+                    f"sha or tag (or set {path}.pull.allow_unpinned: true)"
+                )
 
         if not self.models:
             raise ConfigError(f"{path}.models: at least one of reasoner, base is required")
@@ -240,8 +243,10 @@ class TrainParams:
             start, _, end = group.partition("-")
             for layer in range(int(start), int(end or start) + 1):
                 if layer in seen:
-                    raise ConfigError(f"{path}.layer_groups: {seen[layer]!r} and {group!r} both hold layer {layer}; "
-                                      "groups must be disjoint")
+                    raise ConfigError(
+                        f"{path}.layer_groups: {seen[layer]!r} and {group!r} both hold layer {layer}; "
+                        "groups must be disjoint"
+                    )
                 seen[layer] = group
         latents = self.num_latents
         if latents and self.k > latents:
@@ -265,7 +270,9 @@ class ActivationsParams:
     quantile_bins: int = _f(10, ge=1, le=100, doc="equal-count activation bins over a uniform sample of activations")
     per_quantile: int = _f(5, ge=1, doc="examples per bin (reservoir size = bins x per_quantile)")
     non_activating: int = _f(60, ge=0, doc="random windows where the feature is silent throughout")
-    top_output_tokens: int = _f(10, ge=1, le=100, doc="tokens listed per feature by decoder-to-unembedding logit effect")
+    top_output_tokens: int = _f(
+        10, ge=1, le=100, doc="tokens listed per feature by decoder-to-unembedding logit effect"
+    )
     seed: int = _f(0, ge=0, le=SEED_MAX)
 
 
@@ -288,13 +295,17 @@ class ClaudeParams:
 
 @dataclass(frozen=True)
 class LabelsParams:
-    labeler: str = _f("offline", choices=("offline", "claude"), doc="offline: deterministic token rules; claude: the Messages API")
+    labeler: str = _f(
+        "offline", choices=("offline", "claude"), doc="offline: deterministic token rules; claude: the Messages API"
+    )
     max_features_per_layer: int = _f(0, ge=0, doc="0: every feature with enough examples; else a seeded sample")
     min_activating: int = _f(20, ge=2, doc="features with fewer sampled activating examples are not labeled")
     explain_examples: int = _f(40, ge=1, doc="activating examples shown to the labeler (top first, then quantiles)")
     test_activating: int = _f(20, ge=1, doc="held-out activating examples per feature, spread over the bins")
     test_non_activating: int = _f(20, ge=1)
-    highlight_threshold: float = _f(0.3, gt=0.0, le=1.0, doc="tokens above this fraction of the feature's max are marked")
+    highlight_threshold: float = _f(
+        0.3, gt=0.0, le=1.0, doc="tokens above this fraction of the feature's max are marked"
+    )
     examples_per_prompt: int = _f(10, ge=1, le=100, doc="scoring examples per detection/fuzzing prompt")
     seed: int = _f(0, ge=0, le=SEED_MAX)
     claude: ClaudeParams = _f(ClaudeParams())
@@ -316,12 +327,18 @@ class FaithfulnessParams:
 class GraphsParams:
     """Attribution graphs (circuit-tracer) for the profile's benchmark prompts."""
 
-    models: list[str] = _f(["reasoner", "base"], choices=("reasoner", "base"), doc="each needs its own transcoders (train.models)")
+    models: list[str] = _f(
+        ["reasoner", "base"], choices=("reasoner", "base"), doc="each needs its own transcoders (train.models)"
+    )
     max_new_tokens: int = _f(160, ge=1, doc="greedy completion length used to find positions and grade answers")
     think_anchor: str = _f("=", doc="think graph: the token after the first occurrence of this inside <think>")
     answer_anchor: str = _f("The answer is ", doc="answer graph: the token after this in the final answer")
-    window_tokens: int = _f(0, ge=0, doc="attribute at most this many tokens ending at the target, cut at a sentence "
-                            "boundary (0: the whole trace; real traces need it: attribution memory grows with length)")
+    window_tokens: int = _f(
+        0,
+        ge=0,
+        doc="attribute at most this many tokens ending at the target, cut at a sentence "
+        "boundary (0: the whole trace; real traces need it: attribution memory grows with length)",
+    )
     max_feature_nodes: int = _f(500, ge=1)
     batch_size: int = _f(32, ge=1, doc="circuit-tracer backward batch size")
     max_n_logits: int = _f(5, ge=1, doc="logit targets: at most this many top tokens ...")
@@ -344,17 +361,20 @@ class GraphsParams:
 class MotifsParams:
     """Network-motif analysis of every graph of the `graphs` stage (and the reference graphs)."""
 
-    nulls: list[str] = _f(["layer_configuration", "configuration"],
-                          choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"))
+    nulls: list[str] = _f(
+        ["layer_configuration", "configuration"],
+        choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"),
+    )
     samples: int = _f(20, ge=1, doc="null samples per graph and null model")
     signs: str = _f("keep", choices=("keep", "shuffle"), doc="signs of rewired edges: kept on their edge or shuffled")
     drop_errors: bool = _f(True, doc="drop transcoder-error nodes (the issue's default)")
     weight_threshold: float = _f(0.0, ge=0.0, doc="drop edges with |weight| below this")
     workers: int = _f(2, ge=1, le=256)
     max_seconds_per_graph: float = _f(120.0, gt=0.0, doc="null-model time budget per graph (warns and cuts samples)")
-    reference_graphs: list[str] = _f(["data/reference/neuronpedia/opposite_of_small.json"],
-                                     doc="Neuronpedia JSON files analysed alongside ours (e.g. Claude 3.5 Haiku), "
-                                         "relative paths inside the project")
+    reference_graphs: list[str] = _f(
+        ["data/reference/neuronpedia/opposite_of_small.json"],
+        doc="Neuronpedia JSON files analysed alongside ours (e.g. Claude 3.5 Haiku), relative paths inside the project",
+    )
     max_graph_mb: int = _f(1024, ge=1, doc="graph files over this size are refused before reading")
     max_graph_nodes: int = _f(200_000, ge=1, doc="graphs with more nodes are refused before building")
     max_graph_links: int = _f(5_000_000, ge=1, doc="graphs with more links are refused before building")
@@ -366,17 +386,21 @@ class MotifsParams:
         for i, ref in enumerate(self.reference_graphs):
             parts = PurePosixPath(ref).parts
             if not ref.endswith(".json") or PurePosixPath(ref).is_absolute() or ".." in parts or "\\" in ref:
-                raise ConfigError(f"{path}.reference_graphs[{i}]: {ref!r} must be a relative path to a .json file "
-                                  "inside the project (no '..', not absolute)")
+                raise ConfigError(
+                    f"{path}.reference_graphs[{i}]: {ref!r} must be a relative path to a .json file "
+                    "inside the project (no '..', not absolute)"
+                )
 
 
 @dataclass(frozen=True)
 class CompareParams:
     """Motif-profile comparisons between graph groups, with bootstrap confidence intervals over prompts."""
 
-    null_model: str = _f("layer_configuration",
-                   choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"),
-                   doc="whose z-scores are compared (must be in motifs.nulls)")
+    null_model: str = _f(
+        "layer_configuration",
+        choices=("configuration", "erdos_renyi", "layer_erdos_renyi", "layer_configuration"),
+        doc="whose z-scores are compared (must be in motifs.nulls)",
+    )
     bootstrap: int = _f(2000, ge=100, doc="bootstrap resamples of prompts")
     confidence: float = _f(0.95, gt=0.5, lt=1.0)
     top_prompts: int = _f(3, ge=1, doc="prompts listed where a difference is largest")
@@ -389,10 +413,16 @@ class ClustersParams:
 
     model: str = _f("reasoner", choices=("reasoner", "base"), doc="whose transcoder features describe the steps")
     problems: int = _f(500, ge=0, doc="held-out problems used, the same number per task (0: all)")
-    segment: str = _f("line", choices=("line", "sentence"), doc="a step is a line (organism) or a sentence (real traces)")
-    annotator: str = _f("rules", choices=("rules", "claude"), doc="real traces: who labels each sentence's R1 behaviour "
-                        "(the clusters' reference): the offline cue-phrase rules, or Claude (labels.claude's transport and "
-                        "explainer_model; ANTHROPIC_API_KEY from the environment; cached, resumable)")
+    segment: str = _f(
+        "line", choices=("line", "sentence"), doc="a step is a line (organism) or a sentence (real traces)"
+    )
+    annotator: str = _f(
+        "rules",
+        choices=("rules", "claude"),
+        doc="real traces: who labels each sentence's R1 behaviour "
+        "(the clusters' reference): the offline cue-phrase rules, or Claude (labels.claude's transport and "
+        "explainer_model; ANTHROPIC_API_KEY from the environment; cached, resumable)",
+    )
     dims: int = _f(16, ge=2, le=512, doc="PCA dimensions of the standardised profiles")
     k_min: int = _f(3, ge=2)
     k_max: int = _f(10, ge=2)
@@ -425,9 +455,13 @@ STEP_TYPES = ORGANISM_STEP_TYPES + BEHAVIOURS
 
 @dataclass(frozen=True)
 class SteeringParams:
-    features: int = _f(50, ge=1, doc="features whose typical output (mean activation x decoder row) makes the direction")
+    features: int = _f(
+        50, ge=1, doc="features whose typical output (mean activation x decoder row) makes the direction"
+    )
     alphas: list[float] = _f([2.0, 8.0], ge=0.0, min_items=1, doc="multiples of the direction added at every position")
-    base_toward_reasoner: bool = _f(True, doc="also steer the base model with the reasoner's most active think features")
+    base_toward_reasoner: bool = _f(
+        True, doc="also steer the base model with the reasoner's most active think features"
+    )
 
 
 @dataclass(frozen=True)
@@ -438,9 +472,13 @@ class EditParams:
 
 @dataclass(frozen=True)
 class FinetuneParams:
-    step_type: str = _f("column_sum", choices=STEP_TYPES, doc="the cluster (by majority step type) whose features span the update")
+    step_type: str = _f(
+        "column_sum", choices=STEP_TYPES, doc="the cluster (by majority step type) whose features span the update"
+    )
     features: int = _f(64, ge=1, doc="top features of that cluster (vs all other steps) spanning the update")
-    task: str = _f("add", choices=("add", "mul"), doc="out-of-distribution problems to fine-tune on (where the steps fail)")
+    task: str = _f(
+        "add", choices=("add", "mul"), doc="out-of-distribution problems to fine-tune on (where the steps fail)"
+    )
     problems: int = _f(128, ge=8, doc="failing out-of-distribution training problems (fresh, never evaluated)")
     replay: float = _f(1.0, ge=0.0, le=4.0, doc="in-distribution training-split problems mixed in, per failing problem")
     steps: int = _f(60, ge=1)
@@ -457,8 +495,12 @@ class InterventionsParams:
     ood_digits: int = _f(4, ge=1, le=9, doc="operand length of the out-of-distribution groups")
     max_new_tokens: int = _f(160, ge=8)
     batch_size: int = _f(300, ge=1, doc="every group of an arm decodes in one batch")
-    target_step_type: str = _f("column_sum_carry", choices=STEP_TYPES, doc="clusters whose steps are mostly this are ablated")
-    contrast_step_type: str = _f("column_sum", choices=STEP_TYPES, doc="...ranked against the clusters of this step type")
+    target_step_type: str = _f(
+        "column_sum_carry", choices=STEP_TYPES, doc="clusters whose steps are mostly this are ablated"
+    )
+    contrast_step_type: str = _f(
+        "column_sum", choices=STEP_TYPES, doc="...ranked against the clusters of this step type"
+    )
     ablation_sizes: list[int] = _f([50, 150, 300], ge=1, min_items=1, doc="top-ranked features ablated together")
     random_controls: int = _f(2, ge=1, doc="random feature sets of equal size (per layer) for every ablation and edit")
     steering: SteeringParams = _f(SteeringParams())
@@ -468,7 +510,9 @@ class InterventionsParams:
 
     def check(self, path: str) -> None:
         if self.target_step_type == self.contrast_step_type:
-            raise ConfigError(f"{path}.contrast_step_type must differ from {path}.target_step_type ({self.target_step_type!r})")
+            raise ConfigError(
+                f"{path}.contrast_step_type must differ from {path}.target_step_type ({self.target_step_type!r})"
+            )
 
 
 # planted flaws: name -> (the task it lives in, the fewest operand digits that can hold it); r1interp.flaw.patterns
@@ -502,7 +546,9 @@ class FlawFindParams:
 @dataclass(frozen=True)
 class FlawRepairParams:
     problems_per_group: int = _f(100, ge=10, doc="held-out problems per group (flaw, add_carry, add_no_carry, mul)")
-    examples: int = _f(64, ge=1, doc="the repair budget: corrected training-split pattern problems (+ as many replayed)")
+    examples: int = _f(
+        64, ge=1, doc="the repair budget: corrected training-split pattern problems (+ as many replayed)"
+    )
     neurons: int = _f(16, ge=1, doc="localised MLP neurons a targeted repair may touch (and each random control)")
     steps: int = _f(60, ge=1, doc="optimizer steps of every weight repair (edit, cluster fine-tune, unconstrained)")
     lr: float = _f(1.0e-2, gt=0.0)
@@ -552,27 +598,37 @@ class Params:
         digits = self.corpus.tasks.get(task)
         if digits is None or digits.max_digits < min_digits:
             have = f"{digits.min_digits}-{digits.max_digits} digit operands" if digits else "no such task"
-            raise ConfigError(f"flaw.pattern: {self.flaw.pattern!r} cannot occur in the corpus (it needs {task} problems "
-                              f"with at least {min_digits} digits; corpus.tasks.{task}: {have})")
+            raise ConfigError(
+                f"flaw.pattern: {self.flaw.pattern!r} cannot occur in the corpus (it needs {task} problems "
+                f"with at least {min_digits} digits; corpus.tasks.{task}: {have})"
+            )
         if self.flaw.repair.examples > self.corpus.train_per_task:
-            raise ConfigError(f"flaw.repair.examples ({self.flaw.repair.examples}) must be <= corpus.train_per_task "
-                              f"({self.corpus.train_per_task}): corrected examples are training-split pattern problems "
-                              "(the stage checks the exact count)")
+            raise ConfigError(
+                f"flaw.repair.examples ({self.flaw.repair.examples}) must be <= corpus.train_per_task "
+                f"({self.corpus.train_per_task}): corrected examples are training-split pattern problems "
+                "(the stage checks the exact count)"
+            )
 
     def _check_step_types(self) -> None:
         """Organism steps have the generator's types; real traces have R1 behaviours (sentences only)."""
         organism = self.model.profile == "organism"
         allowed = ORGANISM_STEP_TYPES if organism else BEHAVIOURS
         iv = self.interventions
-        for key, value in (("interventions.target_step_type", iv.target_step_type),
-                           ("interventions.contrast_step_type", iv.contrast_step_type),
-                           ("interventions.finetune.step_type", iv.finetune.step_type)):
+        for key, value in (
+            ("interventions.target_step_type", iv.target_step_type),
+            ("interventions.contrast_step_type", iv.contrast_step_type),
+            ("interventions.finetune.step_type", iv.finetune.step_type),
+        ):
             if value not in allowed:
-                raise ConfigError(f"{key}: {value!r} is not a step type of profile {self.model.profile!r}; "
-                                  f"allowed: {', '.join(allowed)}")
+                raise ConfigError(
+                    f"{key}: {value!r} is not a step type of profile {self.model.profile!r}; "
+                    f"allowed: {', '.join(allowed)}"
+                )
         if not organism and self.clusters.segment != "sentence":
-            raise ConfigError(f"clusters.segment: {self.clusters.segment!r} is not allowed for profile "
-                              f"{self.model.profile!r}; allowed: sentence (real traces are annotated per sentence)")
+            raise ConfigError(
+                f"clusters.segment: {self.clusters.segment!r} is not allowed for profile "
+                f"{self.model.profile!r}; allowed: sentence (real traces are annotated per sentence)"
+            )
 
     def check(self, path: str) -> None:
         self._check_step_types()
@@ -603,7 +659,9 @@ class Params:
                 f"({acts.non_activating})"
             )
         if labels.min_activating > sampled:
-            raise ConfigError(f"labels.min_activating ({labels.min_activating}) must be <= {sampled} (examples collected per feature)")
+            raise ConfigError(
+                f"labels.min_activating ({labels.min_activating}) must be <= {sampled} (examples collected per feature)"
+            )
         missing = [m for m in self.graphs.models if m not in self.train.models]
         if missing:
             raise ConfigError(
@@ -627,13 +685,21 @@ class Params:
             for i, group in enumerate(self.train.layer_groups):
                 last = int(group.split("-")[-1]) if group != "all" else 0
                 if last >= self.organism.layers:
-                    raise ConfigError(f"train.layer_groups[{i}]: {group!r} names layers beyond the organism's "
-                                      f"{self.organism.layers} (organism.layers; layers 0..{self.organism.layers - 1})")
+                    raise ConfigError(
+                        f"train.layer_groups[{i}]: {group!r} names layers beyond the organism's "
+                        f"{self.organism.layers} (organism.layers; layers 0..{self.organism.layers - 1})"
+                    )
         hub = self.corpus.hub
-        if (self.model.profile != "organism" and not hub.data_files and not hub.allow_unpinned
-                and (not hub.revision or hub.revision in BRANCH_NAMES)):
-            raise ConfigError(f"corpus.hub.revision: pin a commit sha or tag of {hub.dataset} "
-                              "(or set corpus.hub.allow_unpinned: true to read its current main)")
+        if (
+            self.model.profile != "organism"
+            and not hub.data_files
+            and not hub.allow_unpinned
+            and (not hub.revision or hub.revision in BRANCH_NAMES)
+        ):
+            raise ConfigError(
+                f"corpus.hub.revision: pin a commit sha or tag of {hub.dataset} "
+                "(or set corpus.hub.allow_unpinned: true to read its current main)"
+            )
         ctx_needed = self.tokens.ctx_len
         if self.model.profile == "organism" and ctx_needed > self.organism.max_positions:
             raise ConfigError(
@@ -725,7 +791,12 @@ def _check_scalar(value: Any, path: str, meta: dict) -> None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{path}: {value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
-    for key, op, word in (("ge", float.__ge__, ">="), ("gt", float.__gt__, ">"), ("le", float.__le__, "<="), ("lt", float.__lt__, "<")):
+    for key, op, word in (
+        ("ge", float.__ge__, ">="),
+        ("gt", float.__gt__, ">"),
+        ("le", float.__le__, "<="),
+        ("lt", float.__lt__, "<"),
+    ):
         if key in meta and isinstance(value, (int, float)) and not op(float(value), float(meta[key])):
             raise ConfigError(f"{path}: {value!r} is out of range; must be {word} {meta[key]}")
 
@@ -831,7 +902,12 @@ def _deep_merge(cls: type, base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():
         tp = hints.get(key) if isinstance(key, str) else None
-        if tp is not None and dataclasses.is_dataclass(tp) and isinstance(value, dict) and isinstance(base.get(key), dict):
+        if (
+            tp is not None
+            and dataclasses.is_dataclass(tp)
+            and isinstance(value, dict)
+            and isinstance(base.get(key), dict)
+        ):
             out[key] = _deep_merge(tp, base[key], value)
         else:
             out[key] = value

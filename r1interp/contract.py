@@ -105,8 +105,13 @@ def _data_paths(tree: ast.Module, path: Path, repo_root: Path, package: str) -> 
             inner = node.value
             if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "resolve":
                 inner = inner.func.value
-            if (isinstance(inner, ast.Call) and getattr(inner.func, "id", getattr(inner.func, "attr", "")) == "Path"
-                    and inner.args and isinstance(inner.args[0], ast.Name) and inner.args[0].id == "__file__"):
+            if (
+                isinstance(inner, ast.Call)
+                and getattr(inner.func, "id", getattr(inner.func, "attr", "")) == "Path"
+                and inner.args
+                and isinstance(inner.args[0], ast.Name)
+                and inner.args[0].id == "__file__"
+            ):
                 return path.parent
         return None
 
@@ -162,8 +167,13 @@ def _imported_modules(tree: ast.Module, path: Path, repo_root: Path, package: st
             for alias in node.names:
                 if alias.name != "*" and exists(f"{base}.{alias.name}"):
                     out.add(f"{base}.{alias.name}")
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             out.add(node.args[0].value)
     keep = set()
     for name in out:
@@ -180,10 +190,14 @@ _CACHE: dict[tuple, object] = {}
 
 def _cached(kind: str, script: Path, package_root: Path, compute, *extra):
     """Memoised per script while no file of the package (nor the script's folder) changes."""
-    stamp = tuple(sorted(
-        (str(p), p.stat().st_mtime_ns, p.stat().st_size)
-        for folder in (package_root, script.parent) for p in folder.rglob("*.py") if "__pycache__" not in p.parts
-    ))
+    stamp = tuple(
+        sorted(
+            (str(p), p.stat().st_mtime_ns, p.stat().st_size)
+            for folder in (package_root, script.parent)
+            for p in folder.rglob("*.py")
+            if "__pycache__" not in p.parts
+        )
+    )
     key = (kind, script, package_root, extra, hash(stamp))
     if key not in _CACHE:
         _CACHE[key] = compute()
@@ -256,7 +270,9 @@ class Schema:
                 }
 
         def kind(ann: ast.expr) -> str | None:
-            name = ann.value if isinstance(ann, ast.Constant) and isinstance(ann.value, str) else getattr(ann, "id", None)
+            name = (
+                ann.value if isinstance(ann, ast.Constant) and isinstance(ann.value, str) else getattr(ann, "id", None)
+            )
             return name if name in raw else None  # dict[str, X] / list[X] / scalars are leaves
 
         return cls({name: {f: kind(a) for f, a in fields.items()} for name, fields in raw.items()})
@@ -382,8 +398,9 @@ class _ParamsAnalysis:
 
     # -- one function ------------------------------------------------------------------------------
 
-    def function(self, mod: _Module, func: ast.FunctionDef, bindings: dict[str, _Path],
-                 opaque: frozenset[str] = frozenset()) -> set[_Path]:
+    def function(
+        self, mod: _Module, func: ast.FunctionDef, bindings: dict[str, _Path], opaque: frozenset[str] = frozenset()
+    ) -> set[_Path]:
         """Paths used by `func` when its parameters `bindings` hold params objects. Calls of the names in
         `opaque` are not followed and their arguments are not uses (the runner calling a stage's main)."""
         key = (mod.path, func.lineno, func.col_offset, tuple(sorted(bindings.items())), opaque)
@@ -396,8 +413,14 @@ class _ParamsAnalysis:
 
     def _function(self, mod, func, bindings, opaque) -> set[_Path]:
         env: dict[str, set[_Path]] = {name: {path} for name, path in bindings.items()}
-        local_defs = {n.name: n for n in ast.walk(func) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not func}
-        global_names = {n for node in ast.walk(func) if isinstance(node, (ast.Global, ast.Nonlocal)) for n in node.names}
+        local_defs = {
+            n.name: n
+            for n in ast.walk(func)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not func
+        }
+        global_names = {
+            n for node in ast.walk(func) if isinstance(node, (ast.Global, ast.Nonlocal)) for n in node.names
+        }
         parent: dict[int, ast.AST] = {}
         for node in ast.walk(func):
             for child in ast.iter_child_nodes(node):
@@ -409,7 +432,10 @@ class _ParamsAnalysis:
             if isinstance(expr, ast.Attribute) and isinstance(expr.ctx, ast.Load):
                 out = set()
                 for path in resolve(expr.value):
-                    if self.schema.node(path) not in (None, False) and self.schema.node(path + (expr.attr,)) is not False:
+                    if (
+                        self.schema.node(path) not in (None, False)
+                        and self.schema.node(path + (expr.attr,)) is not False
+                    ):
                         out.add(path + (expr.attr,))
                 return out
             return set()
@@ -421,8 +447,11 @@ class _ParamsAnalysis:
                 for target in targets:
                     if isinstance(target, ast.Name):
                         yield target, node.value
-                    elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)) \
-                            and len(target.elts) == len(node.value.elts):
+                    elif (
+                        isinstance(target, (ast.Tuple, ast.List))
+                        and isinstance(node.value, (ast.Tuple, ast.List))
+                        and len(target.elts) == len(node.value.elts)
+                    ):
                         for t, v in zip(target.elts, node.value.elts, strict=True):
                             if isinstance(t, ast.Name):
                                 yield t, v
@@ -481,8 +510,10 @@ class _ParamsAnalysis:
         if callee is None or callee[0] != "function":
             return None
         target_mod, func = callee[1]
-        if func.decorator_list and any(getattr(d, "id", getattr(d, "attr", "")) in ("property", "staticmethod", "classmethod")
-                                       for d in func.decorator_list):
+        if func.decorator_list and any(
+            getattr(d, "id", getattr(d, "attr", "")) in ("property", "staticmethod", "classmethod")
+            for d in func.decorator_list
+        ):
             return None
         positional = [a.arg for a in func.args.posonlyargs + func.args.args]
         if positional and positional[0] in ("self", "cls"):
@@ -532,9 +563,11 @@ def _runner_reads(analysis: _ParamsAnalysis) -> set[_Path]:
     roots = {
         t.id
         for node in ast.walk(func)
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
         and getattr(node.value.func, "id", getattr(node.value.func, "attr", "")) in ("load_params", "parse_params")
-        for t in node.targets if isinstance(t, ast.Name)
+        for t in node.targets
+        if isinstance(t, ast.Name)
     }
     opaque = frozenset(a.arg for a in func.args.args)
     used: set[_Path] = set()
@@ -619,11 +652,13 @@ def _substitute(value, context: dict):
                 return _lookup_var(whole.group(1), context)
             except KeyError:
                 return value
+
         def one(m):
             try:
                 return str(_lookup_var(m.group(1), context))
             except KeyError:
                 return m.group(0)
+
         return _VAR.sub(one, value)
     if isinstance(value, list):
         return [_substitute(v, context) for v in value]
@@ -679,14 +714,27 @@ def load_stages(dvc_yaml: Path) -> list[Stage]:
 
     def add(name: str, template: str, body: dict) -> None:
         params, other = _params_entries(body.get("params"))
-        out.append(Stage(name, template, _script_of(body.get("cmd")), [_dep_path(d) for d in body.get("deps") or []],
-                         params, other))
+        out.append(
+            Stage(
+                name,
+                template,
+                _script_of(body.get("cmd")),
+                [_dep_path(d) for d in body.get("deps") or []],
+                params,
+                other,
+            )
+        )
 
     for name, body in (doc.get("stages") or {}).items():
         if "foreach" in body:
             items = _substitute(body["foreach"], context)
-            pairs = list(items.items()) if isinstance(items, dict) else [(str(v), v) for v in items] \
-                if isinstance(items, list) else [("?", items)]
+            pairs = (
+                list(items.items())
+                if isinstance(items, dict)
+                else [(str(v), v) for v in items]
+                if isinstance(items, list)
+                else [("?", items)]
+            )
             for key, item in pairs:
                 add(f"{name}@{key}", name, _substitute(body["do"], {**context, "key": key, "item": item}))
         elif "matrix" in body:
@@ -706,8 +754,11 @@ def load_stages(dvc_yaml: Path) -> list[Stage]:
 
 def _repo_files(directory: Path) -> set[Path]:
     return {
-        p for p in directory.rglob("*")
-        if p.is_file() and not any(part in _IGNORED_PARTS for part in p.parts) and p.suffix not in _IGNORED_SUFFIXES
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and not any(part in _IGNORED_PARTS for part in p.parts)
+        and p.suffix not in _IGNORED_SUFFIXES
         and not p.name.startswith(".")
     }
 
@@ -745,8 +796,11 @@ def check_deps(dvc_yaml: Path, package: str = "r1interp") -> dict[str, DepReport
                 continue
             target = root / dep
             if target.is_dir():
-                extra = [f for f in _repo_files(target)
-                         if not any(_covers(n, f.relative_to(root).as_posix()) for n in needed)]
+                extra = [
+                    f
+                    for f in _repo_files(target)
+                    if not any(_covers(n, f.relative_to(root).as_posix()) for n in needed)
+                ]
                 if extra:
                     over.append(dep)
             elif dep not in needed and not any(_covers(n, dep) for n in needed):
@@ -922,9 +976,13 @@ def write(dvc_yaml: Path, package: str = "r1interp") -> str:
             for line in items:
                 path = _item_path(line)
                 if path and _is_code(path, package) and "#" in line:
-                    comments[path] = line[line.index("#"):]
-            code = [f"{indent}- {p}" + (f"        {comments[p]}" if p in comments else "") for p in wanted[name]["deps"]]  # type: ignore[union-attr]
-            rest = [line for line in items if not ((p := _item_path(line)) and _is_code(p, package) and "${" not in line)]
+                    comments[path] = line[line.index("#") :]
+            code = [
+                f"{indent}- {p}" + (f"        {comments[p]}" if p in comments else "") for p in wanted[name]["deps"]
+            ]  # type: ignore[union-attr]
+            rest = [
+                line for line in items if not ((p := _item_path(line)) and _is_code(p, package) and "${" not in line)
+            ]
             lines[first:stop] = code + rest
     text = "\n".join(lines) + "\n"
     if "tests/test_stage_contract.py" not in text.split("stages:")[0]:
@@ -952,14 +1010,20 @@ def main(argv: list[str] | None = None) -> int:
         print("  deps:")
         print("".join(f"    - {d}\n" for d in entry["deps"]), end="")  # type: ignore[union-attr]
         print("  params:")
-        print("    - params.yaml:" if entry["params"] is None else "".join(f"    - {p}\n" for p in entry["params"]), end="")
+        print(
+            "    - params.yaml:" if entry["params"] is None else "".join(f"    - {p}\n" for p in entry["params"]),
+            end="",
+        )
         if entry["params"] is None:
             print()
     for name in deps:
-        for what, items in (("missing deps", deps[name].missing), ("over-declared deps", deps[name].overdeclared),
-                            ("undeclared params", params[name].undeclared),
-                            ("over-declared params", params[name].overdeclared),
-                            ("runtime knobs declared", params[name].knobs_declared)):
+        for what, items in (
+            ("missing deps", deps[name].missing),
+            ("over-declared deps", deps[name].overdeclared),
+            ("undeclared params", params[name].undeclared),
+            ("over-declared params", params[name].overdeclared),
+            ("runtime knobs declared", params[name].knobs_declared),
+        ):
             if items:
                 problems += len(items)
                 print(f"# {name}: {what}: {', '.join(items)}")

@@ -53,7 +53,9 @@ def synthetic_corpus(params: CorpusParams) -> pd.DataFrame:
                 f"corpus.tasks.{task}: only {space} distinct problems with {tp.min_digits}-{tp.max_digits} digits, "
                 f"fewer than corpus.heldout_per_task ({params.heldout_per_task})"
             )
-        problems = _unique_problems(task, params.heldout_per_task + params.train_per_task, rng, tp.min_digits, tp.max_digits)
+        problems = _unique_problems(
+            task, params.heldout_per_task + params.train_per_task, rng, tp.min_digits, tp.max_digits
+        )
         for i, p in enumerate(problems):
             rows.append(
                 {
@@ -90,8 +92,15 @@ def _pinned_commit(hub: HubCorpusParams) -> str:
     revision = hub.revision or None
     with hub_errors(hub.dataset, revision, "check the network (and HF_ENDPOINT, HF_TOKEN), then run the stage again"):
         sha = hf.dataset_info(hub.dataset, revision=revision).sha
-        check_pinned(hf, hub.dataset, revision, sha, repo_type="dataset", allow_unpinned=hub.allow_unpinned,
-                     how_to_allow="corpus.hub.allow_unpinned: true")
+        check_pinned(
+            hf,
+            hub.dataset,
+            revision,
+            sha,
+            repo_type="dataset",
+            allow_unpinned=hub.allow_unpinned,
+            how_to_allow="corpus.hub.allow_unpinned: true",
+        )
     return sha
 
 
@@ -101,20 +110,26 @@ def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int
 
     try:
         if hub.data_files:
-            ds = datasets.load_dataset("parquet" if hub.data_files.endswith(".parquet") else "json", data_files=hub.data_files, split="train")
+            ds = datasets.load_dataset(
+                "parquet" if hub.data_files.endswith(".parquet") else "json", data_files=hub.data_files, split="train"
+            )
         else:
             ds = datasets.load_dataset(hub.dataset, hub.config_name, revision=_pinned_commit(hub), split=hub.split)
     except R1InterpError:
         raise
     except Exception as exc:
-        raise ArtifactError(f"corpus.hub: could not load {hub.data_files or hub.dataset}: {type(exc).__name__}: {exc}") from None
+        raise ArtifactError(
+            f"corpus.hub: could not load {hub.data_files or hub.dataset}: {type(exc).__name__}: {exc}"
+        ) from None
     source = hub.data_files or hub.dataset
     missing = {"problem", "generations", "uuid"} - set(ds.column_names)
     if missing:
         raise ArtifactError(f"{source}: not the OpenR1-Math layout, missing columns {sorted(missing)}")
     if "answer" not in ds.column_names:
-        raise ArtifactError(f"{source}: no gold `answer` column, so no held-out problem could be graded",
-                            hint="use an OpenR1-Math layout with its `answer` column")
+        raise ArtifactError(
+            f"{source}: no gold `answer` column, so no held-out problem could be graded",
+            hint="use an OpenR1-Math layout with its `answer` column",
+        )
     rows = []
     for record in ds:
         if len(rows) >= hub.max_examples:
@@ -142,8 +157,9 @@ def openr1_corpus(hub: HubCorpusParams, heldout_fraction: float = 0.1, seed: int
                 )
                 break
     if not rows:
-        raise ArtifactError(f"{source}: no row has a gold answer and a complete (`</think>`-closed), verified <think> "
-                            "generation")
+        raise ArtifactError(
+            f"{source}: no row has a gold answer and a complete (`</think>`-closed), verified <think> generation"
+        )
     rng = random.Random(seed)
     heldout = set(rng.sample(range(len(rows)), max(1, int(len(rows) * heldout_fraction))))
     for i, row in enumerate(rows):

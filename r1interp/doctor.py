@@ -70,23 +70,44 @@ def check_torch() -> list[Check]:
     try:
         import torch
     except Exception as exc:  # a broken install raises more than ImportError
-        return [Check("torch", FAIL, f"cannot import torch ({type(exc).__name__}: {exc})",
-                      f"pip install torch=={TORCH_PIN} (the CPU build on a CPU machine)")]
+        return [
+            Check(
+                "torch",
+                FAIL,
+                f"cannot import torch ({type(exc).__name__}: {exc})",
+                f"pip install torch=={TORCH_PIN} (the CPU build on a CPU machine)",
+            )
+        ]
     version = torch.__version__
     base = version.split("+")[0]
-    torch_check = Check("torch", OK, version) if base == TORCH_PIN else Check(
-        "torch", WARN, f"{version} (the project pins {TORCH_PIN})", f"pip install torch=={TORCH_PIN}")
+    torch_check = (
+        Check("torch", OK, version)
+        if base == TORCH_PIN
+        else Check("torch", WARN, f"{version} (the project pins {TORCH_PIN})", f"pip install torch=={TORCH_PIN}")
+    )
     if torch.cuda.is_available():
         n = torch.cuda.device_count()
         props = torch.cuda.get_device_properties(0)
-        gpus = f"{n} x {props.name}, {props.total_memory / 2**30:.0f} GiB" if n > 1 else f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+        gpus = (
+            f"{n} x {props.name}, {props.total_memory / 2**30:.0f} GiB"
+            if n > 1
+            else f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+        )
         cuda = Check("cuda", OK, f"CUDA {torch.version.cuda}: {gpus}")
     elif "+cpu" in version or torch.version.cuda is None:
-        cuda = Check("cuda", WARN, "no GPU (CPU build of torch)",
-                     "fine for the organism profile; the r1-distill-qwen-1.5b profile at real scale wants a CUDA GPU")
+        cuda = Check(
+            "cuda",
+            WARN,
+            "no GPU (CPU build of torch)",
+            "fine for the organism profile; the r1-distill-qwen-1.5b profile at real scale wants a CUDA GPU",
+        )
     else:
-        cuda = Check("cuda", WARN, f"torch built for CUDA {torch.version.cuda} but no GPU is visible",
-                     "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES; the organism profile runs on CPU")
+        cuda = Check(
+            "cuda",
+            WARN,
+            f"torch built for CUDA {torch.version.cuda} but no GPU is visible",
+            "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES; the organism profile runs on CPU",
+        )
     return [torch_check, cuda, check_numerics()]
 
 
@@ -95,11 +116,17 @@ def check_numerics() -> Check:
     from r1interp import numerics
 
     if numerics.mode() == "native":
-        return Check("numerics", WARN, "native (R1INTERP_NUMERICS=native): this machine's own kernels",
-                     "stages then need model.numerics: native, and their bytes depend on the CPU (README: Reproducibility)")
+        return Check(
+            "numerics",
+            WARN,
+            "native (R1INTERP_NUMERICS=native): this machine's own kernels",
+            "stages then need model.numerics: native, and their bytes depend on the CPU (README: Reproducibility)",
+        )
     found = numerics.problems()
     if found:
-        return Check("numerics", FAIL, found[0], "unset that variable: r1interp pins it itself (README: Reproducibility)")
+        return Check(
+            "numerics", FAIL, found[0], "unset that variable: r1interp pins it itself (README: Reproducibility)"
+        )
     return Check("numerics", OK, "pinned: " + ", ".join(f"{k}={v}" for k, v in numerics.describe().items()))
 
 
@@ -113,10 +140,16 @@ def check_tools(root: Path) -> list[Check]:
         if on_path:
             checks.append(Check("dvc", OK, f"{dvc_version} ({on_path})"))
         else:
-            checks.append(Check("dvc", WARN, f"{dvc_version} importable but `dvc` is not on PATH",
-                                "activate the virtual environment (or use `python -m dvc`)"))
+            checks.append(
+                Check(
+                    "dvc",
+                    WARN,
+                    f"{dvc_version} importable but `dvc` is not on PATH",
+                    "activate the virtual environment (or use `python -m dvc`)",
+                )
+            )
     except Exception:
-        checks.append(Check("dvc", FAIL, "not installed", 'pip install -e . (dvc>=3.67,<3.68)'))
+        checks.append(Check("dvc", FAIL, "not installed", "pip install -e . (dvc>=3.67,<3.68)"))
     git = shutil.which("git")
     proc = _run([git, "--version"], root) if git else None
     if proc is None or proc.returncode != 0:
@@ -139,11 +172,19 @@ def check_repos(root: Path) -> list[Check]:
     if proc is not None and proc.returncode == 0:
         checks.append(Check("git repo", OK, proc.stdout.strip()))
     else:
-        checks.append(Check("git repo", FAIL, f"{root} is not inside a git repository",
-                            "run from the project checkout (git clone ...), or `git init`"))
+        checks.append(
+            Check(
+                "git repo",
+                FAIL,
+                f"{root} is not inside a git repository",
+                "run from the project checkout (git clone ...), or `git init`",
+            )
+        )
     dvc_root = find_dvc_root(root)
     if dvc_root is None:
-        checks.append(Check("dvc repo", FAIL, f"no .dvc/ in {root} or above", "run from the project checkout, or `dvc init`"))
+        checks.append(
+            Check("dvc repo", FAIL, f"no .dvc/ in {root} or above", "run from the project checkout, or `dvc init`")
+        )
     elif not (dvc_root / "dvc.yaml").is_file():
         checks.append(Check("dvc repo", WARN, f"{dvc_root} has .dvc/ but no dvc.yaml", "run from the project checkout"))
     else:
@@ -160,33 +201,57 @@ def check_remote(root: Path, timeout: float) -> Check:
 
         config = Config(dvc_dir=str(dvc_root / ".dvc"))
     except Exception as exc:
-        return Check("dvc remote", FAIL, f"cannot read .dvc/config ({type(exc).__name__}: {exc})", "fix .dvc/config or .dvc/config.local")
+        return Check(
+            "dvc remote",
+            FAIL,
+            f"cannot read .dvc/config ({type(exc).__name__}: {exc})",
+            "fix .dvc/config or .dvc/config.local",
+        )
     name = config["core"].get("remote")
     if not name:
-        return Check("dvc remote", WARN, "no default remote", "dvc remote add -d local /path/to/storage (see docs/remotes.md)")
+        return Check(
+            "dvc remote", WARN, "no default remote", "dvc remote add -d local /path/to/storage (see docs/remotes.md)"
+        )
     remote = config["remote"].get(name)
     if remote is None:
-        return Check("dvc remote", FAIL, f"default remote {name!r} is not defined", f"dvc remote add {name} URL, or dvc remote default NAME")
+        return Check(
+            "dvc remote",
+            FAIL,
+            f"default remote {name!r} is not defined",
+            f"dvc remote add {name} URL, or dvc remote default NAME",
+        )
     url = remote.get("url", "")
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
         path = Path(urllib.parse.urlsplit(url).path if scheme == "file" else url)
         if path.is_dir():
             writable = os.access(path, os.W_OK)
-            return Check("dvc remote", OK if writable else FAIL, f"{name}: {path} (local folder{'' if writable else ', not writable'})",
-                         None if writable else f"make {path} writable, or move it: dvc remote modify --local {name} url /abs/path")
+            return Check(
+                "dvc remote",
+                OK if writable else FAIL,
+                f"{name}: {path} (local folder{'' if writable else ', not writable'})",
+                None
+                if writable
+                else f"make {path} writable, or move it: dvc remote modify --local {name} url /abs/path",
+            )
         parent = next((p for p in path.parents if p.exists()), None)
         if parent is not None and parent.is_dir() and os.access(parent, os.W_OK):
             return Check("dvc remote", OK, f"{name}: {path} (local folder, created on the first `dvc push`)")
-        return Check("dvc remote", FAIL, f"{name}: {path} does not exist and cannot be created",
-                     f"dvc remote modify --local {name} url /a/writable/folder")
+        return Check(
+            "dvc remote",
+            FAIL,
+            f"{name}: {path} does not exist and cannot be created",
+            f"dvc remote modify --local {name} url /a/writable/folder",
+        )
     if scheme == "s3":
         probe = remote.get("endpointurl") or "https://s3.amazonaws.com"
     elif scheme in ("http", "https"):
         probe = url
     else:
         return Check("dvc remote", OK, f"{name}: {_safe_url(url)} ({scheme}; reachability not checked)")
-    check = check_http("dvc remote", probe, timeout, hint="check the network / endpointurl; `dvc push` and `dvc pull` need the remote")
+    check = check_http(
+        "dvc remote", probe, timeout, hint="check the network / endpointurl; `dvc push` and `dvc pull` need the remote"
+    )
     check.detail = f"{name}: {_safe_url(url)}: {check.detail}"
     return check
 
@@ -198,7 +263,12 @@ def check_disk(root: Path) -> Check:
     if free < DISK_FAIL_GB:
         return Check("disk", FAIL, text, "free some space (dvc gc -w drops cache entries no longer used)")
     if free < DISK_WARN_GB:
-        return Check("disk", WARN, text, f"under {DISK_WARN_GB:.0f} GB: the real profile's models and activations need more (dvc gc -w)")
+        return Check(
+            "disk",
+            WARN,
+            text,
+            f"under {DISK_WARN_GB:.0f} GB: the real profile's models and activations need more (dvc gc -w)",
+        )
     return Check("disk", OK, text)
 
 
@@ -209,8 +279,14 @@ def check_secrets(params) -> list[Check]:
     if os.environ.get("ANTHROPIC_API_KEY"):
         checks.append(Check("ANTHROPIC_API_KEY", OK, "set"))
     elif claude:
-        checks.append(Check("ANTHROPIC_API_KEY", FAIL, "not set (params.yaml has labels.labeler: claude)",
-                            "export ANTHROPIC_API_KEY=... (read from the environment only), or labels.labeler: offline"))
+        checks.append(
+            Check(
+                "ANTHROPIC_API_KEY",
+                FAIL,
+                "not set (params.yaml has labels.labeler: claude)",
+                "export ANTHROPIC_API_KEY=... (read from the environment only), or labels.labeler: offline",
+            )
+        )
     else:
         checks.append(Check("ANTHROPIC_API_KEY", OK, "not set (only needed for labels.labeler: claude)"))
     if os.environ.get("HF_TOKEN"):
@@ -223,7 +299,12 @@ def check_secrets(params) -> list[Check]:
 def check_chromium() -> Check:
     if CHROMIUM.exists():
         return Check("chromium", OK, str(CHROMIUM))
-    return Check("chromium", WARN, f"{CHROMIUM} not found", "only the browser tests of the report site need it: apt-get install chromium")
+    return Check(
+        "chromium",
+        WARN,
+        f"{CHROMIUM} not found",
+        "only the browser tests of the report site need it: apt-get install chromium",
+    )
 
 
 def check_params(root: Path) -> tuple[Check, object | None]:
@@ -285,12 +366,28 @@ def network_checks(root: Path, timeout: float) -> list[Callable[[], Check]]:
     claude = os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT
     grace = timeout + 2.0
     return [
-        _bounded(lambda: check_remote(root, timeout), "dvc remote", "remote check", grace, "check the network / remote URL"),
-        _bounded(lambda: check_http("hub", hub, timeout, OFFLINE_HINT + "; set HF_ENDPOINT for a mirror"),
-                 "hub", _safe_url(hub), grace, OFFLINE_HINT),
-        _bounded(lambda: check_http("anthropic api", claude, timeout,
-                                    OFFLINE_HINT + " (labels.labeler: offline); ANTHROPIC_BASE_URL points elsewhere"),
-                 "anthropic api", _safe_url(claude), grace, OFFLINE_HINT),
+        _bounded(
+            lambda: check_remote(root, timeout), "dvc remote", "remote check", grace, "check the network / remote URL"
+        ),
+        _bounded(
+            lambda: check_http("hub", hub, timeout, OFFLINE_HINT + "; set HF_ENDPOINT for a mirror"),
+            "hub",
+            _safe_url(hub),
+            grace,
+            OFFLINE_HINT,
+        ),
+        _bounded(
+            lambda: check_http(
+                "anthropic api",
+                claude,
+                timeout,
+                OFFLINE_HINT + " (labels.labeler: offline); ANTHROPIC_BASE_URL points elsewhere",
+            ),
+            "anthropic api",
+            _safe_url(claude),
+            grace,
+            OFFLINE_HINT,
+        ),
     ]
 
 
@@ -304,8 +401,23 @@ def run_checks(root: str | Path = ".", timeout: float = 3.0) -> list[Check]:
     params_check, params = check_params(root)
     checks += [params_check, *check_secrets(params), check_chromium()]
     checks += [wait() for wait in pending]
-    order = ["python", "torch", "cuda", "dvc", "git", "git repo", "dvc repo", "dvc remote", "disk", "params.yaml",
-             "hub", "anthropic api", "ANTHROPIC_API_KEY", "HF_TOKEN", "chromium"]
+    order = [
+        "python",
+        "torch",
+        "cuda",
+        "dvc",
+        "git",
+        "git repo",
+        "dvc repo",
+        "dvc remote",
+        "disk",
+        "params.yaml",
+        "hub",
+        "anthropic api",
+        "ANTHROPIC_API_KEY",
+        "HF_TOKEN",
+        "chromium",
+    ]
     return sorted(checks, key=lambda c: order.index(c.name) if c.name in order else len(order))
 
 
@@ -319,8 +431,10 @@ def render(checks: list[Check]) -> str:
     n_warn = sum(c.status == WARN for c in checks)
     n_fail = sum(c.status == FAIL for c in checks)
     verdict = "ready" if not n_fail else "not ready: fix the failures above"
-    lines.append(f"{len(checks)} checks: {len(checks) - n_warn - n_fail} ok, {n_warn} warn, {n_fail} fail ({verdict}; "
-                 f"{platform.system().lower()} {platform.machine()})")
+    lines.append(
+        f"{len(checks)} checks: {len(checks) - n_warn - n_fail} ok, {n_warn} warn, {n_fail} fail ({verdict}; "
+        f"{platform.system().lower()} {platform.machine()})"
+    )
     return "\n".join(lines)
 
 

@@ -91,8 +91,11 @@ def install_model(spec: ModelSpec, source: Path, dest: Path) -> dict:
     one, naming what to run."""
     receipt = installed(source, spec.repo_id, spec.revision)
     if receipt is None:
-        raise ArtifactError(f"{source}: no complete download of {spec.repo_id}@{spec.revision} (its fetch.json is "
-                            "missing, names another revision, or files are missing)", hint="run `dvc repro fetch`")
+        raise ArtifactError(
+            f"{source}: no complete download of {spec.repo_id}@{spec.revision} (its fetch.json is "
+            "missing, names another revision, or files are missing)",
+            hint="run `dvc repro fetch`",
+        )
     with atomic_path(dest, directory=True) as tmp:
         for rel in sorted([*receipt["files"], RECEIPT]):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -156,8 +159,6 @@ def _verify(root: Path, wanted: dict[str, dict], name: str) -> dict[str, dict]:
         raise ArtifactError(f"{name}: downloaded files do not match the Hub's hashes: {', '.join(bad[:5])}",
                             hint="run the fetch again (the download starts over)")  # fmt: skip
     return files
-
-
 
 
 def _matches(path: str, patterns: tuple[str, ...]) -> bool:

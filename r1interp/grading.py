@@ -24,7 +24,7 @@ def answer_part(completion: str) -> tuple[str, bool]:
     cut = completion.rfind(chat.THINK_CLOSE)
     if cut < 0:
         return completion, False
-    return completion[cut + len(chat.THINK_CLOSE):], True
+    return completion[cut + len(chat.THINK_CLOSE) :], True
 
 
 def _gold_text(gold: str) -> str:

@@ -62,7 +62,7 @@ def remove_debris(target: Path) -> list[Path]:
     for sibling in sorted(target.parent.iterdir()):
         if not sibling.name.startswith(lead):
             continue
-        kind, _, rest = sibling.name[len(lead):].partition("-")
+        kind, _, rest = sibling.name[len(lead) :].partition("-")
         if kind not in ("tmp", "old"):
             continue
         pid = rest.split("-", 1)[0]

@@ -32,8 +32,14 @@ from r1interp.errors import ConfigError
 PINNED: dict[str, tuple[str, str]] = {
     "MKL_CBWR": ("COMPATIBLE", "MKL: one conditional-numerical-reproducibility code path on every CPU"),
     "ATEN_CPU_CAPABILITY": ("avx2", "torch's own kernels: the AVX2 ones, also on AVX-512 machines"),
-    "OPENBLAS_CORETYPE": ("Haswell", "numpy / scipy BLAS: the AVX2 kernels on every machine (SkylakeX ones on AVX-512)"),
-    "NPY_DISABLE_CPU_FEATURES": ("X86_V3 X86_V4 AVX512_ICL AVX512_SPR", "numpy's ufunc loops: the x86-64-v2 baseline only"),
+    "OPENBLAS_CORETYPE": (
+        "Haswell",
+        "numpy / scipy BLAS: the AVX2 kernels on every machine (SkylakeX ones on AVX-512)",
+    ),
+    "NPY_DISABLE_CPU_FEATURES": (
+        "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+        "numpy's ufunc loops: the x86-64-v2 baseline only",
+    ),
     "ONEDNN_MAX_CPU_ISA": ("AVX2", "oneDNN (torch's mkldnn ops): at most AVX2 kernels"),
 }
 TORCH_CAPABILITY = "AVX2"  # what torch.backends.cpu.get_cpu_capability() reports under the pin
@@ -68,8 +74,10 @@ def problems(expected: str = "portable") -> list[str]:
     if mode() not in MODES:
         return [f"{MODE_VARIABLE}={mode()!r} is not a numerics mode; allowed: {', '.join(MODES)}"]
     if mode() != expected:
-        return [f"this process runs {mode()!r} numerics ({MODE_VARIABLE}={os.environ.get(MODE_VARIABLE, '')!r}), "
-                f"not the {expected!r} ones"]
+        return [
+            f"this process runs {mode()!r} numerics ({MODE_VARIABLE}={os.environ.get(MODE_VARIABLE, '')!r}), "
+            f"not the {expected!r} ones"
+        ]
     if expected == "native":
         return []
     found = [
@@ -86,8 +94,9 @@ def problems(expected: str = "portable") -> list[str]:
     if torch is not None and not found:
         capability = torch.backends.cpu.get_cpu_capability()
         if capability != TORCH_CAPABILITY:
-            found.append(f"torch runs its {capability} kernels, not the pinned {TORCH_CAPABILITY} ones "
-                         "(this CPU lacks AVX2?)")
+            found.append(
+                f"torch runs its {capability} kernels, not the pinned {TORCH_CAPABILITY} ones (this CPU lacks AVX2?)"
+            )
     return found
 
 
@@ -98,8 +107,10 @@ def require(declared: str = "portable", params_file: str = "params.yaml") -> Non
         return
     if mode() != declared and mode() in MODES:
         flip = "R1INTERP_NUMERICS=native dvc repro" if declared == "native" else f"unset {MODE_VARIABLE}"
-        raise ConfigError(f"{params_file}: model.numerics is {declared!r} but {found[0]}",
-                          hint=f"{flip}, or set model.numerics: {mode()} (README: Reproducibility)")
+        raise ConfigError(
+            f"{params_file}: model.numerics is {declared!r} but {found[0]}",
+            hint=f"{flip}, or set model.numerics: {mode()} (README: Reproducibility)",
+        )
     raise ConfigError(
         f"numerics not pinned: {found[0]}",
         hint="unset it (r1interp sets the pinned value itself); rebuilt artifacts are only byte-identical "

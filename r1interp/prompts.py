@@ -94,26 +94,20 @@ def _parse_prompt(path: Path, index: int, raw: Any, allowed: frozenset[str]) -> 
 
     unknown = sorted(set(raw) - set(_FIELDS))
     if unknown:
-        raise ArtifactError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}"
-        )
+        raise ArtifactError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
     for name, (types, required) in _FIELDS.items():
         if name not in raw:
             if required:
                 raise ArtifactError(f"{where}: missing required field '{name}'")
             continue
         if not _check_type(raw[name], types):
-            raise ArtifactError(
-                f"{where}: field '{name}' must be {_type_names(types)}, "
-                f"got {type(raw[name]).__name__}"
-            )
+            raise ArtifactError(f"{where}: field '{name}' must be {_type_names(types)}, got {type(raw[name]).__name__}")
 
     if not _ID_RE.match(pid):
         raise ArtifactError(f"{where}: field 'id' must be a lowercase slug like 'arith-01'")
     if raw["category"] not in allowed:
         raise ArtifactError(
-            f"{where}: field 'category' is {raw['category']!r}, "
-            f"not allowed here; allowed: {', '.join(sorted(allowed))}"
+            f"{where}: field 'category' is {raw['category']!r}, not allowed here; allowed: {', '.join(sorted(allowed))}"
         )
     if not raw["prompt"].strip():
         raise ArtifactError(f"{where}: field 'prompt' is empty")
@@ -138,23 +132,17 @@ def _parse_prompt(path: Path, index: int, raw: Any, allowed: frozenset[str]) -> 
 
 def _check_task(where: str, prompt: str, expected: str | None, task: str, operands: list) -> None:
     if task not in TASK_OPS:
-        raise ArtifactError(
-            f"{where}: field 'task' is {task!r}; allowed: {', '.join(TASK_OPS)}"
-        )
+        raise ArtifactError(f"{where}: field 'task' is {task!r}; allowed: {', '.join(TASK_OPS)}")
     if len(operands) != 2 or not all(_check_type(x, (int,)) for x in operands):
         raise ArtifactError(f"{where}: field 'operands' must be a list of two integers")
     a, b = operands
     op = TASK_OPS[task]
     question = f"What is {a}{op}{b}?"
     if prompt != question:
-        raise ArtifactError(
-            f"{where}: field 'prompt' is {prompt!r} but operands {operands} give {question!r}"
-        )
+        raise ArtifactError(f"{where}: field 'prompt' is {prompt!r} but operands {operands} give {question!r}")
     result = str(a + b if task == "add" else a * b)
     if expected != result:
-        raise ArtifactError(
-            f"{where}: field 'expected' is {expected!r} but {a}{op}{b} = {result}"
-        )
+        raise ArtifactError(f"{where}: field 'expected' is {expected!r} but {a}{op}{b} = {result}")
 
 
 def load_prompts(path: Path) -> list[BenchmarkPrompt]:
@@ -187,8 +175,7 @@ def _load(path: Path) -> tuple[str, list[BenchmarkPrompt]]:
     unknown = sorted(set(doc) - set(_TOP_FIELDS))
     if unknown:
         raise ArtifactError(
-            f"{path}: unknown top-level field(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(_TOP_FIELDS)}"
+            f"{path}: unknown top-level field(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_FIELDS)}"
         )
     for name in _TOP_REQUIRED:
         if name not in doc:
@@ -196,18 +183,13 @@ def _load(path: Path) -> tuple[str, list[BenchmarkPrompt]]:
     for name, typ in _TOP_FIELDS.items():
         if name in doc and not _check_type(doc[name], (typ,)):
             raise ArtifactError(
-                f"{path}: top-level field '{name}' must be {_type_names((typ,))}, "
-                f"got {type(doc[name]).__name__}"
+                f"{path}: top-level field '{name}' must be {_type_names((typ,))}, got {type(doc[name]).__name__}"
             )
     if doc["schema_version"] != SCHEMA_VERSION:
-        raise ArtifactError(
-            f"{path}: schema_version is {doc['schema_version']}, this code reads {SCHEMA_VERSION}"
-        )
+        raise ArtifactError(f"{path}: schema_version is {doc['schema_version']}, this code reads {SCHEMA_VERSION}")
     profile = doc["profile"]
     if profile not in CATEGORIES:
-        raise ArtifactError(
-            f"{path}: profile {profile!r} is unknown; known: {', '.join(CATEGORIES)}"
-        )
+        raise ArtifactError(f"{path}: profile {profile!r} is unknown; known: {', '.join(CATEGORIES)}")
 
     prompts: list[BenchmarkPrompt] = []
     seen: set[str] = set()
@@ -220,4 +202,3 @@ def _load(path: Path) -> tuple[str, list[BenchmarkPrompt]]:
     if not prompts:
         raise ArtifactError(f"{path}: 'prompts' is empty")
     return profile, prompts
-

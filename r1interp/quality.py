@@ -44,7 +44,9 @@ SPLITS = ("train", "heldout")
 KINDS = ("top", "quantile", "non_activating")
 STATUSES = ("ok", "no_rule", "unparsed")
 LABEL_SCORE_COLUMNS = tuple(
-    f"{method}_{metric}" for method in ("detection", "fuzzing") for metric in ("balanced_accuracy", "precision", "recall", "f1")
+    f"{method}_{metric}"
+    for method in ("detection", "fuzzing")
+    for metric in ("balanced_accuracy", "precision", "recall", "f1")
 )
 LIST_COLUMNS = ("top_output_tokens", "top_output_logits", "tokens", "acts")  # summarised, not passed to GX
 # scores.parquet has no pandera schema
@@ -108,8 +110,10 @@ def model_facts(params: Params, role: str, root: Path) -> ModelFacts:
         if not (n_layers and d_model):
             from r1interp.errors import ArtifactError
 
-            raise ArtifactError(f"{model_dir}/config.json: unreadable or without num_hidden_layers/hidden_size",
-                                hint=model_spec(params.model.profile, role).rebuild_hint)
+            raise ArtifactError(
+                f"{model_dir}/config.json: unreadable or without num_hidden_layers/hidden_size",
+                hint=model_spec(params.model.profile, role).rebuild_hint,
+            )
     latents = params.train.num_latents or d_model * params.train.expansion_factor
     vocab = config.get("vocab_size")
     return ModelFacts(
@@ -216,15 +220,19 @@ def corpus_suite(params: Params) -> Any:
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
         gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=list(SPLITS)),
         *[gxe.ExpectColumnValueLengthsToBeBetween(column=c, min_value=1) for c in ("prompt", "answer", "gold", "text")],
-        gxe.ExpectColumnValuesToMatchRegex(column="text", regex=r"<think>[\s\S]*</think>",
-                                           meta=_note("every document carries a complete reasoning span")),
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="text",
+            regex=r"<think>[\s\S]*</think>",
+            meta=_note("every document carries a complete reasoning span"),
+        ),
         gxe.ExpectColumnValuesToBeOfType(column="has_carry", type_="bool"),
     ]
     if counts is None:  # real profile: OpenR1-Math, ~10% held out
         exps += [
             gxe.ExpectTableRowCountToBeBetween(min_value=2, max_value=params.corpus.hub.max_examples),
-            gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train"], mostly=0.8,
-                                            meta=_note("about 10% of the problems are held out")),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="split", value_set=["train"], mostly=0.8, meta=_note("about 10% of the problems are held out")
+            ),
         ]
         return _suite("corpus", exps)
     tasks = sorted(counts)
@@ -232,11 +240,14 @@ def corpus_suite(params: Params) -> Any:
     heldout = sum(b for _, b in counts.values())
     exps += [
         gxe.ExpectTableRowCountToBeBetween(
-            min_value=heldout + len(tasks), max_value=total,
+            min_value=heldout + len(tasks),
+            max_value=total,
             meta=_note("heldout_per_task per task, plus at most train_per_task (capped by the problem space)"),
         ),
         *[
-            gxe.ExpectTableRowCountToEqual(value=counts[t][1], row_condition=(_when("task", "==", t) & _when("split", "==", "heldout")))
+            gxe.ExpectTableRowCountToEqual(
+                value=counts[t][1], row_condition=(_when("task", "==", t) & _when("split", "==", "heldout"))
+            )
             for t in tasks
         ],
         gxe.ExpectColumnValuesToBeInSet(column="task", value_set=tasks),
@@ -245,10 +256,12 @@ def corpus_suite(params: Params) -> Any:
         _kl("split", {"train": total - heldout, "heldout": heldout}, 0.01),
         gxe.ExpectColumnValuesToMatchRegex(column="id", regex=rf"^({'|'.join(tasks)})-\d+-\d+$"),
         gxe.ExpectColumnValuesToMatchRegex(column="answer", regex=r"^The answer is -?\d+\.$"),
-        gxe.ExpectColumnValueLengthsToBeBetween(column="step_types", min_value=1,
-                                                meta=_note("synthetic problems know their ground-truth steps")),
-        gxe.ExpectColumnMeanToBeBetween(column="has_carry", min_value=0.05, max_value=0.99,
-                                        meta=_note("a mix of problems with and without carries")),
+        gxe.ExpectColumnValueLengthsToBeBetween(
+            column="step_types", min_value=1, meta=_note("synthetic problems know their ground-truth steps")
+        ),
+        gxe.ExpectColumnMeanToBeBetween(
+            column="has_carry", min_value=0.05, max_value=0.99, meta=_note("a mix of problems with and without carries")
+        ),
     ]
     return _suite("corpus", exps)
 
@@ -304,14 +317,21 @@ def tokens_suite(params: Params, vocab_size: int | None) -> Any:
     exps = [
         gxe.ExpectTableRowCountToEqual(value=len(SPLITS)),
         gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=list(SPLITS)),
-        gxe.ExpectColumnPairValuesToBeEqual(column_A="rows_meta", column_B="rows_dataset",
-                                            meta=_note("meta.json describes the dataset on disk (not truncated)")),
+        gxe.ExpectColumnPairValuesToBeEqual(
+            column_A="rows_meta",
+            column_B="rows_dataset",
+            meta=_note("meta.json describes the dataset on disk (not truncated)"),
+        ),
         _between("rows_meta", 1),
         _between("ctx_len", t.ctx_len, t.ctx_len),
         gxe.ExpectColumnPairValuesToBeEqual(column_A="tokens", column_B="rows_x_ctx_len"),
         gxe.ExpectColumnValuesToBeInSet(column="packing", value_set=[t.packing]),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="budget", column_B="real_tokens", or_equal=True,
-                                                    meta=_note("non-padding tokens stay within tokens.max_*_tokens")),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="budget",
+            column_B="real_tokens",
+            or_equal=True,
+            meta=_note("non-padding tokens stay within tokens.max_*_tokens"),
+        ),
         _between("padding_fraction", 0, 0.9 if t.packing == "pad" else 0),
         _between("think_fraction", 0, 1, strict_min=True),
         _between("answer_fraction", 0, 1),
@@ -319,26 +339,50 @@ def tokens_suite(params: Params, vocab_size: int | None) -> Any:
         _between("truncated_fraction", 0, 0.1, meta=_note("truncated documents lose their answer")),
     ]
     if vocab_size is not None:
-        exps.append(_between("vocab_size", vocab_size, vocab_size,
-                             meta=_note(f"the {t.tokenizer_of} model's embedding has {vocab_size} rows")))
+        exps.append(
+            _between(
+                "vocab_size",
+                vocab_size,
+                vocab_size,
+                meta=_note(f"the {t.tokenizer_of} model's embedding has {vocab_size} rows"),
+            )
+        )
     return _suite("tokens", exps)
 
 
-TOKEN_FRAME_COLUMNS = ("row", "length", "mask_length_mismatch", "min_id", "max_id", "first_id", "real_length",
-                       "pad_fraction", "pad_before_text", "n_docs", "think_fraction", "answer_fraction",
-                       "think_answer_overlap")
+TOKEN_FRAME_COLUMNS = (
+    "row",
+    "length",
+    "mask_length_mismatch",
+    "min_id",
+    "max_id",
+    "first_id",
+    "real_length",
+    "pad_fraction",
+    "pad_before_text",
+    "n_docs",
+    "think_fraction",
+    "answer_fraction",
+    "think_answer_overlap",
+)
 
 
 def token_frame(ds, pad_id: int | None, sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
     """Per-row statistics of a seeded sample of token rows (one frame row per token row, not per token)."""
     n = len(ds)
-    idx = np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample_rows), replace=False)) if n else np.zeros(0, int)
+    idx = (
+        np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample_rows), replace=False))
+        if n
+        else np.zeros(0, int)
+    )
     # keep_in_memory: an indices cache file would land inside the DVC-tracked token directory.
     # One read of the whole sample: per-row access through `datasets` is ~50x slower.
     batch = ds.select(idx, keep_in_memory=True).with_format("numpy")[:]
     missing = [None] * len(idx)
     rows = zip(idx, *(batch.get(c, missing) for c in ("input_ids", "doc_ids", "in_think", "in_answer")), strict=True)
-    return pd.DataFrame([_row_stats(int(r), *cols, pad_id=pad_id) for r, *cols in rows], columns=list(TOKEN_FRAME_COLUMNS))
+    return pd.DataFrame(
+        [_row_stats(int(r), *cols, pad_id=pad_id) for r, *cols in rows], columns=list(TOKEN_FRAME_COLUMNS)
+    )
 
 
 def _row_stats(row: int, ids, docs, think, answer, *, pad_id: int | None) -> dict:
@@ -389,23 +433,38 @@ def token_split_suite(params: Params, split: str, meta: dict, facts: ModelFacts)
     for column in ("think_fraction", "pad_fraction"):
         target = meta.get("padding_fraction" if column == "pad_fraction" else column)
         if target is not None and (column != "pad_fraction" or facts.pad_id is not None):
-            exps.append(gxe.ExpectColumnMeanToBeBetween(
-                column=column, min_value=max(0.0, target - 0.05), max_value=min(1.0, target + 0.05),
-                meta=_note(f"the sample agrees with meta.json ({column.replace('pad_', 'padding_')} {target})"),
-            ))
+            exps.append(
+                gxe.ExpectColumnMeanToBeBetween(
+                    column=column,
+                    min_value=max(0.0, target - 0.05),
+                    max_value=min(1.0, target + 0.05),
+                    meta=_note(f"the sample agrees with meta.json ({column.replace('pad_', 'padding_')} {target})"),
+                )
+            )
     if t.packing == "pad":
         exps += [
             _between("n_docs", 1, 1, meta=_note("pad packing: one document per row")),
             _between("real_length", 1, ctx),
-            _between("real_length", 1, ctx - 1, mostly=0.9, meta=_note("at most 10% of the documents are cut at ctx_len")),
+            _between(
+                "real_length", 1, ctx - 1, mostly=0.9, meta=_note("at most 10% of the documents are cut at ctx_len")
+            ),
             _between("pad_fraction", 0, 1, strict_max=True),
             _between("pad_before_text", 0, 0, meta=_note("padding only at the end of a row")),
-            _between("think_fraction", 0, 1, strict_min=True, mostly=0.95,
-                     meta=_note("rows start at a document, so they contain its <think> span")),
+            _between(
+                "think_fraction",
+                0,
+                1,
+                strict_min=True,
+                mostly=0.95,
+                meta=_note("rows start at a document, so they contain its <think> span"),
+            ),
         ]
         if facts.bos_id is not None:
-            exps.append(gxe.ExpectColumnValuesToBeInSet(column="first_id", value_set=[facts.bos_id],
-                                                        meta=_note("every row starts with BOS")))
+            exps.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="first_id", value_set=[facts.bos_id], meta=_note("every row starts with BOS")
+                )
+            )
     else:
         exps += [_between("pad_fraction", 0, 0), _between("n_docs", 1)]
     return _suite(f"tokens_{split}", exps)
@@ -453,22 +512,30 @@ def features_suite(params: Params, role: str, facts: ModelFacts) -> Any:
     a, k, latents = params.activations, params.train.k, facts.latents
     mean_density = min(k, latents) / latents
     exps = [
-        _columns(schema_columns("FeatureSchema", derived=("n_top_output_tokens", "n_top_output_logits", "count_error"))),
-        gxe.ExpectTableRowCountToEqual(value=len(facts.layers) * latents,
-                                       meta=_note(f"{len(facts.layers)} layers x {latents} latents")),
+        _columns(
+            schema_columns("FeatureSchema", derived=("n_top_output_tokens", "n_top_output_logits", "count_error"))
+        ),
+        gxe.ExpectTableRowCountToEqual(
+            value=len(facts.layers) * latents, meta=_note(f"{len(facts.layers)} layers x {latents} latents")
+        ),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["model", "layer", "feature"]),
         gxe.ExpectColumnValuesToBeInSet(column="model", value_set=[role]),
         gxe.ExpectColumnDistinctValuesToEqualSet(column="layer", value_set=list(facts.layers)),
         _between("feature", 0, latents - 1),
         _between("n_tokens", 1, a.max_tokens),
-        gxe.ExpectColumnUniqueValueCountToBeBetween(column="n_tokens", min_value=1, max_value=1,
-                                                    meta=_note("every feature was scanned over the same tokens")),
+        gxe.ExpectColumnUniqueValueCountToBeBetween(
+            column="n_tokens", min_value=1, max_value=1, meta=_note("every feature was scanned over the same tokens")
+        ),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="n_tokens", column_B="count", or_equal=True),
         _between("count_error", 0, 0.5, meta=_note("density = count / n_tokens")),
         _between("density", 0, 1),
         gxe.ExpectColumnMeanToBeBetween(
-            column="density", min_value=0.5 * mean_density, max_value=mean_density * (1 + 1e-6),
-            meta=_note(f"TopK: at most k={k} of {latents} latents fire per token, so mean density <= {mean_density:.4g}"),
+            column="density",
+            min_value=0.5 * mean_density,
+            max_value=mean_density * (1 + 1e-6),
+            meta=_note(
+                f"TopK: at most k={k} of {latents} latents fire per token, so mean density <= {mean_density:.4g}"
+            ),
         ),
         _between("density", 0, 1, strict_min=True, mostly=0.5, meta=_note("at least half of the features are alive")),
         gxe.ExpectColumnQuantileValuesToBeBetween(
@@ -519,7 +586,9 @@ def examples_suite(params: Params, role: str, facts: ModelFacts, heldout_rows: i
     sampled = a.quantile_bins * a.per_quantile
     per_feature = a.top_n + sampled + a.non_activating
     exps = [
-        _columns(schema_columns("ExampleSchema", derived=("window_len", "acts_len", "acts_abs_max", "target_act_rel_error"))),
+        _columns(
+            schema_columns("ExampleSchema", derived=("window_len", "acts_len", "acts_abs_max", "target_act_rel_error"))
+        ),
         gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=len(facts.layers) * facts.latents * per_feature),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["model", "layer", "feature", "kind", "rank"]),
         gxe.ExpectColumnValuesToBeInSet(column="model", value_set=[role]),
@@ -531,23 +600,40 @@ def examples_suite(params: Params, role: str, facts: ModelFacts, heldout_rows: i
         _between("quantile", -1, a.quantile_bins - 1),
         _between("quantile", 0, a.quantile_bins - 1, row_condition=_when("kind", "==", "quantile")),
         _between("quantile", -1, -1, row_condition=_when("kind", "!=", "quantile")),
-        _kl("quantile", {b: 1.0 for b in range(a.quantile_bins)}, 0.02, row_condition=_when("kind", "==", "quantile"),
-            meta=_note("equal-count activation bins: examples spread evenly over the bins")),
+        _kl(
+            "quantile",
+            {b: 1.0 for b in range(a.quantile_bins)},
+            0.02,
+            row_condition=_when("kind", "==", "quantile"),
+            meta=_note("equal-count activation bins: examples spread evenly over the bins"),
+        ),
         _between("position", 0, params.tokens.ctx_len - 1),
         _between("activation", 0),
         _between("activation", 0, strict_min=True, row_condition=_when("kind", "!=", "non_activating")),
         _between("activation", 0, 0, row_condition=_when("kind", "==", "non_activating")),
-        _between("acts_abs_max", 0, 0, row_condition=_when("kind", "==", "non_activating"),
-                 meta=_note("negative examples are silent over the whole window")),
+        _between(
+            "acts_abs_max",
+            0,
+            0,
+            row_condition=_when("kind", "==", "non_activating"),
+            meta=_note("negative examples are silent over the whole window"),
+        ),
         _between("window_len", 1, a.window),
         gxe.ExpectColumnPairValuesToBeEqual(column_A="window_len", column_B="acts_len"),
         _between("target", 0),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="window_len", column_B="target"),
-        _between("target_act_rel_error", 0, 0.01, row_condition=_when("kind", "!=", "non_activating"),
-                 meta=_note("the window's activation at the target token is the example's activation")),
+        _between(
+            "target_act_rel_error",
+            0,
+            0.01,
+            row_condition=_when("kind", "!=", "non_activating"),
+            meta=_note("the window's activation at the target token is the example's activation"),
+        ),
     ]
     if heldout_rows:
-        exps.append(_between("row", 0, heldout_rows - 1, meta=_note(f"rows of {paths.TOKENS_HELDOUT} ({heldout_rows})")))
+        exps.append(
+            _between("row", 0, heldout_rows - 1, meta=_note(f"rows of {paths.TOKENS_HELDOUT} ({heldout_rows})"))
+        )
     else:
         exps.append(_between("row", 0))
     return _suite(f"examples_{role}", exps)
@@ -573,11 +659,13 @@ def labels_suite(params: Params, facts: dict[str, ModelFacts]) -> Any:
         gxe.ExpectColumnValuesToBeInSet(column="layer", value_set=layers),
         _between("feature", 0, latents - 1),
         gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["ok"], mostly=0.5,
-                                        meta=_note("most features with enough examples get a label")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status", value_set=["ok"], mostly=0.5, meta=_note("most features with enough examples get a label")
+        ),
         gxe.ExpectColumnValuesToBeInSet(column="labeler", value_set=[lab.labeler]),
-        gxe.ExpectColumnValuesToNotBeNull(column="label", row_condition=ok,
-                                          meta=_note("a label is missing only when status != ok")),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="label", row_condition=ok, meta=_note("a label is missing only when status != ok")
+        ),
         gxe.ExpectColumnValuesToNotBeNull(column="label", mostly=0.5),
         gxe.ExpectColumnValuesToNotBeNull(column="explainer_model"),
         gxe.ExpectColumnValuesToNotBeNull(column="scorer_model"),
@@ -593,13 +681,18 @@ def labels_suite(params: Params, facts: dict[str, ModelFacts]) -> Any:
     for method in ("detection", "fuzzing"):
         col = f"{method}_balanced_accuracy"
         exps += [
-            gxe.ExpectColumnValuesToNotBeNull(column=col, row_condition=ok, meta=_note("every labeled feature is scored")),
-            gxe.ExpectColumnMeanToBeBetween(column=col, min_value=0.5, max_value=1.0,
-                                            meta=_note("labels beat chance (0.5) on average")),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=col, row_condition=ok, meta=_note("every labeled feature is scored")
+            ),
+            gxe.ExpectColumnMeanToBeBetween(
+                column=col, min_value=0.5, max_value=1.0, meta=_note("labels beat chance (0.5) on average")
+            ),
             gxe.ExpectColumnQuantileValuesToBeBetween(
-                column=col, quantile_ranges={"quantiles": [0.25, 0.5], "value_ranges": [[0.4, 1.0], [0.5, 1.0]]},
+                column=col,
+                quantile_ranges={"quantiles": [0.25, 0.5], "value_ranges": [[0.4, 1.0], [0.5, 1.0]]},
                 allow_relative_error=False,
-                row_condition=ok, meta=_note("at least half of the labels beat chance; few are far below it"),
+                row_condition=ok,
+                meta=_note("at least half of the labels beat chance; few are far below it"),
             ),
         ]
     return _suite("labels", exps)
@@ -624,20 +717,33 @@ def scores_suite(params: Params, n_ok_labels: int | None) -> Any:
     positive = lab.test_activating / per_method
     exps = [
         _columns((*SCORE_TABLE_COLUMNS, "labeled_ok")),
-        gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=2 * per_method * n_ok_labels if n_ok_labels else None),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=1, max_value=2 * per_method * n_ok_labels if n_ok_labels else None
+        ),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["model", "layer", "feature", "method", "sample"]),
         gxe.ExpectColumnValuesToBeInSet(column="model", value_set=list(params.train.models)),
         gxe.ExpectColumnDistinctValuesToEqualSet(column="method", value_set=["detection", "fuzzing"]),
         _between("sample", 0, per_method - 1),
         gxe.ExpectColumnValuesToBeOfType(column="truth", type_="bool"),
         gxe.ExpectColumnValuesToBeOfType(column="prediction", type_="bool"),
-        gxe.ExpectColumnMeanToBeBetween(column="truth", min_value=max(0.0, positive - 0.15), max_value=min(1.0, positive + 0.15),
-                                        meta=_note(f"test sets are ~{positive:.0%} activating examples")),
-        gxe.ExpectColumnMeanToBeBetween(column="prediction", min_value=0.05, max_value=0.95,
-                                        meta=_note("the scorer does not answer the same way every time")),
+        gxe.ExpectColumnMeanToBeBetween(
+            column="truth",
+            min_value=max(0.0, positive - 0.15),
+            max_value=min(1.0, positive + 0.15),
+            meta=_note(f"test sets are ~{positive:.0%} activating examples"),
+        ),
+        gxe.ExpectColumnMeanToBeBetween(
+            column="prediction",
+            min_value=0.05,
+            max_value=0.95,
+            meta=_note("the scorer does not answer the same way every time"),
+        ),
         gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
-        gxe.ExpectColumnValuesToBeInSet(column="labeled_ok", value_set=[True],
-                                        meta=_note("scores exist only for features labeled ok in labels.parquet")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="labeled_ok",
+            value_set=[True],
+            meta=_note("scores exist only for features labeled ok in labels.parquet"),
+        ),
     ]
     return _suite("scores", exps)
 
@@ -712,28 +818,55 @@ def build_checks(root: Path, params: Params, sample_rows: int = SAMPLE_ROWS) -> 
     tok_facts = model_facts(params, params.tokens.tokenizer_of, root)
     heldout_rows = _read_json(tokens / "heldout" / "meta.json").get("rows")
     checks = [
-        Check("corpus", paths.CORPUS_PARQUET.as_posix(), corpus_suite(params),
-              lambda: _read(root / paths.CORPUS_PARQUET).to_pandas()),
-        Check("tokens", paths.TOKENS_DIR.as_posix(), tokens_suite(params, tok_facts.vocab_size), lambda: _load_token_meta(root, params)),
+        Check(
+            "corpus",
+            paths.CORPUS_PARQUET.as_posix(),
+            corpus_suite(params),
+            lambda: _read(root / paths.CORPUS_PARQUET).to_pandas(),
+        ),
+        Check(
+            "tokens",
+            paths.TOKENS_DIR.as_posix(),
+            tokens_suite(params, tok_facts.vocab_size),
+            lambda: _load_token_meta(root, params),
+        ),
     ]
     for split in SPLITS:
         meta = _read_json(tokens / split / "meta.json")
-        checks.append(Check(f"tokens_{split}", paths.token_split(split).as_posix(), token_split_suite(params, split, meta, tok_facts),
-                            lambda split=split: _load_tokens(tokens / split, tok_facts.pad_id, sample_rows, params.seed)))
+        checks.append(
+            Check(
+                f"tokens_{split}",
+                paths.token_split(split).as_posix(),
+                token_split_suite(params, split, meta, tok_facts),
+                lambda split=split: _load_tokens(tokens / split, tok_facts.pad_id, sample_rows, params.seed),
+            )
+        )
     facts = {role: model_facts(params, role, root) for role in params.train.models}
     for role in params.train.models:
         features, examples = paths.features_parquet(role).as_posix(), paths.examples_parquet(role).as_posix()
         checks += [
-            Check(f"features_{role}", features, features_suite(params, role, facts[role]),
-                  lambda path=root / features: feature_frame(_read(path))),
-            Check(f"examples_{role}", examples, examples_suite(params, role, facts[role], heldout_rows),
-                  lambda path=root / examples: example_frame(_read(path))),
+            Check(
+                f"features_{role}",
+                features,
+                features_suite(params, role, facts[role]),
+                lambda path=root / features: feature_frame(_read(path)),
+            ),
+            Check(
+                f"examples_{role}",
+                examples,
+                examples_suite(params, role, facts[role], heldout_rows),
+                lambda path=root / examples: example_frame(_read(path)),
+            ),
         ]
     labels, scores = paths.LABELS_PARQUET.as_posix(), paths.SCORES_PARQUET.as_posix()
     checks += [
         Check("labels", labels, labels_suite(params, facts), lambda: _read(root / labels).to_pandas()),
-        Check("scores", scores, scores_suite(params, _ok_labels(root / labels)),
-              lambda: _load_scores(root / scores, root / labels)),
+        Check(
+            "scores",
+            scores,
+            scores_suite(params, _ok_labels(root / labels)),
+            lambda: _load_scores(root / scores, root / labels),
+        ),
     ]
     return checks
 
@@ -812,7 +945,9 @@ def run_quality(root: Path, params: Params, out_dir: Path, *, sample_rows: int =
             entry.update(success=False, rows=0, evaluated=0, successful=0, failed=["artifact_readable"], error=str(exc))
             continue
         batch = source.add_dataframe_asset(check.name).add_batch_definition_whole_dataframe("all")
-        definition = context.validation_definitions.add(gx.ValidationDefinition(name=check.name, data=batch, suite=suite))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=check.name, data=batch, suite=suite)
+        )
         result = definition.run(batch_parameters={"dataframe": frame}, run_id=run_id, result_format="SUMMARY")
         entry.update(_entry(result), rows=len(frame))
         del frame
@@ -860,7 +995,9 @@ EXTERNAL_IMG = re.compile(r"src=\"https://great-expectations-web-assets[^\"]*?/(
 EXTERNAL_CSS_URL = re.compile(r"url\(['\"]?https?://[^)]*\)")
 FOOTER = re.compile(r"<footer>.*?</footer>", re.DOTALL)
 KEEP_IMAGES = {"logo-long.png", "favicon.ico"}
-EXTERNAL_RESOURCE = re.compile(r"(?:<script\b[^>]*\bsrc|<link\b[^>]*\bhref|<img\b[^>]*\bsrc)=\"https?://", re.IGNORECASE)
+EXTERNAL_RESOURCE = re.compile(
+    r"(?:<script\b[^>]*\bsrc|<link\b[^>]*\bhref|<img\b[^>]*\bsrc)=\"https?://", re.IGNORECASE
+)
 
 OFFLINE_CSS = """
 /* r1interp: offline stand-in for the CDN stylesheets (bootstrap, font-awesome) GX Data Docs expect */
@@ -924,7 +1061,11 @@ def deterministic(text: str) -> str:
 
 def external_resources(site: Path) -> list[str]:
     """Pages under `site` that still load something from the network (scripts, stylesheets, images)."""
-    return sorted(str(p.relative_to(site)) for p in site.rglob("*.html") if EXTERNAL_RESOURCE.search(p.read_text(encoding="utf-8")))
+    return sorted(
+        str(p.relative_to(site))
+        for p in site.rglob("*.html")
+        if EXTERNAL_RESOURCE.search(p.read_text(encoding="utf-8"))
+    )
 
 
 def index_html(site: Path, summary: dict) -> str:

@@ -25,6 +25,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -63,6 +64,7 @@ class Row:
 
 
 # ---------------------------------------------------------------------------------------------- numbers
+
 
 def _dec(value: float, places: int) -> str:
     """Rounded half up from the decimal the JSON holds (0.8855 -> 0.886, as one would type it)."""
@@ -104,7 +106,7 @@ def _tokens(n: int) -> str:
     return str(n)
 
 
-def _span(values: list[float], fmt) -> str:
+def _span(values: Sequence[float], fmt) -> str:
     low, high = fmt(min(values)), fmt(max(values))
     return low if low == high else f"{low}-{high}"
 
@@ -114,6 +116,7 @@ def _int(value: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- sources
+
 
 class Sources:
     """The pipeline's outputs under `root`, read once; a missing file or key is one clear error naming it."""
@@ -130,8 +133,10 @@ class Sources:
             try:
                 text = path.read_text(encoding="utf-8")
             except FileNotFoundError:
-                raise ArtifactError(f"{rel.as_posix()} is missing (the README results are rendered from it)",
-                                    hint="run `dvc repro` (or `dvc pull`) to produce it") from None
+                raise ArtifactError(
+                    f"{rel.as_posix()} is missing (the README results are rendered from it)",
+                    hint="run `dvc repro` (or `dvc pull`) to produce it",
+                ) from None
             try:
                 if rel.suffix == ".csv":
                     self._cache[rel] = list(csv.DictReader(io.StringIO(text)))
@@ -147,7 +152,9 @@ class Sources:
         value = self.load(rel)
         for i, key in enumerate(keys):
             if not isinstance(value, dict) or key not in value:
-                raise ArtifactError(f"{rel.as_posix()} has no key {'.'.join(keys[:i + 1])} (the README results need it)")
+                raise ArtifactError(
+                    f"{rel.as_posix()} has no key {'.'.join(keys[: i + 1])} (the README results need it)"
+                )
             value = value[key]
         return value
 
@@ -176,11 +183,14 @@ def _roles(present) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- rows
 
+
 def _organism(src: Sources) -> list[Row]:
     f = paths.ORGANISM_METRICS
     rows = []
-    for role, label in (("reasoner", "reasoner organism, held-out greedy accuracy ({per_task})"),
-                        ("base", "base organism (answers only)")):
+    for role, label in (
+        ("reasoner", "reasoner organism, held-out greedy accuracy ({per_task})"),
+        ("base", "base organism (answers only)"),
+    ):
         accuracy = src.get(f, role, "accuracy")
         tasks = [t for t in accuracy if t != "overall"]
         heldout = int(src.get(f, "heldout_problems"))
@@ -211,20 +221,30 @@ def _transcoders(src: Sources) -> list[Row]:
     spliced = src.get(f, first, "all_layers", "completion")
     per_role, latents, ks = [], set(), set()
     for role in roles:
-        per_layer = {key: [src.get(f, role, "layers", n, key) for n in src.get(f, role, "layers")]
-                     for key in ("fvu", "dead_pct", "num_latents", "k")}
-        per_role.append(f"{role} {_span(per_layer['fvu'], lambda v: _dec(v, 3))} / "
-                        f"{_span(per_layer['dead_pct'], _two_digits)}%")
+        per_layer = {
+            key: [src.get(f, role, "layers", n, key) for n in src.get(f, role, "layers")]
+            for key in ("fvu", "dead_pct", "num_latents", "k")
+        }
+        per_role.append(
+            f"{role} {_span(per_layer['fvu'], lambda v: _dec(v, 3))} / {_span(per_layer['dead_pct'], _two_digits)}%"
+        )
         latents |= {int(v) for v in per_layer["num_latents"]}
         ks |= {int(v) for v in per_layer["k"]}
     slots = _tokens(int(src.locked_param("train", "train.max_tokens")))
     return [
-        Row("transcoders, CE increase spliced alone (completion span)", f"{alone} nats (layers {names[0]}-{names[-1]})"),
-        Row(f"transcoders, all {len(names)} layers spliced",
+        Row(
+            "transcoders, CE increase spliced alone (completion span)", f"{alone} nats (layers {names[0]}-{names[-1]})"
+        ),
+        Row(
+            f"transcoders, all {len(names)} layers spliced",
             f"{_small(spliced['ce_increase'])} nats, KL {_small(spliced['kl'])}, "
-            f"CE recovered vs zero-ablation {_pct(spliced['frac_recovered_zero'], 1)}"),
-        Row("transcoders, FVU / dead features",
-            "; ".join(per_role) + f" ({_span(sorted(latents), str)} latents, k {_span(sorted(ks), str)}, {slots} token slots)"),
+            f"CE recovered vs zero-ablation {_pct(spliced['frac_recovered_zero'], 1)}",
+        ),
+        Row(
+            "transcoders, FVU / dead features",
+            "; ".join(per_role)
+            + f" ({_span(sorted(latents), str)} latents, k {_span(sorted(ks), str)}, {slots} token slots)",
+        ),
     ]
 
 
@@ -234,19 +254,25 @@ def _labels(src: Sources) -> list[Row]:
     roles = _roles([r for r in src.load(f) if isinstance(src.load(f)[r], dict)])
     totals = {r: sum(int(src.get(t, r, "layers", n, "num_latents")) for n in src.get(t, r, "layers")) for r in roles}
     same = len(set(totals.values())) == 1
-    labeled = ", ".join(f"{r} {_int(src.get(f, r, 'labeled'))}" + ("" if same else f" of {_int(totals[r])}") for r in roles)
+    labeled = ", ".join(
+        f"{r} {_int(src.get(f, r, 'labeled'))}" + ("" if same else f" of {_int(totals[r])}") for r in roles
+    )
     if same:
         labeled += f" of {_int(next(iter(totals.values())))} each"
     scores = []
     for i, role in enumerate(roles):
-        text = (f"{role} {_dec(src.get(f, role, 'detection_balanced_accuracy'), 3)} / "
-                f"{_dec(src.get(f, role, 'fuzzing_balanced_accuracy'), 3)}")
+        text = (
+            f"{role} {_dec(src.get(f, role, 'detection_balanced_accuracy'), 3)} / "
+            f"{_dec(src.get(f, role, 'fuzzing_balanced_accuracy'), 3)}"
+        )
         if i == 0:
             by_layer = src.get(f, role, "by_layer")
             names = sorted(by_layer, key=int)
-            text += (f" (layers {names[0]}-{names[-1]} detection: "
-                     + " / ".join(_dec(src.get(f, role, "by_layer", n, "detection_balanced_accuracy"), 2) for n in names)
-                     + ")")
+            text += (
+                f" (layers {names[0]}-{names[-1]} detection: "
+                + " / ".join(_dec(src.get(f, role, "by_layer", n, "detection_balanced_accuracy"), 2) for n in names)
+                + ")"
+            )
         scores.append(text)
     minimum = src.locked_param("labels", "labels.min_activating")
     return [
@@ -263,16 +289,23 @@ def _graphs(src: Sources) -> list[Row]:
     graphs = sum(int(src.get(f, r, k, "graphs")) for r in roles for k in kinds[r])
     prompts = _span([int(src.get(f, r, "prompts")) for r in roles], str)
     which = ", ".join(f"{r} {' + '.join(kinds[r])}" for r in roles)
-    scores = ", ".join(f"{r} {k} {_dec(src.get(f, r, k, 'replacement'), 3)} / {_dec(src.get(f, r, k, 'completeness'), 3)}"
-                       for r in roles for k in kinds[r])
+    scores = ", ".join(
+        f"{r} {k} {_dec(src.get(f, r, k, 'replacement'), 3)} / {_dec(src.get(f, r, k, 'completeness'), 3)}"
+        for r in roles
+        for k in kinds[r]
+    )
     faith = src.get(f, "faithfulness")
     for key in ("edges", "max_relative_error", "median_relative_error", "tolerance"):
         src.get(f, "faithfulness", key)
     return [
-        Row(f"attribution graphs ({prompts} prompts; {which}: {graphs} graphs)", f"replacement / completeness: {scores}"),
-        Row(f"graph faithfulness ({_int(faith['edges'])} sampled edges, source feature zeroed in the frozen model)",
+        Row(
+            f"attribution graphs ({prompts} prompts; {which}: {graphs} graphs)", f"replacement / completeness: {scores}"
+        ),
+        Row(
+            f"graph faithfulness ({_int(faith['edges'])} sampled edges, source feature zeroed in the frozen model)",
             f"max relative error {_sci(faith['max_relative_error'])}, median {_sci(faith['median_relative_error'])} "
-            f"(tolerance {_sci(faith['tolerance'])})"),
+            f"(tolerance {_sci(faith['tolerance'])})",
+        ),
     ]
 
 
@@ -285,12 +318,14 @@ def _clusters(src: Sources) -> list[Row]:
     for method in ("kmeans", "agglomerative"):
         for key in ("ari_vs_true_step_types", "bootstrap_ari_mean"):
             src.get(f, method, key)
-    return [Row(
-        f"reasoning steps: clusters vs the generator's {len(types)} step types ({_int(src.get(f, 'steps'))} steps of "
-        f"{_int(src.get(f, 'problems'))} problems, k = {src.get(f, 'k')} by silhouette among seed-stable k)",
-        f"ARI {_dec(km['ari_vs_true_step_types'], 3)} (k-means) / {_dec(ward['ari_vs_true_step_types'], 3)} (Ward), "
-        f"bootstrap ARI {_dec(km['bootstrap_ari_mean'], 2)} / {_dec(ward['bootstrap_ari_mean'], 2)}",
-    )]
+    return [
+        Row(
+            f"reasoning steps: clusters vs the generator's {len(types)} step types ({_int(src.get(f, 'steps'))} steps of "
+            f"{_int(src.get(f, 'problems'))} problems, k = {src.get(f, 'k')} by silhouette among seed-stable k)",
+            f"ARI {_dec(km['ari_vs_true_step_types'], 3)} (k-means) / {_dec(ward['ari_vs_true_step_types'], 3)} (Ward), "
+            f"bootstrap ARI {_dec(km['bootstrap_ari_mean'], 2)} / {_dec(ward['bootstrap_ari_mean'], 2)}",
+        )
+    ]
 
 
 def _interventions(src: Sources) -> list[Row]:
@@ -300,28 +335,41 @@ def _interventions(src: Sources) -> list[Row]:
     sizes = sorted(ablation)[-ABLATION_SIZES_SHOWN:]
     missing = [s for s in sizes if s not in random]
     if missing or not sizes:
-        raise ArtifactError(f"{f.as_posix()}: no random control for ablation size(s) {missing}" if missing
-                            else f"{f.as_posix()}: ablation lists no sizes")
+        raise ArtifactError(
+            f"{f.as_posix()}: no random control for ablation size(s) {missing}"
+            if missing
+            else f"{f.as_posix()}: ablation lists no sizes"
+        )
     try:
         draws = _span([random[s]["add_carry"]["draws"] for s in sizes], str)
         carry = " / ".join(_dec(ablation[s]["add_carry"]["accuracy"], 2) for s in sizes)
-        control = " / ".join(_span([random[s]["add_carry"]["min_accuracy"], random[s]["add_carry"]["max_accuracy"]],
-                                   lambda v: _dec(v, 2)) for s in sizes)
+        control = " / ".join(
+            _span(
+                [random[s]["add_carry"]["min_accuracy"], random[s]["add_carry"]["max_accuracy"]], lambda v: _dec(v, 2)
+            )
+            for s in sizes
+        )
         no_carry = " / ".join(_dec(ablation[s]["add_no_carry"]["accuracy"], 2) for s in sizes)
     except KeyError as exc:
         raise ArtifactError(f"{f.as_posix()}: an ablation entry has no {exc} (the README results need it)") from None
     baseline = src.get(f, "baseline", "add_carry", "accuracy")
-    return [Row(
-        f"ablating the carry cluster's top {' / '.join(f'{s:g}' for s in sizes)} features "
-        f"(random control of equal size per layer, {draws} draws)",
-        f"add with carry {_dec(baseline, 2)} -> {carry} (random {control}); add without carry {no_carry}",
-    )]
+    return [
+        Row(
+            f"ablating the carry cluster's top {' / '.join(f'{s:g}' for s in sizes)} features "
+            f"(random control of equal size per layer, {draws} draws)",
+            f"add with carry {_dec(baseline, 2)} -> {carry} (random {control}); add without carry {no_carry}",
+        )
+    ]
 
 
 def _quality(src: Sources) -> list[Row]:
     f = paths.QUALITY_METRICS
-    return [Row(f"data quality (Great Expectations, {src.get(f, 'overall', 'suites')} suites)",
-                f"{src.get(f, 'overall', 'passed')} / {src.get(f, 'overall', 'checks')} checks pass")]
+    return [
+        Row(
+            f"data quality (Great Expectations, {src.get(f, 'overall', 'suites')} suites)",
+            f"{src.get(f, 'overall', 'passed')} / {src.get(f, 'overall', 'checks')} checks pass",
+        )
+    ]
 
 
 def _stage_seconds(log: dict[str, Any]) -> tuple[str, float] | None:
@@ -342,18 +390,29 @@ def _repro(src: Sources) -> Row:
         return Row(REPRO, None)
     measured.sort(key=lambda item: -item[1])
     total = sum(s for _, s in measured)
-    value = (f"**{total:.0f} s ({total / 60:.1f} min)** in the stages that record a wall time: "
-             + ", ".join(f"{name} {s:.0f} s" for name, s in measured)
-             + " (each stage's process, imports included; DVC's own overhead between stages not counted"
-             + (f"; none recorded by {', '.join(unmeasured)})" if unmeasured else ")"))
+    value = (
+        f"**{total:.0f} s ({total / 60:.1f} min)** in the stages that record a wall time: "
+        + ", ".join(f"{name} {s:.0f} s" for name, s in measured)
+        + " (each stage's process, imports included; DVC's own overhead between stages not counted"
+        + (f"; none recorded by {', '.join(unmeasured)})" if unmeasured else ")")
+    )
     return Row(REPRO, value)
 
 
 def rows(root: Path) -> list[Row]:
     """The table, in order; a timing row has value None when reports/timings/ has nothing for it."""
     src = Sources(root)
-    return [*_organism(src), _organism_training(src), *_transcoders(src), *_labels(src), *_graphs(src),
-            *_clusters(src), *_interventions(src), *_quality(src), _repro(src)]
+    return [
+        *_organism(src),
+        _organism_training(src),
+        *_transcoders(src),
+        *_labels(src),
+        *_graphs(src),
+        *_clusters(src),
+        *_interventions(src),
+        *_quality(src),
+        _repro(src),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- findings blocks
@@ -364,12 +423,16 @@ def rows(root: Path) -> list[Row]:
 # lines (one sentence, bullet or table row a line), so `--check` can name the first line that differs.
 
 FINDINGS_NOTE = "(generated by python -m r1interp.readme from reports/; do not edit)"
-ENRICHED_Z = 2.0        # a motif is called enriched over its null when z >= this
-PURE = 0.99             # a cluster is called pure when this share of its steps has one true step type
-TIE_ACCURACY = 0.02     # accuracy changes up to this (one problem of 50) are "no change"
-TIE_NLL = 0.1           # gold-trace losses (nats/token) within this are "about the same"
-NULL_NAMES = {"layer_configuration": "layer-preserving configuration null", "configuration": "configuration null",
-              "layer_er": "layer-preserving Erdős–Rényi null", "erdos_renyi": "Erdős–Rényi null"}
+ENRICHED_Z = 2.0  # a motif is called enriched over its null when z >= this
+PURE = 0.99  # a cluster is called pure when this share of its steps has one true step type
+TIE_ACCURACY = 0.02  # accuracy changes up to this (one problem of 50) are "no change"
+TIE_NLL = 0.1  # gold-trace losses (nats/token) within this are "about the same"
+NULL_NAMES = {
+    "layer_configuration": "layer-preserving configuration null",
+    "configuration": "configuration null",
+    "layer_er": "layer-preserving Erdős–Rényi null",
+    "erdos_renyi": "Erdős–Rényi null",
+}
 REFERENCE_NAMES = {"opposite_of_small": "Claude 3.5 Haiku"}
 WEIGHT_DIFF_CSV = paths.CRITICAL_DIR / "weight_diff.csv"
 
@@ -400,7 +463,7 @@ def _join(items: list[str], last: str = "and") -> str:
 
 def _binomial_tail(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p)."""
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
 def _chance_words(significant: int, statistics: int, confidence: float) -> str:
@@ -408,13 +471,17 @@ def _chance_words(significant: int, statistics: int, confidence: float) -> str:
     alpha = 1 - confidence
     expected = statistics * alpha
     tail = _binomial_tail(significant, statistics, alpha)
-    head = (f"{significant} of {statistics} statistics {'has' if significant == 1 else 'have'} a CI excluding 0")
+    head = f"{significant} of {statistics} statistics {'has' if significant == 1 else 'have'} a CI excluding 0"
     if tail >= alpha:
-        return (f"{head} — about what {statistics} tests give by chance ({_dec(expected, 2)} expected at "
-                f"{_pct(confidence)}); not a finding")
-    return (f"{head} — more than the {_dec(expected, 2)} that {statistics} tests give by chance at {_pct(confidence)} "
-            f"(binomial P(>= {significant}) = {_sci(tail)} if they were independent; they are not: the z-scores and "
-            f"significance profile of one motif move together)")
+        return (
+            f"{head} — about what {statistics} tests give by chance ({_dec(expected, 2)} expected at "
+            f"{_pct(confidence)}); not a finding"
+        )
+    return (
+        f"{head} — more than the {_dec(expected, 2)} that {statistics} tests give by chance at {_pct(confidence)} "
+        f"(binomial P(>= {significant}) = {_sci(tail)} if they were independent; they are not: the z-scores and "
+        f"significance profile of one motif move together)"
+    )
 
 
 class _Differences:
@@ -427,7 +494,9 @@ class _Differences:
     def __call__(self, comparison: str, statistic: str) -> dict[str, Any]:
         row = self.rows.get((comparison, statistic))
         if row is None:
-            raise ArtifactError(f"{self.file.as_posix()} has no row {comparison} / {statistic} (the README findings need it)")
+            raise ArtifactError(
+                f"{self.file.as_posix()} has no row {comparison} / {statistic} (the README findings need it)"
+            )
         try:
             out = {k: _f(row[k]) for k in ("mean_a", "mean_b", "difference", "ci_low", "ci_high")}
             out.update(n_a=int(row["n_a"]), n_b=int(row["n_b"]))
@@ -467,8 +536,10 @@ def motif_findings(src: Sources) -> list[str]:
         return _f(src.get(mot, "groups", group, "edges"))
 
     def count(comparison: str) -> tuple[int, int]:
-        return (int(src.get(cmp, "comparisons", comparison, "significant")),
-                int(src.get(cmp, "comparisons", comparison, "statistics")))
+        return (
+            int(src.get(cmp, "comparisons", comparison, "significant")),
+            int(src.get(cmp, "comparisons", comparison, "statistics")),
+        )
 
     rb_share, rb_z, rb_t = (diff("reasoner_vs_base", s) for s in ("coherent_fraction", "z:coherent", "z:030T"))
     lines = [
@@ -484,49 +555,72 @@ def motif_findings(src: Sources) -> list[str]:
     lines.append(
         f"- **Reasoner vs base** (answer graphs, paired by prompt): the reasoner's feed-forward loops are {often} "
         f"sign-coherent — coherent share {_dec(rb_share['mean_a'], 3)} vs {_dec(rb_share['mean_b'], 3)} "
-        f"(difference {_signed(_dec(rb_share['difference'], 2))}, CI {_share_ci(rb_share)}).")
+        f"(difference {_signed(_dec(rb_share['difference'], 2))}, CI {_share_ci(rb_share)})."
+    )
     sig, stats = count("reasoner_vs_base")
     size_a, size_b = edges("reasoner/answer"), edges("base/answer")
     if rb_z["excludes_0"]:
         same_way = (rb_z["difference"] > 0) == (rb_share["difference"] > 0)
         with_size = (rb_z["difference"] > 0) == (size_a > size_b)
-        how = ("in the same direction as the coherent share" if same_way else
-               "in the opposite direction to the coherent share") + (
-            " and in the direction of graph size" if with_size else " and against graph size")
+        how = (
+            "in the same direction as the coherent share"
+            if same_way
+            else "in the opposite direction to the coherent share"
+        ) + (" and in the direction of graph size" if with_size else " and against graph size")
         too = " too" if rb_share["excludes_0"] else ""
         z_text = f"The z-scores separate them{too} ({sig} of {stats} statistics have a CI excluding 0), {how}"
     else:
-        z_text = f"The z-scores do not separate them on coherent FFLs ({sig} of {stats} statistics have a CI excluding 0)"
+        z_text = (
+            f"The z-scores do not separate them on coherent FFLs ({sig} of {stats} statistics have a CI excluding 0)"
+        )
     t_a, t_b = _enriched(rb_t["mean_a"]), _enriched(rb_t["mean_b"])
     t_ci = f"difference CI {_z_ci(rb_t)}{'' if rb_t['excludes_0'] else ', includes 0'}"
     if t_a == t_b:
-        t_text = (f"the FFL (030T) is {'' if t_a else 'not '}enriched beyond the layer-block structure in either model "
-                  f"(z {_z(rb_t['mean_a'])} vs {_z(rb_t['mean_b'])}; {t_ci})")
+        t_text = (
+            f"the FFL (030T) is {'' if t_a else 'not '}enriched beyond the layer-block structure in either model "
+            f"(z {_z(rb_t['mean_a'])} vs {_z(rb_t['mean_b'])}; {t_ci})"
+        )
     else:
-        t_text = (f"the FFL (030T) is {'' if t_a else 'not '}enriched beyond the layer-block structure in the reasoner "
-                  f"(z {_z(rb_t['mean_a'])}) while it is{'' if t_b else ' not'} in the base ({_z(rb_t['mean_b'])}; {t_ci})")
-    lines.append(f"  {z_text}: coherent FFL z {_z(rb_z['mean_a'])} vs {_z(rb_z['mean_b'])} (CI of the difference "
-                 f"{_z_ci(rb_z)}{'' if rb_z['excludes_0'] else ', includes 0'}), and {t_text}.")
+        t_text = (
+            f"the FFL (030T) is {'' if t_a else 'not '}enriched beyond the layer-block structure in the reasoner "
+            f"(z {_z(rb_t['mean_a'])}) while it is{'' if t_b else ' not'} in the base ({_z(rb_t['mean_b'])}; {t_ci})"
+        )
+    lines.append(
+        f"  {z_text}: coherent FFL z {_z(rb_z['mean_a'])} vs {_z(rb_z['mean_b'])} (CI of the difference "
+        f"{_z_ci(rb_z)}{'' if rb_z['excludes_0'] else ', includes 0'}), and {t_text}."
+    )
     larger_z = "reasoner" if rb_z["mean_a"] > rb_z["mean_b"] else "base"
     larger_graph = "reasoner" if size_a > size_b else "base"
     lines.append(
         f"  Caveat: the graphs differ in size (answer graphs: reasoner {_int(round(size_a))} edges on average, base "
         f"{_int(round(size_b))}) and z grows with size"
-        + (f" — here the larger graphs ({larger_graph}) have the larger coherent z" if larger_z == larger_graph else
-           f" — though here the smaller graphs ({larger_z}) have the larger coherent z")
-        + "; the coherent share is the size-robust number.")
+        + (
+            f" — here the larger graphs ({larger_graph}) have the larger coherent z"
+            if larger_z == larger_graph
+            else f" — though here the smaller graphs ({larger_z}) have the larger coherent z"
+        )
+        + "; the coherent share is the size-robust number."
+    )
 
     # <think> vs answer
     ta_share, ta_z = diff("think_vs_answer", "coherent_fraction"), diff("think_vs_answer", "z:coherent")
-    coherent = _more_less(ta_share, "more coherent than", "less coherent than", "not detectably more or less coherent than")
+    coherent = _more_less(
+        ta_share, "more coherent than", "less coherent than", "not detectably more or less coherent than"
+    )
     size_t = edges("reasoner/think")
-    z_words = ("includes 0" if not ta_z["excludes_0"] else
-               "tracking their size" if (ta_z["difference"] > 0) == (size_t > size_a) else "against their size")
+    z_words = (
+        "includes 0"
+        if not ta_z["excludes_0"]
+        else "tracking their size"
+        if (ta_z["difference"] > 0) == (size_t > size_a)
+        else "against their size"
+    )
     lines.append(
         f"- **`<think>` vs answer** (reasoner, {ta_share['n_a']} prompts): the think graphs (the first column result) "
         f"are {coherent} the answer graphs — {_dec(ta_share['mean_a'], 3)} vs {_dec(ta_share['mean_b'], 3)} "
         f"(CI {_share_ci(ta_share)}); coherent z {_z(ta_z['mean_a'])} vs {_z(ta_z['mean_b'])} (CI {_z_ci(ta_z)}, "
-        f"{z_words}; {_int(round(size_t))} vs {_int(round(size_a))} edges on average).")
+        f"{z_words}; {_int(round(size_t))} vs {_int(round(size_a))} edges on average)."
+    )
 
     # correct vs incorrect
     comparison = next((c for c in src.get(cmp, "comparisons") if c.startswith("correct_vs_incorrect")), None)
@@ -535,11 +629,15 @@ def motif_findings(src: Sources) -> list[str]:
     model = comparison.split(":", 1)[1] if ":" in comparison else "reasoner"
     ci_share, ci_z = diff(comparison, "coherent_fraction"), diff(comparison, "z:coherent")
     sig, stats = count(comparison)
-    text = (f"- **Correct vs incorrect** ({model}, {ci_share['n_a']} vs {ci_share['n_b']} answers): "
-            f"{_chance_words(sig, stats, confidence)}")
+    text = (
+        f"- **Correct vs incorrect** ({model}, {ci_share['n_a']} vs {ci_share['n_b']} answers): "
+        f"{_chance_words(sig, stats, confidence)}"
+    )
     if _binomial_tail(sig, stats, 1 - confidence) < 1 - confidence:
-        text += (f"; coherent share {_dec(ci_share['mean_a'], 3)} vs {_dec(ci_share['mean_b'], 3)} (CI {_share_ci(ci_share)}), "
-                 f"coherent z {_z(ci_z['mean_a'])} vs {_z(ci_z['mean_b'])} (CI {_z_ci(ci_z)})")
+        text += (
+            f"; coherent share {_dec(ci_share['mean_a'], 3)} vs {_dec(ci_share['mean_b'], 3)} (CI {_share_ci(ci_share)}), "
+            f"coherent z {_z(ci_z['mean_a'])} vs {_z(ci_z['mean_b'])} (CI {_z_ci(ci_z)})"
+        )
     lines.append(text + ".")
     categories: dict[bool, set[str]] = {True: set(), False: set()}
     for row in src.load(paths.COMPARE_PER_GRAPH):
@@ -549,7 +647,8 @@ def motif_findings(src: Sources) -> list[str]:
         lines.append(
             f"  The correct and incorrect answers come from disjoint prompt categories (correct: "
             f"{', '.join(sorted(categories[True]))}; incorrect: {', '.join(sorted(categories[False]))}), so "
-            f"correctness is confounded with the kind of prompt.")
+            f"correctness is confounded with the kind of prompt."
+        )
 
     # vs the reference graph(s)
     for group in sorted(g for g in groups if g.startswith("reference/")):
@@ -558,8 +657,12 @@ def motif_findings(src: Sources) -> list[str]:
         r_share, r_t = diff(f"reasoner_vs_{slug}", "coherent_fraction"), diff(f"reasoner_vs_{slug}", "z:030T")
         ref_z, ref_share = r_t["mean_b"], r_share["mean_b"]
         reasoner_t, base_t = rb_t["mean_a"], rb_t["mean_b"]
-        same = [m for m, z in (("the base's", base_t), ("the reasoner's", reasoner_t)) if _enriched(z) == _enriched(ref_z)]
-        other = [m for m, z in (("the base's", base_t), ("the reasoner's", reasoner_t)) if _enriched(z) != _enriched(ref_z)]
+        same = [
+            m for m, z in (("the base's", base_t), ("the reasoner's", reasoner_t)) if _enriched(z) == _enriched(ref_z)
+        ]
+        other = [
+            m for m, z in (("the base's", base_t), ("the reasoner's", reasoner_t)) if _enriched(z) != _enriched(ref_z)
+        ]
         verb = "are" if _enriched(ref_z) else "are not"
         parts = []
         if same:
@@ -567,12 +670,18 @@ def motif_findings(src: Sources) -> list[str]:
         if other:
             parts.append(f"where {' and '.join(other)} {'are not' if _enriched(ref_z) else 'are'}")
         low, high = sorted([rb_share["mean_a"], rb_share["mean_b"]])
-        where = ("lies between base and reasoner" if low < ref_share < high else
-                 "is above both base and reasoner" if ref_share >= high else "is below both base and reasoner")
+        where = (
+            "lies between base and reasoner"
+            if low < ref_share < high
+            else "is above both base and reasoner"
+            if ref_share >= high
+            else "is below both base and reasoner"
+        )
         lines.append(
             f"- **vs {name}** (`{slug}`): {name.split()[-1]}'s FFLs {verb} enriched under the {NULL_NAMES.get(null, null)} "
             f"(030T z {_z(ref_z)}), {', '.join(parts)} (base {_z(base_t)}, reasoner {_z(reasoner_t)}); its coherent share "
-            f"({_dec(ref_share, 3)}) {where}.")
+            f"({_dec(ref_share, 3)}) {where}."
+        )
     return lines
 
 
@@ -601,9 +710,11 @@ def cluster_findings(src: Sources) -> list[str]:
     if best == k:
         k_text = f"k = {k} also has the highest ARI of k = {min(by_k)}-{max(by_k)}"
     else:
-        k_text = (f"k = {best} would give {_dec(_f(by_k[best]['ari_kmeans']), 3)}"
-                  + (f" but is not seed-stable ({_dec(stability, 2)} < {minimum:g})" if stability < minimum else "")
-                  + ", and k is chosen without the true types")
+        k_text = (
+            f"k = {best} would give {_dec(_f(by_k[best]['ari_kmeans']), 3)}"
+            + (f" but is not seed-stable ({_dec(stability, 2)} < {minimum:g})" if stability < minimum else "")
+            + ", and k is chosen without the true types"
+        )
     lines = [
         f"On the organism (defaults: {_int(problems)} held-out problems{per_task}): {_int(src.get(f, 'steps'))} steps, "
         f"k = {k}; ARI against the generator's {len(types)} step types {_dec(km['ari_vs_true_step_types'], 3)} (k-means) / "
@@ -615,7 +726,7 @@ def cluster_findings(src: Sources) -> list[str]:
 
     def example(c: dict) -> str:
         ex = c.get("examples") or []
-        return f"\"{ex[0]}\", " if ex else ""
+        return f'"{ex[0]}", ' if ex else ""
 
     majority: dict[str, list[dict]] = {}
     for c in clusters:
@@ -623,24 +734,40 @@ def cluster_findings(src: Sources) -> list[str]:
     split = [(t, cs) for t, cs in sorted(majority.items()) if len(cs) > 1]
     orphans = [t for t in types if t not in majority]
     if split:
-        lines.append("The clusters split step types into sub-types: " + "; ".join(
-            f"{t} over " + _join([f"{c['tag']} ({example(c)}{_int(c['true_step_types'].get(t, 0))} steps)" for c in cs])
-            for t, cs in split) + ".")
+        lines.append(
+            "The clusters split step types into sub-types: "
+            + "; ".join(
+                f"{t} over "
+                + _join([f"{c['tag']} ({example(c)}{_int(c['true_step_types'].get(t, 0))} steps)" for c in cs])
+                for t, cs in split
+            )
+            + "."
+        )
     else:
         lines.append("No step type is split over several clusters.")
     for t in orphans:
-        holders = sorted(((c["true_step_types"].get(t, 0), c["tag"]) for c in clusters if c["true_step_types"].get(t)),
-                         reverse=True)
+        holders = sorted(
+            ((c["true_step_types"].get(t, 0), c["tag"]) for c in clusters if c["true_step_types"].get(t)), reverse=True
+        )
         total = sum(n for n, _ in holders)
-        lines.append(f"The step type {t} has no cluster of its own: its {_int(total)} steps fall in "
-                     + _join([f"{tag} ({_int(n)})" for n, tag in holders]) + ".")
+        lines.append(
+            f"The step type {t} has no cluster of its own: its {_int(total)} steps fall in "
+            + _join([f"{tag} ({_int(n)})" for n, tag in holders])
+            + "."
+        )
     pure = [c for c in clusters if _f(c["purity"]) >= PURE]
     mixed = [c for c in clusters if _f(c["purity"]) < PURE]
-    text = (f"{len(pure)} of {len(clusters)} clusters are pure (>= {_pct(PURE)} one step type: "
-            + ", ".join(f"{c['tag']} {c['majority_true_type']}" for c in pure) + ")")
+    text = (
+        f"{len(pure)} of {len(clusters)} clusters are pure (>= {_pct(PURE)} one step type: "
+        + ", ".join(f"{c['tag']} {c['majority_true_type']}" for c in pure)
+        + ")"
+    )
     if mixed:
-        text += "; " + _join([f"{c['tag']} ({_types_text(c['true_step_types'], int(c['size']))})" for c in mixed]) \
-                + (" mixes types" if len(mixed) == 1 else " mix types")
+        text += (
+            "; "
+            + _join([f"{c['tag']} ({_types_text(c['true_step_types'], int(c['size']))})" for c in mixed])
+            + (" mixes types" if len(mixed) == 1 else " mix types")
+        )
     lines.append(text + ".")
     return lines
 
@@ -650,8 +777,11 @@ def critical_findings(src: Sources) -> list[str]:
     f = paths.CRITICAL_METRICS
     dec, enc = src.get(f, "decoder_alignment"), src.get(f, "encoder_alignment")
     mean, chance = _f(dec["mean"]), _f(dec["chance"])
-    versus = (f"{_dec(mean / chance, 1)}x the {_dec(chance, 4)} of a random direction" if mean > chance else
-              f"not above the {_dec(chance, 4)} of a random direction")
+    versus = (
+        f"{_dec(mean / chance, 1)}x the {_dec(chance, 4)} of a random direction"
+        if mean > chance
+        else f"not above the {_dec(chance, 4)} of a random direction"
+    )
     matrices, embedding = [], None
     for row in src.load(WEIGHT_DIFF_CSV):
         try:
@@ -667,9 +797,11 @@ def critical_findings(src: Sources) -> list[str]:
     if not matrices:
         raise ArtifactError(f"{WEIGHT_DIFF_CSV.as_posix()} lists no layer weight matrix")
     low, high = min(matrices), max(matrices)
-    verdict = ("so \"where the weights changed\" is everywhere; the alignment and attribution tables are the useful part"
-               if low >= 1 else
-               "so the weight change itself points somewhere; compare it with the alignment and attribution tables")
+    verdict = (
+        'so "where the weights changed" is everywhere; the alignment and attribution tables are the useful part'
+        if low >= 1
+        else "so the weight change itself points somewhere; compare it with the alignment and attribution tables"
+    )
     return [
         f"On the organism the mean decoder alignment is {_dec(mean, 3)} (max {_dec(_f(dec['max']), 3)}; encoder "
         f"{_dec(_f(enc['mean']), 3)}), {versus}.",
@@ -681,6 +813,7 @@ def critical_findings(src: Sources) -> list[str]:
 
 # ------------------------------------------------------------------ interventions
 
+
 def _group_label(group: str) -> str:
     return group.replace("_no_carry", " no-carry").replace("_carry", " carry").replace("_", " ")
 
@@ -689,7 +822,9 @@ def _acc(entry: dict, group: str) -> float:
     return _f(entry["groups"][group]["accuracy"])
 
 
-def _rand_range(entry: dict, group: str) -> tuple[float, float]:
+def _rand_range(entry: dict | None, group: str) -> tuple[float, float]:
+    if entry is None:
+        raise ArtifactError(f"{paths.INTERVENTIONS_METRICS.as_posix()}: an arm has no random control entry")
     g = entry["groups"][group]
     if "min_accuracy" in g:
         return _f(g["min_accuracy"]), _f(g["max_accuracy"])
@@ -725,13 +860,18 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
     edit, edit_r = data["weight_edit"], data["weight_edit_random"]
     steer, steer_r = _by(data["steering"], "alpha"), _by(data["steering_random"], "alpha")
     ft = data["finetune"]
-    draws = sorted({int(g["draws"]) for e in data["ablation_random"] + edit_r for g in e["groups"].values() if "draws" in g})
+    draws = sorted(
+        {int(g["draws"]) for e in data["ablation_random"] + edit_r for g in e["groups"].values() if "draws" in g}
+    )
 
     common = max(set(sizes_n.values()), key=list(sizes_n.values()).count)
     odd = [f"{sizes_n[g]} for `{g}`" for g in cols if sizes_n[g] != common]
-    lines = [f"On the organism (n = {common} per group{', ' + ', '.join(odd) if odd else ''}; "
-             f"{_span(draws, str)} random draws per ablation and edit arm, shown as their range; one random direction "
-             f"or span for steering and the fine-tune):", ""]
+    lines = [
+        f"On the organism (n = {common} per group{', ' + ', '.join(odd) if odd else ''}; "
+        f"{_span(draws, str)} random draws per ablation and edit arm, shown as their range; one random direction "
+        f"or span for steering and the fine-tune):",
+        "",
+    ]
 
     def ci_text(entry_groups: dict, group: str) -> str:
         lo, hi = entry_groups[group]["ci95"]
@@ -739,7 +879,9 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
 
     lines.append("| arm | " + " | ".join(_group_label(g) for g in cols) + " |")
     lines.append("|---" * (len(cols) + 1) + "|")
-    lines.append("| unmodified | " + " | ".join(_dec(b[g], 2) + (ci_text(base, g) if g == carry else "") for g in cols) + " |")
+    lines.append(
+        "| unmodified | " + " | ".join(_dec(b[g], 2) + (ci_text(base, g) if g == carry else "") for g in cols) + " |"
+    )
 
     def row(label: str, entry: dict, control: dict | None) -> str:
         cells = []
@@ -770,9 +912,13 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
     for e in sorted(edit, key=edit_key):
         lines.append(row(edit_label(e), e, edit_control(e)))
     for a in sorted(steer):
-        lines.append(row(f"steer with the carry features' output, alpha {a:g} / random direction", steer[a], steer_r.get(a)))
+        lines.append(
+            row(f"steer with the carry features' output, alpha {a:g} / random direction", steer[a], steer_r.get(a))
+        )
     ft_arm, ft_rnd = ft["finetune"], ft["finetune_random"]
-    lines.append(row(f"fine-tune in the {ft['step_type'].replace('_', '-')} clusters' span / random span", ft_arm, ft_rnd))
+    lines.append(
+        row(f"fine-tune in the {ft['step_type'].replace('_', '-')} clusters' span / random span", ft_arm, ft_rnd)
+    )
     lines.append("")
 
     # ---- ablation
@@ -787,40 +933,63 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
     ab = []
     if specific:
         s = specific[-1]
-        ab.append(f"Ablation is specific up to {s:g} features: the carry cluster's top {s:g} take add with carry from "
-                  f"{_dec(b[carry], 2)} to {_dec(_acc(ablation[s], carry), 2)} (random sets of equal size per layer: "
-                  f"{_range_text(_rand_range(ablation_r[s], carry))}) while the carry-free groups stay at their "
-                  f"unmodified accuracy ({free_now(s)}).")
+        ab.append(
+            f"Ablation is specific up to {s:g} features: the carry cluster's top {s:g} take add with carry from "
+            f"{_dec(b[carry], 2)} to {_dec(_acc(ablation[s], carry), 2)} (random sets of equal size per layer: "
+            f"{_range_text(_rand_range(ablation_r[s], carry))}) while the carry-free groups stay at their "
+            f"unmodified accuracy ({free_now(s)})."
+        )
         for t in (t for t in sizes if t > s):
             fell = [g for g in free if _acc(ablation[t], g) < b[g] - 1e-9]
-            ab.append(f"At {t:g} features add with carry {'falls' if below[t] else 'goes'} to "
-                      f"{_dec(_acc(ablation[t], carry), 2)} (random {_range_text(_rand_range(ablation_r[t], carry))})"
-                      + (", and the carry-free groups start to go too ("
-                         + ", ".join(f"{_group_label(g)} {_dec(_acc(ablation[t], g), 2)}" for g in fell) + ")."
-                         if fell else ", the carry-free groups still unchanged."))
+            ab.append(
+                f"At {t:g} features add with carry {'falls' if below[t] else 'goes'} to "
+                f"{_dec(_acc(ablation[t], carry), 2)} (random {_range_text(_rand_range(ablation_r[t], carry))})"
+                + (
+                    ", and the carry-free groups start to go too ("
+                    + ", ".join(f"{_group_label(g)} {_dec(_acc(ablation[t], g), 2)}" for g in fell)
+                    + ")."
+                    if fell
+                    else ", the carry-free groups still unchanged."
+                )
+            )
     elif not any(below.values()):
-        ab.append("Ablation is not specific: no size takes add with carry below the random sets of equal size ("
-                  + "; ".join(f"{s:g}: {_dec(_acc(ablation[s], carry), 2)} vs random "
-                              f"{_range_text(_rand_range(ablation_r[s], carry))}" for s in sizes) + ").")
+        ab.append(
+            "Ablation is not specific: no size takes add with carry below the random sets of equal size ("
+            + "; ".join(
+                f"{s:g}: {_dec(_acc(ablation[s], carry), 2)} vs random {_range_text(_rand_range(ablation_r[s], carry))}"
+                for s in sizes
+            )
+            + ")."
+        )
     else:
         s = next(s for s in sizes if below[s])
-        ab.append(f"Ablation is not specific: where add with carry falls below the random sets (top {s:g}: "
-                  f"{_dec(_acc(ablation[s], carry), 2)} vs random {_range_text(_rand_range(ablation_r[s], carry))}), the "
-                  f"carry-free groups fall too ({free_now(s)}).")
+        ab.append(
+            f"Ablation is not specific: where add with carry falls below the random sets (top {s:g}: "
+            f"{_dec(_acc(ablation[s], carry), 2)} vs random {_range_text(_rand_range(ablation_r[s], carry))}), the "
+            f"carry-free groups fall too ({free_now(s)})."
+        )
     largest = sizes[-1]
     if "mul_carry" in cols:
         m = _acc(ablation[largest], "mul_carry")
         lost = drop(m, b["mul_carry"]) / b["mul_carry"] if b["mul_carry"] else 0.0
-        how = ("most multiplication carries go too" if lost > 0.5 else
-               "some multiplication carries go too" if lost > 0.1 else "multiplication carries are spared")
-        ab.append(f"Though ranked on addition steps, {how} (mul carry {_dec(b['mul_carry'], 2)} -> {_dec(m, 2)} at "
-                  f"{largest:g}; random {_range_text(_rand_range(ablation_r[largest], 'mul_carry'))}).")
+        how = (
+            "most multiplication carries go too"
+            if lost > 0.5
+            else "some multiplication carries go too"
+            if lost > 0.1
+            else "multiplication carries are spared"
+        )
+        ab.append(
+            f"Though ranked on addition steps, {how} (mul carry {_dec(b['mul_carry'], 2)} -> {_dec(m, 2)} at "
+            f"{largest:g}; random {_range_text(_rand_range(ablation_r[largest], 'mul_carry'))})."
+        )
     lines.append(" ".join(ab))
 
     # ---- weight edits
     edits = sorted(edit, key=edit_key)
-    hurting = [e for e in edits if edit_control(e) is not None
-               and _acc(e, carry) < _rand_range(edit_control(e), carry)[0]]
+    hurting = [
+        e for e in edits if edit_control(e) is not None and _acc(e, carry) < _rand_range(edit_control(e), carry)[0]
+    ]
     sizes_txt = " / ".join(f"{edit_key(e)[0]:g}" for e in edits)
     carry_txt = " / ".join(_dec(_acc(e, carry), 2) for e in edits)
     rand_txt = " / ".join(_range_text(_rand_range(edit_control(e), carry)) if edit_control(e) else "-" for e in edits)
@@ -835,19 +1004,28 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
         lines.append(
             f"{editing(sizes_txt)} does not hurt carry problems "
             f"beyond random edits of the same size: add with carry {carry_txt} (random {rand_txt}); the largest drop in "
-            f"any group is {_dec(max(worst[0], 0.0), 2)} ({_group_label(worst[1])}), so the edit shows no specific effect.")
+            f"any group is {_dec(max(worst[0], 0.0), 2)} ({_group_label(worst[1])}), so the edit shows no specific effect."
+        )
     else:
         e = hurting[0]
         lo, hi = _rand_range(edit_control(e), carry)
         others = [g for g in cols if g != carry and _acc(e, g) < _rand_range(edit_control(e), g)[0]]
-        text = (f"{editing(f'{edit_key(e)[0]:g}')} takes add with carry to "
-                f"{_dec(_acc(e, carry), 2)}, below random edits of the same size ({_range_text((lo, hi))})")
-        text += (", and other groups below their random range too ("
-                 + ", ".join(f"{_group_label(g)} {_dec(_acc(e, g), 2)}" for g in others) + ")" if others
-                 else "; the other groups stay within their random range")
+        text = (
+            f"{editing(f'{edit_key(e)[0]:g}')} takes add with carry to "
+            f"{_dec(_acc(e, carry), 2)}, below random edits of the same size ({_range_text((lo, hi))})"
+        )
+        text += (
+            ", and other groups below their random range too ("
+            + ", ".join(f"{_group_label(g)} {_dec(_acc(e, g), 2)}" for g in others)
+            + ")"
+            if others
+            else "; the other groups stay within their random range"
+        )
         if hi - lo >= 0.3:
-            text += (f", but random edits of that size vary from {_dec(hi, 2)} to {_dec(lo, 2)}, so the edit's "
-                     f"specificity is weak evidence")
+            text += (
+                f", but random edits of that size vary from {_dec(hi, 2)} to {_dec(lo, 2)}, so the edit's "
+                f"specificity is weak evidence"
+            )
         lines.append(text + ".")
 
     # ---- steering
@@ -855,37 +1033,50 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
     specific_alphas = []
     for a in sorted(steer):
         arm, ctl = steer[a], steer_r.get(a)
-        changes = [abs(drop(_acc(arm, g), b[g])) for g in cols] + ([abs(drop(_acc(ctl, g), b[g])) for g in cols] if ctl else [])
+        changes = [abs(drop(_acc(arm, g), b[g])) for g in cols] + (
+            [abs(drop(_acc(ctl, g), b[g])) for g in cols] if ctl else []
+        )
         if max(changes) <= TIE_ACCURACY:
-            st.append(f"at alpha {a:g} neither the carry features' output nor a random direction of the same norm "
-                      f"moves any group by more than {_dec(TIE_ACCURACY, 2)}")
+            st.append(
+                f"at alpha {a:g} neither the carry features' output nor a random direction of the same norm "
+                f"moves any group by more than {_dec(TIE_ACCURACY, 2)}"
+            )
             continue
         s_acc = _acc(arm, carry)
         lo, hi = (_f(v) for v in arm["groups"][carry]["ci95"])
         points = 100 * drop(s_acc, b[carry])
-        text = (f"at alpha {a:g} steering {'costs' if points >= 0 else 'gains'} add with carry {_dec(abs(points), 0)} points "
-                f"({_dec(b[carry], 2)} -> {_dec(s_acc, 2)}, 95% interval {_ci(lo, hi, lambda v: _dec(v, 2))})")
+        text = (
+            f"at alpha {a:g} steering {'costs' if points >= 0 else 'gains'} add with carry {_dec(abs(points), 0)} points "
+            f"({_dec(b[carry], 2)} -> {_dec(s_acc, 2)}, 95% interval {_ci(lo, hi, lambda v: _dec(v, 2))})"
+        )
         if ctl is not None:
             r = _acc(ctl, carry)
             if lo <= r <= hi:
                 text += f", about as much as a random direction of the same norm ({_dec(r, 2)}, inside that interval)"
             else:
-                text += (f", {'more' if r > hi else 'less'} than a random direction of the same norm "
-                         f"({_dec(r, 2)}, outside that interval)")
+                text += (
+                    f", {'more' if r > hi else 'less'} than a random direction of the same norm "
+                    f"({_dec(r, 2)}, outside that interval)"
+                )
             others = sorted(((drop(_acc(arm, g), b[g]), g) for g in cols if g != carry), reverse=True)
             d, g = others[0]
             if d > TIE_ACCURACY:
-                text += (f"; the largest cost elsewhere is {_group_label(g)} {_dec(b[g], 2)} -> {_dec(_acc(arm, g), 2)} "
-                         f"(random {_dec(_acc(ctl, g), 2)})")
+                text += (
+                    f"; the largest cost elsewhere is {_group_label(g)} {_dec(b[g], 2)} -> {_dec(_acc(arm, g), 2)} "
+                    f"(random {_dec(_acc(ctl, g), 2)})"
+                )
             else:
                 text += "; the other groups keep their accuracy"
             if r > hi and d <= TIE_ACCURACY:
                 specific_alphas.append(a)
         st.append(text)
     alphas = " / ".join(f"{a:g}" for a in sorted(steer))
-    lead = (f"Steering with the carry features' output is carry-specific at alpha "
-            f"{' / '.join(f'{a:g}' for a in specific_alphas)}: " if specific_alphas else
-            f"Steering with the carry features' output has no carry-specific effect at any alpha tried ({alphas}): ")
+    lead = (
+        f"Steering with the carry features' output is carry-specific at alpha "
+        f"{' / '.join(f'{a:g}' for a in specific_alphas)}: "
+        if specific_alphas
+        else f"Steering with the carry features' output has no carry-specific effect at any alpha tried ({alphas}): "
+    )
     lines.append(lead + "; ".join(st) + ".")
     lines.append("")
 
@@ -893,9 +1084,11 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
     failed, worked = [], []
     base_arms = data.get("steering_base_toward_reasoner") or []
     if base_arms:
+
         def mean_nll(e: dict) -> float:
             values = [_f(v["gold_nll"]) for v in e["groups"].values()]
             return sum(values) / len(values)
+
         b0 = next(e for e in base_arms if e["intervention"] == "baseline")
         toward = {_f(e["alpha"]): e for e in base_arms if e["intervention"] == "steering"}
         rand = {_f(e["alpha"]): e for e in base_arms if e["intervention"] == "steering_random"}
@@ -907,17 +1100,37 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
             if a not in rand:
                 continue
             d = mean_nll(toward[a]) - mean_nll(rand[a])
-            cmp_words.append(("about what the random direction does" if abs(d) <= TIE_NLL else
-                              "lower than the random direction" if d < 0 else "higher than the random direction")
-                             + f" at alpha {a:g}")
-        text = ("steering the base toward the reasoner's think features "
-                + (f"leaves its accuracy at {_dec(best, 0) if best == 0 else _dec(best, 2)}" if best == b_acc else
-                   f"lowers its best group accuracy from {_dec(b_acc, 2)} to {_dec(best, 2)}" if best < b_acc else
-                   f"raises its best group accuracy from {_dec(b_acc, 2)} to {_dec(best, 2)}")
-                + f" and takes the gold-trace loss (mean over groups) from {_dec(mean_nll(b0), 2)} nats/token to "
-                + " / ".join(_dec(mean_nll(toward[a]), 2) for a in al) + f" at alpha {' / '.join(f'{a:g}' for a in al)}"
-                + (", vs " + " / ".join(_dec(mean_nll(rand[a]), 2) for a in al if a in rand)
-                   + " for a random direction of the same norm — " + _join(cmp_words) if cmp_words else ""))
+            cmp_words.append(
+                (
+                    "about what the random direction does"
+                    if abs(d) <= TIE_NLL
+                    else "lower than the random direction"
+                    if d < 0
+                    else "higher than the random direction"
+                )
+                + f" at alpha {a:g}"
+            )
+        text = (
+            "steering the base toward the reasoner's think features "
+            + (
+                f"leaves its accuracy at {_dec(best, 0) if best == 0 else _dec(best, 2)}"
+                if best == b_acc
+                else f"lowers its best group accuracy from {_dec(b_acc, 2)} to {_dec(best, 2)}"
+                if best < b_acc
+                else f"raises its best group accuracy from {_dec(b_acc, 2)} to {_dec(best, 2)}"
+            )
+            + f" and takes the gold-trace loss (mean over groups) from {_dec(mean_nll(b0), 2)} nats/token to "
+            + " / ".join(_dec(mean_nll(toward[a]), 2) for a in al)
+            + f" at alpha {' / '.join(f'{a:g}' for a in al)}"
+            + (
+                ", vs "
+                + " / ".join(_dec(mean_nll(rand[a]), 2) for a in al if a in rand)
+                + " for a random direction of the same norm — "
+                + _join(cmp_words)
+                if cmp_words
+                else ""
+            )
+        )
         (worked if best > b_acc else failed).append(text)
 
     ood = src.get(f, "ood_improvement")
@@ -927,15 +1140,26 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
     if not improved:
         if all(_f(best_ood[g]["accuracy"]) == 0 for g in ood_groups):
             counts = _span([int(best_ood[g]["n"]) for g in ood_groups], str)
-            failed.append(f"nothing fixed the out-of-distribution weakness: every arm leaves "
-                          f"{' / '.join(f'`{g}`' for g in ood_groups)} at 0/{counts}")
+            failed.append(
+                f"nothing fixed the out-of-distribution weakness: every arm leaves "
+                f"{' / '.join(f'`{g}`' for g in ood_groups)} at 0/{counts}"
+            )
         else:
-            failed.append("no arm improved " + " / ".join(f"`{g}`" for g in ood_groups) + " beyond the unmodified model ("
-                          + ", ".join(f"{g}: best {_dec(_f(best_ood[g]['accuracy']), 2)}" for g in ood_groups) + ")")
+            failed.append(
+                "no arm improved "
+                + " / ".join(f"`{g}`" for g in ood_groups)
+                + " beyond the unmodified model ("
+                + ", ".join(f"{g}: best {_dec(_f(best_ood[g]['accuracy']), 2)}" for g in ood_groups)
+                + ")"
+            )
     else:
-        worked.append("; ".join(f"{o['best']['intervention']} raised `{o['group']}` from "
-                                f"{_dec(_f(o['baseline']['accuracy']), 2)} to {_dec(_f(o['best']['accuracy']), 2)}"
-                                for o in improved))
+        worked.append(
+            "; ".join(
+                f"{o['best']['intervention']} raised `{o['group']}` from "
+                f"{_dec(_f(o['baseline']['accuracy']), 2)} to {_dec(_f(o['best']['accuracy']), 2)}"
+                for o in improved
+            )
+        )
 
     steps = src.locked_param("interventions", "interventions.finetune.steps")
     task = src.locked_param("interventions", "interventions.finetune.task")
@@ -949,29 +1173,44 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
     def effect(arm: dict, t: str) -> tuple[str, list[str], float]:
         gs = [g for g in cols if g.startswith(f"{t}_")]
         accs = [_f(arm[g]["accuracy"]) for g in gs]
-        drops = [b[g] - a for g, a in zip(gs, accs)]
-        word = ("left" if max(drops) <= TIE_ACCURACY else "broke" if max(accs) <= 0.1 else "hurt")
+        drops = [b[g] - a for g, a in zip(gs, accs, strict=True)]
+        word = "left" if max(drops) <= TIE_ACCURACY else "broke" if max(accs) <= 0.1 else "hurt"
         return word, gs, sum(accs) / len(accs)
 
     parts = []
     for t in tasks:
         word, gs, _ = effect(g_ft, t)
         name = "addition" if t == "add" else "multiplication" if t == "mul" else t
-        parts.append(f"{word} {name} ({' / '.join(_dec(b[g], 2) for g in gs)} -> "
-                     f"{' / '.join(_dec(_f(g_ft[g]['accuracy']), 2) for g in gs)})"
-                     + (", which it never saw" if t != task else ""))
+        parts.append(
+            f"{word} {name} ({' / '.join(_dec(b[g], 2) for g in gs)} -> "
+            f"{' / '.join(_dec(_f(g_ft[g]['accuracy']), 2) for g in gs)})"
+            + (", which it never saw" if t != task else "")
+        )
     moved = "lowered" if l1 < l0 else "raised"
     digits = src.locked_param("interventions", "interventions.ood_digits")
     task_name = "addition" if task == "add" else "multiplication" if task == "mul" else task
-    text = (f"the cluster fine-tune ({steps} steps) {moved} the held-out {digits}-digit {task_name} gold loss from "
-            f"{_dec(l0, 2)} to {_dec(l1, 2)} nats/token but "
-            + (f"solved none of them (0/{int(g_ft[ood_g]['n'])})" if solved == 0 else f"solved {solved}/{int(g_ft[ood_g]['n'])}")
-            + ", " + _join(parts))
+    text = (
+        f"the cluster fine-tune ({steps} steps) {moved} the held-out {digits}-digit {task_name} gold loss from "
+        f"{_dec(l0, 2)} to {_dec(l1, 2)} nats/token but "
+        + (
+            f"solved none of them (0/{int(g_ft[ood_g]['n'])})"
+            if solved == 0
+            else f"solved {solved}/{int(g_ft[ood_g]['n'])}"
+        )
+        + ", "
+        + _join(parts)
+    )
     d = l1 - lr
     beat = d < -TIE_NLL or solved > solved_r
-    loss_cmp = ("lowered the loss as much" if abs(d) <= TIE_NLL and l1 < l0 else
-                "moved the loss as much" if abs(d) <= TIE_NLL else
-                "did worse on the loss" if d < 0 else "did better on the loss")
+    loss_cmp = (
+        "lowered the loss as much"
+        if abs(d) <= TIE_NLL and l1 < l0
+        else "moved the loss as much"
+        if abs(d) <= TIE_NLL
+        else "did worse on the loss"
+        if d < 0
+        else "did better on the loss"
+    )
     side = []
     for t in tasks:
         word_ft, gs, m_ft = effect(g_ft, t)
@@ -981,12 +1220,20 @@ def _intervention_lines(src: Sources, data: dict) -> list[str]:
         if word_r == "left":
             side.append(f"left {name} intact ({accs})")
             continue
-        how = ("about as much as the cluster span" if abs(m_ft - m_r) <= 0.05 or word_ft == word_r == "broke" else
-               "more than the cluster span" if m_r < m_ft else "less than the cluster span")
+        how = (
+            "about as much as the cluster span"
+            if abs(m_ft - m_r) <= 0.05 or word_ft == word_r == "broke"
+            else "more than the cluster span"
+            if m_r < m_ft
+            else "less than the cluster span"
+        )
         side.append(f"{word_r} {name} {how} ({accs})")
-    text += (f". The random-span control {loss_cmp} ({_dec(lr, 2)} nats/token, {solved_r} solved), so on its target the "
-             + ("cluster's span beat a random one" if beat else "cluster's span did no better than a random one")
-             + "; the random span " + _join(side))
+    text += (
+        f". The random-span control {loss_cmp} ({_dec(lr, 2)} nats/token, {solved_r} solved), so on its target the "
+        + ("cluster's span beat a random one" if beat else "cluster's span did no better than a random one")
+        + "; the random span "
+        + _join(side)
+    )
     (worked if beat or solved > 0 else failed).append(text)
 
     def sentences(items: list[str]) -> list[str]:
@@ -1028,36 +1275,52 @@ def gpu_real_shape(src: Sources) -> list[str]:
     """The real shape (random weights) on a GPU: one row per measurement of bench/gpu_real_shape.py."""
     run = src.load(GPU_BENCH)
     env, shape, sec = run["environment"], run["shape"], run["sections"]
-    lines = [f"Measured on one {env['gpu']} ({_gib(env['gpu_memory_gib'])}), torch {env['torch']}, random weights at the "
-             f"real shape ({shape['layers']} layers, hidden {shape['hidden']}, MLP {shape['intermediate']}, vocab "
-             f"{shape['vocab']:,}), {sec['train']['config']['groups'] if 'groups' in sec['train']['config'] else ''}"
-             .rstrip(", ") + f"; MFU against {env['peak_tflops_used']:.0f} TFLOP/s ({env['peak_note']}).", "",
-             "| measurement | result | peak GPU memory |", "|---|---|---|"]
+    lines = [
+        f"Measured on one {env['gpu']} ({_gib(env['gpu_memory_gib'])}), torch {env['torch']}, random weights at the "
+        f"real shape ({shape['layers']} layers, hidden {shape['hidden']}, MLP {shape['intermediate']}, vocab "
+        f"{shape['vocab']:,}), {sec['train']['config']['groups'] if 'groups' in sec['train']['config'] else ''}".rstrip(
+            ", "
+        )
+        + f"; MFU against {env['peak_tflops_used']:.0f} TFLOP/s ({env['peak_note']}).",
+        "",
+        "| measurement | result | peak GPU memory |",
+        "|---|---|---|",
+    ]
     train = sec["train"]
     for name, g in train["groups"].items():
-        lines.append(f"| transcoder training, layers {name} ({len(g['layers'])} coders x {g['num_latents']:,} latents, "
-                     f"k {g['k']}, {g['rows_per_step']} x {g['ctx_len']} tokens/step, {g['model_dtype']} model) | "
-                     f"{g['tokens_per_second']:,.0f} tok/s, MFU {g['mfu']:.2f} | {_gib(g['peak_allocated_gib'])} |")
+        lines.append(
+            f"| transcoder training, layers {name} ({len(g['layers'])} coders x {g['num_latents']:,} latents, "
+            f"k {g['k']}, {g['rows_per_step']} x {g['ctx_len']} tokens/step, {g['model_dtype']} model) | "
+            f"{g['tokens_per_second']:,.0f} tok/s, MFU {g['mfu']:.2f} | {_gib(g['peak_allocated_gib'])} |"
+        )
     acts = sec["activations"]
     c, bare = acts["collect"], acts["bare_forward_and_encode"]
-    lines.append(f"| activation collection (`r1interp.activations.collect`, {acts['config']['layers']} layers) | "
-                 f"{c['tokens_per_second']:,.0f} tok/s over {c['tokens']:,} tokens "
-                 f"(model forward + encoders alone: {bare['tokens_per_second']:,.0f} tok/s) | {_gib(c['peak_allocated_gib'])} |")
-    runs = [("", sec["attribution"]["prompts"]),
-            (", fresh process", src.load(GPU_BENCH_LONG)["sections"]["attribution"]["prompts"])]
+    lines.append(
+        f"| activation collection (`r1interp.activations.collect`, {acts['config']['layers']} layers) | "
+        f"{c['tokens_per_second']:,.0f} tok/s over {c['tokens']:,} tokens "
+        f"(model forward + encoders alone: {bare['tokens_per_second']:,.0f} tok/s) | {_gib(c['peak_allocated_gib'])} |"
+    )
+    runs = [
+        ("", sec["attribution"]["prompts"]),
+        (", fresh process", src.load(GPU_BENCH_LONG)["sections"]["attribution"]["prompts"]),
+    ]
     for run_note, prompts in runs:
         for p in prompts.values():
             tried = [str(f["batch_size"]) for f in p.get("failed_attempts", [])]
             if p.get("status") != "ok":
                 tried.append(str(p["batch_size"]))
-                lines.append(f"| attribution, {p['tokens']} tokens{run_note} | out of memory at batch {', '.join(tried)} "
-                             f"| {_gib(p['peak_allocated_gib'])} at the failure |")
+                lines.append(
+                    f"| attribution, {p['tokens']} tokens{run_note} | out of memory at batch {', '.join(tried)} "
+                    f"| {_gib(p['peak_allocated_gib'])} at the failure |"
+                )
                 continue
             oom = f"; out of memory at batch {', '.join(tried)}" if tried else ""
-            lines.append(f"| attribution, {p['tokens']} tokens{run_note} (circuit-tracer, batch {p['batch_size']}{oom}) | "
-                         f"{p['attribute_seconds']:.1f} s at {p['selected_features']} feature nodes "
-                         f"(~{p['extrapolated_attribute_seconds_at_profile_max_feature_nodes']:.0f} s at 4096), "
-                         f"{p['active_features']:,} active features | {_gib(p['peak_allocated_gib'])} |")
+            lines.append(
+                f"| attribution, {p['tokens']} tokens{run_note} (circuit-tracer, batch {p['batch_size']}{oom}) | "
+                f"{p['attribute_seconds']:.1f} s at {p['selected_features']} feature nodes "
+                f"(~{p['extrapolated_attribute_seconds_at_profile_max_feature_nodes']:.0f} s at 4096), "
+                f"{p['active_features']:,} active features | {_gib(p['peak_allocated_gib'])} |"
+            )
     return lines
 
 
@@ -1069,41 +1332,55 @@ def cpu_real_shape(src: Sources) -> list[str]:
     each cost scales."""
     run = src.load(CPU_BENCH)
     env, shape = run["environment"], run["shape"]
-    lines = [f"Measured on {env['cpu_count']} {env['cpu_model']} cores ({env['torch_threads']} torch threads, "
-             f"{env['memory_total_gib']:.0f} GiB), torch {env['torch']}, random weights: hidden {shape['hidden']}, MLP "
-             f"{shape['intermediate']}, {shape['heads']} / {shape['kv_heads']} heads, vocab {shape['vocab']:,} (untied), "
-             f"{shape['layers']} layers; whole run {run['wall_seconds']:.0f} s, peak RSS "
-             f"{max(float(r['peak_rss_gib']) for r in run['table']):.1f} GiB (the largest section's).",
-             "", "| stage | seconds | peak RSS (GiB) | notes |", "|---|---|---|---|"]
+    lines = [
+        f"Measured on {env['cpu_count']} {env['cpu_model']} cores ({env['torch_threads']} torch threads, "
+        f"{env['memory_total_gib']:.0f} GiB), torch {env['torch']}, random weights: hidden {shape['hidden']}, MLP "
+        f"{shape['intermediate']}, {shape['heads']} / {shape['kv_heads']} heads, vocab {shape['vocab']:,} (untied), "
+        f"{shape['layers']} layers; whole run {run['wall_seconds']:.0f} s, peak RSS "
+        f"{max(float(r['peak_rss_gib']) for r in run['table']):.1f} GiB (the largest section's).",
+        "",
+        "| stage | seconds | peak RSS (GiB) | notes |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {r['stage']} | {r['seconds']} | {r['peak_rss_gib']} | {r['notes']} |" for r in run["table"]]
     train = run["sections"]["train"]["scaling"]
     acts = run["sections"]["activations"]["scaling"]
     gen = run["sections"]["generate"]["scaling"]
     attr = run["sections"]["attribution"]["scaling"]
-    lines += ["", "How each cost scales (ratios measured in the same run): "
-              f"training time per token x{train['seconds_per_token_latents_ratio']:.2f} for x{train['latents_ratio']:.0f} "
-              f"latents and x{train['seconds_per_token_all_vs_1_layer']:.2f} for 2 layers vs 1; activation collection per "
-              f"layer x{acts['encode_per_layer_ratio_main_vs_probe']:.1f} (encode) and "
-              f"x{acts['update_per_layer_ratio_main_vs_probe']:.1f} (sample tables) for x{acts['latents_ratio']:.0f} "
-              f"latents; a decode step x{gen['decode_step_ratio_real_vs_probe']:.1f} for x{gen['vocab_ratio']:.1f} vocab; "
-              f"attribution time ~ tokens^{attr['attribute_seconds_exponent_in_tokens']:.2f}."]
+    lines += [
+        "",
+        "How each cost scales (ratios measured in the same run): "
+        f"training time per token x{train['seconds_per_token_latents_ratio']:.2f} for x{train['latents_ratio']:.0f} "
+        f"latents and x{train['seconds_per_token_all_vs_1_layer']:.2f} for 2 layers vs 1; activation collection per "
+        f"layer x{acts['encode_per_layer_ratio_main_vs_probe']:.1f} (encode) and "
+        f"x{acts['update_per_layer_ratio_main_vs_probe']:.1f} (sample tables) for x{acts['latents_ratio']:.0f} "
+        f"latents; a decode step x{gen['decode_step_ratio_real_vs_probe']:.1f} for x{gen['vocab_ratio']:.1f} vocab; "
+        f"attribution time ~ tokens^{attr['attribute_seconds_exponent_in_tokens']:.2f}.",
+    ]
     return lines
 
 
-FLAW_ARMS = (("unmodified", "unmodified flawed organism"),
-             ("steer", "gated steering of the top neurons of one layer at the flawed step"),
-             ("steer_random", "... random neurons of that layer (control)"),
-             ("neuron_edit", "edit of the top neurons' down_proj columns"),
-             ("neuron_edit_random", "... random neurons (control)"),
-             ("cluster_finetune", "fine-tune in the span of the failing step type's cluster features"),
-             ("cluster_finetune_random", "... random features (control)"),
-             ("unconstrained", "unconstrained fine-tune, same examples and steps (control)"))
-FLAW_TECHNIQUES = {"steer": "gated steering", "neuron_edit": "the neuron-column edit",
-                   "cluster_finetune": "the cluster-specific fine-tune"}
-FLAW_BAR_WORDS = {"lift_ge_30": "it lifts the flaw group by less than 30 points",
-                  "ci_above_unmodified": "its interval does not clear the unmodified model's",
-                  "ci_above_random": "its interval does not clear its random control's",
-                  "no_group_drops_over_2": "another group drops by more than 2 points"}
+FLAW_ARMS = (
+    ("unmodified", "unmodified flawed organism"),
+    ("steer", "gated steering of the top neurons of one layer at the flawed step"),
+    ("steer_random", "... random neurons of that layer (control)"),
+    ("neuron_edit", "edit of the top neurons' down_proj columns"),
+    ("neuron_edit_random", "... random neurons (control)"),
+    ("cluster_finetune", "fine-tune in the span of the failing step type's cluster features"),
+    ("cluster_finetune_random", "... random features (control)"),
+    ("unconstrained", "unconstrained fine-tune, same examples and steps (control)"),
+)
+FLAW_TECHNIQUES = {
+    "steer": "gated steering",
+    "neuron_edit": "the neuron-column edit",
+    "cluster_finetune": "the cluster-specific fine-tune",
+}
+FLAW_BAR_WORDS = {
+    "lift_ge_30": "it lifts the flaw group by less than 30 points",
+    "ci_above_unmodified": "its interval does not clear the unmodified model's",
+    "ci_above_random": "its interval does not clear its random control's",
+    "no_group_drops_over_2": "another group drops by more than 2 points",
+}
 
 
 def flaw_findings(src: Sources) -> list[str]:
@@ -1130,7 +1407,7 @@ def flaw_findings(src: Sources) -> list[str]:
         f"{_dec(flagged['recall'], 2)} ({flagged['true_positive']} true, {flagged['false_positive']} false positives, "
         f"{flagged['false_negative']} missed); {_pct(find['divergent_steps_at_pattern'])} of the first divergent "
         "steps are pattern steps.",
-        f"- **Localise** (activation x gradient of the flawed decision on MLP neurons): attribution mass by layer "
+        "- **Localise** (activation x gradient of the flawed decision on MLP neurons): attribution mass by layer "
         + ", ".join(f"L{k} {_pct(v)}" for k, v in sorted(loc["layer_mass"].items(), key=lambda kv: int(kv[0])))
         + f"; {loc['selective_neurons']} neurons fire selectively on pattern steps (AUROC >= 0.9 or <= 0.1, "
         f"{loc['pattern_tokens']} pattern vs {loc['control_tokens']} matched control tokens); the first of them is "
@@ -1141,29 +1418,37 @@ def flaw_findings(src: Sources) -> list[str]:
     ]
     for arm, label in FLAW_ARMS:
         a = arms[arm]
-        cells = [f"{_dec(a['flaw']['accuracy'], 2)} {_ci(*a['flaw']['ci'], lambda v: _dec(v, 2))}"]
+        low, high = a["flaw"]["ci"]
+        cells = [f"{_dec(a['flaw']['accuracy'], 2)} {_ci(low, high, lambda v: _dec(v, 2))}"]
         cells += [_dec(a[g]["accuracy"], 2) for g in others]
-        lines.append(f"| {label} | {_int(a['params_changed'])} | " + " | ".join(cells)
-                     + f" | {_dec(a['flaw_gold_nll'], 3)} |")
+        lines.append(
+            f"| {label} | {_int(a['params_changed'])} | " + " | ".join(cells) + f" | {_dec(a['flaw_gold_nll'], 3)} |"
+        )
     lines.append("")
     verdicts = src.get(f, "verdicts")
     met = [t for t in FLAW_TECHNIQUES if verdicts[t]["meets_bar"]]
     for tech, words in FLAW_TECHNIQUES.items():
         v, a = verdicts[tech], arms[tech]
         if v["meets_bar"]:
-            lines.append(f"- {words[0].upper() + words[1:]} **meets the bar**: flaw group "
-                         f"{_dec(arms['unmodified']['flaw']['accuracy'], 2)} -> {_dec(a['flaw']['accuracy'], 2)} "
-                         f"(lift {_signed(_dec(a['lift'] * 100, 0))} points), worst other group drop "
-                         f"{_dec(max(a['worst_other_drop'], 0) * 100, 0)} points.")
+            lines.append(
+                f"- {words[0].upper() + words[1:]} **meets the bar**: flaw group "
+                f"{_dec(arms['unmodified']['flaw']['accuracy'], 2)} -> {_dec(a['flaw']['accuracy'], 2)} "
+                f"(lift {_signed(_dec(a['lift'] * 100, 0))} points), worst other group drop "
+                f"{_dec(max(a['worst_other_drop'], 0) * 100, 0)} points."
+            )
         else:
             why = _join([failed for k, failed in FLAW_BAR_WORDS.items() if not v[k]])
-            lines.append(f"- {words[0].upper() + words[1:]} does **not** meet the bar: {why} (flaw group "
-                         f"{_dec(a['flaw']['accuracy'], 2)}, control {_dec(arms[tech + '_random']['flaw']['accuracy'], 2)}, "
-                         f"worst other drop {_dec(a['worst_other_drop'] * 100, 0)} points).")
+            lines.append(
+                f"- {words[0].upper() + words[1:]} does **not** meet the bar: {why} (flaw group "
+                f"{_dec(a['flaw']['accuracy'], 2)}, control {_dec(arms[tech + '_random']['flaw']['accuracy'], 2)}, "
+                f"worst other drop {_dec(a['worst_other_drop'] * 100, 0)} points)."
+            )
     u = arms["unconstrained"]
-    lines.append(f"- The unconstrained fine-tune takes the flaw group to {_dec(u['flaw']['accuracy'], 2)} and costs up to "
-                 f"{_dec(max(u['worst_other_drop'], 0) * 100, 0)} points elsewhere"
-                 + (f"; {_join([FLAW_TECHNIQUES[t] for t in met])} fixes the flaw without that cost." if met else "."))
+    lines.append(
+        f"- The unconstrained fine-tune takes the flaw group to {_dec(u['flaw']['accuracy'], 2)} and costs up to "
+        f"{_dec(max(u['worst_other_drop'], 0) * 100, 0)} points elsewhere"
+        + (f"; {_join([FLAW_TECHNIQUES[t] for t in met])} fixes the flaw without that cost." if met else ".")
+    )
     return lines
 
 
@@ -1171,10 +1456,13 @@ def seed_spread(src: Sources) -> list[str]:
     """The headline claims over organism seeds (reports/seeds/spread.json, python -m r1interp.seeds)."""
     f = SEEDS_SPREAD
     seeds, claims = src.get(f, "seeds"), src.get(f, "claims")
-    lines = [f"Organism seeds {', '.join(str(s) for s in seeds)} (`{src.get(f, 'varied')}`; every other param as in "
-             "params.yaml):", "",
-             "| claim | " + " | ".join(f"seed {s}" for s in seeds) + " | mean (sd) | holds in |",
-             "|---|" + "---|" * len(seeds) + "---|---|"]
+    lines = [
+        f"Organism seeds {', '.join(str(s) for s in seeds)} (`{src.get(f, 'varied')}`; every other param as in "
+        "params.yaml):",
+        "",
+        "| claim | " + " | ".join(f"seed {s}" for s in seeds) + " | mean (sd) | holds in |",
+        "|---|" + "---|" * len(seeds) + "---|---|",
+    ]
     for c in claims:
         cells = [f"{_dec(c['values'][str(s)], 3)}{'' if c['holds'][str(s)] else ' (no)'}" for s in seeds]
         sd = "-" if c["sd"] is None or (isinstance(c["sd"], float) and math.isnan(c["sd"])) else _dec(c["sd"], 3)
@@ -1183,20 +1471,28 @@ def seed_spread(src: Sources) -> list[str]:
     return lines
 
 
-BLOCKS = (Block("findings-motifs", motif_findings), Block("findings-clusters", cluster_findings),
-          Block("findings-critical", critical_findings), Block("findings-interventions", intervention_findings),
-          Block("real-shape-gpu", gpu_real_shape), Block("real-shape-cpu", cpu_real_shape),
-          Block("findings-flaw", flaw_findings), Block("seed-spread", seed_spread))
+BLOCKS = (
+    Block("findings-motifs", motif_findings),
+    Block("findings-clusters", cluster_findings),
+    Block("findings-critical", critical_findings),
+    Block("findings-interventions", intervention_findings),
+    Block("real-shape-gpu", gpu_real_shape),
+    Block("real-shape-cpu", cpu_real_shape),
+    Block("findings-flaw", flaw_findings),
+    Block("seed-spread", seed_spread),
+)
 
 
 # ---------------------------------------------------------------------------------------------- README block
 
+
 def _split(text: str) -> tuple[str, str, str]:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
-        raise ArtifactError(f"{README.as_posix()} has no results block",
-                            hint=f"put the table between the lines {BEGIN} and {END}")
-    return text[:start + len(BEGIN)], text[start + len(BEGIN):end], text[end:]
+        raise ArtifactError(
+            f"{README.as_posix()} has no results block", hint=f"put the table between the lines {BEGIN} and {END}"
+        )
+    return text[: start + len(BEGIN)], text[start + len(BEGIN) : end], text[end:]
 
 
 def parse(block: str) -> list[Row]:
@@ -1213,8 +1509,10 @@ def _find(text: str, block: Block) -> tuple[str, int, int, list[str]]:
     start = text.find(block.begin)
     end = text.find(block.end, start + 1) if start >= 0 else -1
     if start < 0 or end < 0 or text.count(block.begin) != 1 or text.count(block.end) != 1:
-        raise ArtifactError(f"{README.as_posix()} has no {block.name} block (or more than one)",
-                            hint=f"put its text between the lines {block.begin} and {block.end}")
+        raise ArtifactError(
+            f"{README.as_posix()} has no {block.name} block (or more than one)",
+            hint=f"put its text between the lines {block.begin} and {block.end}",
+        )
     line_start = text.rfind("\n", 0, start) + 1
     indent = text[line_start:start]
     end_line = text.rfind("\n", 0, end) + 1
@@ -1222,7 +1520,7 @@ def _find(text: str, block: Block) -> tuple[str, int, int, list[str]]:
         raise ArtifactError(f"{README.as_posix()}: the {block.name} markers must each start a line, equally indented")
     body_start = text.index("\n", start) + 1
     body = text[body_start:end_line] if end_line > body_start else ""
-    lines = [line[len(indent):] if line.startswith(indent) else line.strip() for line in body.splitlines()]
+    lines = [line[len(indent) :] if line.startswith(indent) else line.strip() for line in body.splitlines()]
     return indent, body_start, end_line, [line.rstrip() for line in lines]
 
 
@@ -1265,10 +1563,9 @@ def check(root: Path) -> str | None:
     for name, want in findings(root).items():
         block = next(b for b in BLOCKS if b.name == name)
         have = _find(text, block)[3]
-        for i, (w, h) in enumerate(zip(want, have), 1):
+        for i, (w, h) in enumerate(zip(want, have, strict=False), 1):
             if w != h:
-                return (f"README.md block {name} line {i} differs from reports/: "
-                        f"README has {h!r}, reports/ give {w!r}")
+                return f"README.md block {name} line {i} differs from reports/: README has {h!r}, reports/ give {w!r}"
         if len(want) > len(have):
             return f"README.md block {name} lacks the line {want[len(have)]!r} that reports/ give"
         if len(have) > len(want):
@@ -1280,12 +1577,14 @@ def _check_table(root: Path) -> str | None:
     expected = [row for row in rows(root) if not row.timing]
     _, block, _ = _split((Path(root) / README).read_text(encoding="utf-8"))
     actual = [row for row in parse(block) if not row.timing]
-    for want, have in zip(expected, actual):
+    for want, have in zip(expected, actual, strict=False):
         if want != have:
             if want.label != have.label:
                 return f"README.md results row {have.label!r} differs from reports/, which give the row {want.label!r}"
-            return (f"README.md results row {want.label!r} differs from reports/: "
-                    f"README has {have.value!r}, reports/ give {want.value!r}")
+            return (
+                f"README.md results row {want.label!r} differs from reports/: "
+                f"README has {have.value!r}, reports/ give {want.value!r}"
+            )
     if len(expected) > len(actual):
         return f"README.md results lack the row {expected[len(actual)].label!r} that reports/ give"
     if len(actual) > len(expected):
@@ -1295,8 +1594,9 @@ def _check_table(root: Path) -> str | None:
 
 def main(argv: list[str] | None = None, root: Path = Path()) -> int:
     parser = argparse.ArgumentParser(prog="python -m r1interp.readme", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the README table or a findings block differs from reports/")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the README table or a findings block differs from reports/"
+    )
     args = parser.parse_args(argv)
     try:
         if args.check:
@@ -1304,8 +1604,10 @@ def main(argv: list[str] | None = None, root: Path = Path()) -> int:
             if problem:
                 print(f"{problem} (run `python -m r1interp.readme`)", file=sys.stderr)
                 return 1
-            print(f"README.md results and findings ({', '.join(b.name for b in BLOCKS)}) match reports/ "
-                  f"(timing rows not compared)")
+            print(
+                f"README.md results and findings ({', '.join(b.name for b in BLOCKS)}) match reports/ "
+                f"(timing rows not compared)"
+            )
             return 0
         print(f"wrote the results table and findings blocks of {update(root)}")
         return 0

@@ -49,7 +49,9 @@ def read_parquet(path: str | Path, schema: type[pa.DataFrameModel], rebuild_hint
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
-        raise ArtifactError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})", hint=rebuild_hint) from None
+        raise ArtifactError(
+            f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})", hint=rebuild_hint
+        ) from None
     return validate(df, schema, str(path))
 
 

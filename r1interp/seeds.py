@@ -15,7 +15,6 @@ before looking at other seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -70,27 +69,50 @@ def _flaw(src: Sources, *keys: str) -> Any:
 
 
 CLAIMS = (
-    Claim("ffl_reasoner_vs_base", "the reasoner's FFLs are more often sign-coherent than the base's "
-          "(coherent share difference, CI above 0)",
-          lambda s: _ffl("reasoner_vs_base")(s)["difference"], lambda s: _ffl("reasoner_vs_base")(s)["ci_low"] > 0),
-    Claim("ffl_think_vs_answer", "the reasoner's think graphs are less coherent than its answer graphs "
-          "(coherent share difference, CI below 0)",
-          lambda s: _ffl("think_vs_answer")(s)["difference"], lambda s: _ffl("think_vs_answer")(s)["ci_high"] < 0),
-    Claim("carry_ablation_specificity", f"ablating the carry cluster's top features costs add-with-carry at least "
-          f"{ABLATION_MARGIN:.0%} more than a random set of equal size and than add-without-carry "
-          "(largest ablation size; margin in accuracy points)",
-          _ablation_margin, lambda s: _ablation_margin(s) >= ABLATION_MARGIN),
-    Claim("cluster_ari", f"the k-means clusters recover the generator's step types (ARI >= {ARI_BAR})",
-          lambda s: float(s.get(paths.CLUSTERS_METRICS, "kmeans", "ari_vs_true_step_types")),
-          lambda s: float(s.get(paths.CLUSTERS_METRICS, "kmeans", "ari_vs_true_step_types")) >= ARI_BAR),
-    Claim("fix_steer", "gated steering of the localised neurons meets the repair bar (lift of the flaw group shown)",
-          lambda s: float(_flaw(s, "arms", "steer", "lift")), lambda s: bool(_flaw(s, "verdicts", "steer", "meets_bar"))),
-    Claim("fix_neuron_edit", "the neuron-column edit meets the repair bar (lift of the flaw group shown)",
-          lambda s: float(_flaw(s, "arms", "neuron_edit", "lift")),
-          lambda s: bool(_flaw(s, "verdicts", "neuron_edit", "meets_bar"))),
-    Claim("fix_cluster_finetune", "the cluster-specific fine-tune meets the repair bar (lift of the flaw group shown)",
-          lambda s: float(_flaw(s, "arms", "cluster_finetune", "lift")),
-          lambda s: bool(_flaw(s, "verdicts", "cluster_finetune", "meets_bar"))),
+    Claim(
+        "ffl_reasoner_vs_base",
+        "the reasoner's FFLs are more often sign-coherent than the base's (coherent share difference, CI above 0)",
+        lambda s: _ffl("reasoner_vs_base")(s)["difference"],
+        lambda s: _ffl("reasoner_vs_base")(s)["ci_low"] > 0,
+    ),
+    Claim(
+        "ffl_think_vs_answer",
+        "the reasoner's think graphs are less coherent than its answer graphs (coherent share difference, CI below 0)",
+        lambda s: _ffl("think_vs_answer")(s)["difference"],
+        lambda s: _ffl("think_vs_answer")(s)["ci_high"] < 0,
+    ),
+    Claim(
+        "carry_ablation_specificity",
+        f"ablating the carry cluster's top features costs add-with-carry at least "
+        f"{ABLATION_MARGIN:.0%} more than a random set of equal size and than add-without-carry "
+        "(largest ablation size; margin in accuracy points)",
+        _ablation_margin,
+        lambda s: _ablation_margin(s) >= ABLATION_MARGIN,
+    ),
+    Claim(
+        "cluster_ari",
+        f"the k-means clusters recover the generator's step types (ARI >= {ARI_BAR})",
+        lambda s: float(s.get(paths.CLUSTERS_METRICS, "kmeans", "ari_vs_true_step_types")),
+        lambda s: float(s.get(paths.CLUSTERS_METRICS, "kmeans", "ari_vs_true_step_types")) >= ARI_BAR,
+    ),
+    Claim(
+        "fix_steer",
+        "gated steering of the localised neurons meets the repair bar (lift of the flaw group shown)",
+        lambda s: float(_flaw(s, "arms", "steer", "lift")),
+        lambda s: bool(_flaw(s, "verdicts", "steer", "meets_bar")),
+    ),
+    Claim(
+        "fix_neuron_edit",
+        "the neuron-column edit meets the repair bar (lift of the flaw group shown)",
+        lambda s: float(_flaw(s, "arms", "neuron_edit", "lift")),
+        lambda s: bool(_flaw(s, "verdicts", "neuron_edit", "meets_bar")),
+    ),
+    Claim(
+        "fix_cluster_finetune",
+        "the cluster-specific fine-tune meets the repair bar (lift of the flaw group shown)",
+        lambda s: float(_flaw(s, "arms", "cluster_finetune", "lift")),
+        lambda s: bool(_flaw(s, "verdicts", "cluster_finetune", "meets_bar")),
+    ),
 )
 
 
@@ -99,8 +121,13 @@ def seed_dir(seed: int, work: Path = WORK_DIR) -> Path:
 
 
 def _project_files(root: Path) -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     kept = []
     for rel in listed:
         generated = rel.startswith(paths.OUTPUT_ROOTS) and not rel.startswith(paths.INPUTS_IN_GIT)
@@ -122,10 +149,21 @@ def prepare(seed: int, root: Path = Path("."), work: Path = WORK_DIR) -> Path:
     params["organism"]["seed"] = seed
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    for cmd in (["git", "init", "-q"],
-                [sys.executable, "-m", "dvc", "cache", "dir", str((root / ".dvc" / "cache").resolve())],
-                ["git", "add", "-A"], ["git", "-c", "user.name=r1interp", "-c", "user.email=r1interp@localhost",
-                                       "commit", "-qm", f"organism.seed {seed}"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "cache", "dir", str((root / ".dvc" / "cache").resolve())],
+        ["git", "add", "-A"],
+        [
+            "git",
+            "-c",
+            "user.name=r1interp",
+            "-c",
+            "user.email=r1interp@localhost",
+            "commit",
+            "-qm",
+            f"organism.seed {seed}",
+        ],
+    ):
         subprocess.run(cmd, cwd=dest, check=True, env=env, capture_output=True)
     return dest
 
@@ -134,18 +172,24 @@ def run(seeds: list[int], root: Path = Path("."), work: Path = WORK_DIR) -> None
     copies = {seed: prepare(seed, root, work) for seed in seeds}  # all first: edits made meanwhile go in none
     for seed, dest in copies.items():
         print(f"seeds: organism.seed {seed}: dvc repro in {dest}", flush=True)
-        proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *CLAIM_STAGES], cwd=dest,
-                              env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", *CLAIM_STAGES], cwd=dest, env={**os.environ, "DVC_NO_ANALYTICS": "1"}
+        )
         if proc.returncode:
             raise R1InterpError(f"seeds: dvc repro failed for organism.seed {seed} (see the output above; {dest})")
 
 
 def _check_same_params(root: Path, other: Path, seed: int) -> None:
-    ours, theirs = yaml.safe_load((root / "params.yaml").read_text()), yaml.safe_load((other / "params.yaml").read_text())
+    ours, theirs = (
+        yaml.safe_load((root / "params.yaml").read_text()),
+        yaml.safe_load((other / "params.yaml").read_text()),
+    )
     ours["organism"]["seed"] = seed
     if ours != theirs:
-        raise ArtifactError(f"{other}: its params differ from params.yaml beyond {SEED_KEY}",
-                            hint=f"rerun `python -m r1interp.seeds run --seeds {seed}`")
+        raise ArtifactError(
+            f"{other}: its params differ from params.yaml beyond {SEED_KEY}",
+            hint=f"rerun `python -m r1interp.seeds run --seeds {seed}`",
+        )
 
 
 def collect(seeds: list[int], root: Path = Path("."), work: Path = WORK_DIR) -> dict:
@@ -165,17 +209,27 @@ def collect(seeds: list[int], root: Path = Path("."), work: Path = WORK_DIR) -> 
         values = {str(s): round(float(claim.value(src)), 4) for s, src in sorted(sources.items())}
         holds = {str(s): bool(claim.holds(src)) for s, src in sorted(sources.items())}
         numbers = list(values.values())
-        claims.append({"name": claim.name, "claim": claim.text, "values": values, "holds": holds,
-                       "mean": round(statistics.fmean(numbers), 4),
-                       "sd": round(statistics.stdev(numbers), 4) if len(numbers) > 1 else math.nan,
-                       "min": min(numbers), "max": max(numbers), "holds_in_every_seed": all(holds.values()),
-                       "holds_in": sum(holds.values())})
+        claims.append(
+            {
+                "name": claim.name,
+                "claim": claim.text,
+                "values": values,
+                "holds": holds,
+                "mean": round(statistics.fmean(numbers), 4),
+                "sd": round(statistics.stdev(numbers), 4) if len(numbers) > 1 else math.nan,
+                "min": min(numbers),
+                "max": max(numbers),
+                "holds_in_every_seed": all(holds.values()),
+                "holds_in": sum(holds.values()),
+            }
+        )
     return {"seeds": sorted(sources), "varied": SEED_KEY, "claims": claims}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m r1interp.seeds", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m r1interp.seeds", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=("run", "collect"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="organism seeds besides the workspace's")
     args = parser.parse_args(argv)

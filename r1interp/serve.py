@@ -24,16 +24,25 @@ HOST = "127.0.0.1"  # never 0.0.0.0: the site is for the person at this machine
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript", ".mjs": "text/javascript",
-                      ".json": "application/json", ".svg": "image/svg+xml", ".wasm": "application/wasm"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".json": "application/json",
+        ".svg": "image/svg+xml",
+        ".wasm": "application/wasm",
+    }
 
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
         host = (self.headers.get("Host") or "").strip().lower()
         if host not in self.server.allowed_hosts:
-            self.send_error(HTTPStatus.MISDIRECTED_REQUEST, "unknown Host",
-                            f"this server answers only to {', '.join(sorted(self.server.allowed_hosts))}")
+            self.send_error(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                "unknown Host",
+                f"this server answers only to {', '.join(sorted(self.server.allowed_hosts))}",
+            )
             return False
         return True
 
@@ -50,21 +59,29 @@ class _Handler(SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(directory: str | Path = DEFAULT_DIR, port: int = 8000, host: str = HOST, quiet: bool = False) -> ThreadingHTTPServer:
+def make_server(
+    directory: str | Path = DEFAULT_DIR, port: int = 8000, host: str = HOST, quiet: bool = False
+) -> ThreadingHTTPServer:
     """A server bound to host:port serving `directory` (port 0 picks a free one); errors as R1InterpError."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise R1InterpError(f"{directory}: no such directory (the report site is not built)",
-                            hint="build it with `dvc repro report`, or point --dir at a built site")
+        raise R1InterpError(
+            f"{directory}: no such directory (the report site is not built)",
+            hint="build it with `dvc repro report`, or point --dir at a built site",
+        )
     handler = functools.partial(_Handler, directory=str(directory.resolve()))
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise R1InterpError(f"port {port} on {host} is already in use",
-                                hint=f"pick another with --port {port + 1 if port else 8001}, or --port 0 for a free one") from None
+            raise R1InterpError(
+                f"port {port} on {host} is already in use",
+                hint=f"pick another with --port {port + 1 if port else 8001}, or --port 0 for a free one",
+            ) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
-            raise R1InterpError(f"not allowed to listen on port {port}", hint="use a port above 1023, or --port 0") from None
+            raise R1InterpError(
+                f"not allowed to listen on port {port}", hint="use a port above 1023, or --port 0"
+            ) from None
         raise
     server.daemon_threads = True
     server.quiet = quiet
@@ -88,8 +105,11 @@ def run(args) -> int:
     server = make_server(args.dir, args.port, quiet=args.quiet)
     directory = Path(args.dir)
     if not (directory / "index.html").is_file():
-        print(f"warning: {directory / 'index.html'} is missing; only direct file paths are served (folders are "
-              "never listed)", file=sys.stderr)
+        print(
+            f"warning: {directory / 'index.html'} is missing; only direct file paths are served (folders are "
+            "never listed)",
+            file=sys.stderr,
+        )
     # A process started in the background by a non-interactive shell inherits SIGINT as ignored, and Python then
     # never raises KeyboardInterrupt: restore it (and treat SIGTERM the same) so Ctrl-C / kill always stop cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)

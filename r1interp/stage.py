@@ -16,7 +16,10 @@ from r1interp.config import Params, load_params
 from r1interp.errors import R1InterpError
 
 
-def run(main: Callable[[Params, argparse.Namespace], None], add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+def run(
+    main: Callable[[Params, argparse.Namespace], None],
+    add_args: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
     """Parse `--params`, validate the whole file and the numerics before any work, run `main`, print errors
     as one line."""
     parser = argparse.ArgumentParser()
@@ -30,14 +33,24 @@ def run(main: Callable[[Params, argparse.Namespace], None], add_args: Callable[[
         numerics.require(params.model.numerics, args.params)
         numerics.set_threads(params.model.threads)
         main(params, args)
-        timings.record(stage_name(parser, args), {
-            "wall_seconds": round(time.perf_counter() - r1interp.STARTED, 1),  # imports included
-            "cpu_seconds": round(sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-                                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)), 1),
-            # Linux reports ru_maxrss in KiB: the stage's peak resident memory (its largest child's, if larger)
-            "peak_rss_mb": round(max(resource.getrusage(who).ru_maxrss
-                                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024),
-        })
+        timings.record(
+            stage_name(parser, args),
+            {
+                "wall_seconds": round(time.perf_counter() - r1interp.STARTED, 1),  # imports included
+                "cpu_seconds": round(
+                    sum(
+                        resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+                        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                    ),
+                    1,
+                ),
+                # Linux reports ru_maxrss in KiB: the stage's peak resident memory (its largest child's, if larger)
+                "peak_rss_mb": round(
+                    max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+                    / 1024
+                ),
+            },
+        )
     except R1InterpError as exc:
         if debug:
             raise

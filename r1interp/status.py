@@ -30,7 +30,13 @@ SITE_INDEX = paths.SITE_INDEX
 MAX_CHANGES_SHOWN = 4
 
 UP_TO_DATE, STALE, NEVER_BUILT, OUTS_MISSING, OUTS_MODIFIED, ALWAYS = (
-    "up to date", "stale", "never built", "outputs missing", "outputs modified", "always runs")
+    "up to date",
+    "stale",
+    "never built",
+    "outputs missing",
+    "outputs modified",
+    "always runs",
+)
 BUILT = "built"  # when `dvc status` could not run: in dvc.lock, outputs present
 ORDER = (UP_TO_DATE, BUILT, ALWAYS, STALE, OUTS_MISSING, OUTS_MODIFIED, NEVER_BUILT)
 
@@ -96,7 +102,9 @@ def _lock_entries(dvcfile: Path, cache: dict[Path, dict]) -> dict[str, Any]:
         try:
             doc = yaml.safe_load(lock.read_text()) if lock.exists() else {}
         except yaml.YAMLError as exc:
-            raise R1InterpError(f"{lock}: not valid YAML ({exc})", hint="restore it with `git checkout dvc.lock`") from None
+            raise R1InterpError(
+                f"{lock}: not valid YAML ({exc})", hint="restore it with `git checkout dvc.lock`"
+            ) from None
         cache[lock] = (doc or {}).get("stages") or {}
     return cache[lock]
 
@@ -109,20 +117,27 @@ def collect(root: str | Path = ".", manifest: str | Path | None = None) -> Repor
     try:
         repo = Repo(str(root))
     except NotDvcRepoError:
-        raise R1InterpError(f"{Path(root).resolve()} is not inside a DVC project",
-                            hint="cd into the project checkout (the folder with dvc.yaml and .dvc/), or pass --repo") from None
+        raise R1InterpError(
+            f"{Path(root).resolve()} is not inside a DVC project",
+            hint="cd into the project checkout (the folder with dvc.yaml and .dvc/), or pass --repo",
+        ) from None
     with repo:
         top = Path(repo.root_dir)
         try:
             stages = [s for s in repo.index.stages if getattr(s, "cmd", None)]
             graph = repo.index.graph
         except DvcException as exc:
-            raise R1InterpError(f"dvc could not read the pipeline: {exc}", hint="fix dvc.yaml (`dvc status` shows the same error)") from None
+            raise R1InterpError(
+                f"dvc could not read the pipeline: {exc}", hint="fix dvc.yaml (`dvc status` shows the same error)"
+            ) from None
         status_error = None
         try:
             status = repo.status()
         except LockError:
-            status, status_error = None, "the repo is locked by another DVC command (a running `dvc repro`?); showing dvc.lock only"
+            status, status_error = (
+                None,
+                "the repo is locked by another DVC command (a running `dvc repro`?); showing dvc.lock only",
+            )
         except DvcException as exc:
             status, status_error = None, f"dvc status failed: {exc}"
 
@@ -169,13 +184,22 @@ def collect(root: str | Path = ".", manifest: str | Path | None = None) -> Repor
     try:
         from r1interp.registry.manifest import read_manifest
 
-        releases = [{k: r.get(k) for k in ("name", "kind", "repo_id", "revision", "tag", "published_at")}
-                    for r in read_manifest(manifest)]
+        releases = [
+            {k: r.get(k) for k in ("name", "kind", "repo_id", "revision", "tag", "published_at")}
+            for r in read_manifest(manifest)
+        ]
     except R1InterpError as exc:
         releases_error = str(exc)
     site = top / SITE_INDEX
-    return Report(str(top), list(by_stage.values()), releases, str(manifest), releases_error, status_error,
-                  str(site) if site.is_file() else None)
+    return Report(
+        str(top),
+        list(by_stage.values()),
+        releases,
+        str(manifest),
+        releases_error,
+        status_error,
+        str(site) if site.is_file() else None,
+    )
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -206,14 +230,18 @@ def render(report: Report) -> str:
             bad = [o["path"] for o in s.outs if not o["present"]] if s.state == OUTS_MISSING else []
             detail = ("missing: " + ", ".join(bad)) if bad else "; ".join(s.changes[:MAX_CHANGES_SHOWN])
         elif s.outs:
-            detail = ", ".join(o["path"] for o in s.outs[:3]) + (f" (+{len(s.outs) - 3} more)" if len(s.outs) > 3 else "")
+            detail = ", ".join(o["path"] for o in s.outs[:3]) + (
+                f" (+{len(s.outs) - 3} more)" if len(s.outs) > 3 else ""
+            )
         lines.append(f"  {s.state:<16} {s.name:<{width}}  {detail}".rstrip())
 
     todo = [s.name for s in report.stages if s.state in (STALE, NEVER_BUILT)]
     missing = [s.name for s in report.stages if s.state == OUTS_MISSING]
     if todo:
-        lines.append(f"  next: `dvc repro` rebuilds {len(todo)} stage{'s' * (len(todo) != 1)} ({', '.join(todo[:6])}"
-                     f"{', ...' if len(todo) > 6 else ''})")
+        lines.append(
+            f"  next: `dvc repro` rebuilds {len(todo)} stage{'s' * (len(todo) != 1)} ({', '.join(todo[:6])}"
+            f"{', ...' if len(todo) > 6 else ''})"
+        )
     if missing:
         lines.append(f"  next: `dvc pull` (or `dvc checkout`) restores the outputs of {', '.join(missing)}")
 
@@ -221,7 +249,9 @@ def render(report: Report) -> str:
     if report.releases_error:
         lines.append(f"releases: {report.releases_error}")
     elif not report.releases:
-        lines.append(f"releases: none in {manifest} (publish with `r1interp publish --model reasoner --repo OWNER/NAME`)")
+        lines.append(
+            f"releases: none in {manifest} (publish with `r1interp publish --model reasoner --repo OWNER/NAME`)"
+        )
     else:
         lines.append(f"releases: {len(report.releases)} in {manifest}")
         name_w = max(len(str(r.get("name"))) for r in report.releases)

@@ -49,7 +49,9 @@ def exp_show_json(repo: str | Path = ".") -> list:
         text=True,
     )
     if proc.returncode != 0:
-        raise R1InterpError(f"`dvc exp show --json` failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        raise R1InterpError(
+            f"`dvc exp show --json` failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        )
     return json.loads(proc.stdout)
 
 
@@ -118,7 +120,9 @@ def write_report(points: list[Point], front: list[Point], out_dir: str | Path = 
     out_dir = Path(out_dir)
     on_front = {(p.rev, p.model) for p in front}
     rows = [{**p.__dict__, "on_front": (p.rev, p.model) in on_front} for p in points]
-    write_json(out_dir / "pareto.json", {"objectives": list(OBJECTIVES), "points": rows, "front": [p.name for p in front]})
+    write_json(
+        out_dir / "pareto.json", {"objectives": list(OBJECTIVES), "points": rows, "front": [p.name for p in front]}
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,7 +165,11 @@ def apply(point_params: dict, params_file: str | Path = "params.yaml") -> dict:
         match = pattern.search(text, section)
         if match is None:
             raise R1InterpError(f"{params_file}: could not find train.{key} to update")
-        text = text[: match.start(2)] + yaml.safe_dump(new, default_flow_style=True).strip().removesuffix("...").strip() + text[match.end(2) :]
+        text = (
+            text[: match.start(2)]
+            + yaml.safe_dump(new, default_flow_style=True).strip().removesuffix("...").strip()
+            + text[match.end(2) :]
+        )
     with atomic_path(params_file) as tmp:
         tmp.write_text(text)
     load_params(params_file)

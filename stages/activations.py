@@ -2,6 +2,8 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import resource
 import time
 
@@ -30,6 +32,7 @@ def main(params, args):
 
     def token_rows(selected):
         return ids_view[selected]["input_ids"] if len(selected) else np.zeros((0, meta["ctx_len"]), dtype=np.int64)
+
     with atomic_path(OUT, directory=True) as tmp:
         summary = {}
         for role in params.train.models:
@@ -38,7 +41,12 @@ def main(params, args):
             coders = load_coders(SET_ROOT / role / "sparsify", device=device)
             exclude = excluded_token_ids(loaded.tokenizer)
             collectors = collect(
-                loaded.model, coders, token_batches(ds, rows, cfg.batch_size, device), cfg, exclude_token_ids=exclude, seed=cfg.seed
+                loaded.model,
+                coders,
+                token_batches(ds, rows, cfg.batch_size, device),
+                cfg,
+                exclude_token_ids=exclude,
+                seed=cfg.seed,
             )
             features, examples = [], []
             for layer, col in collectors.items():

@@ -2,6 +2,8 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import json
 import time
 
@@ -28,7 +30,9 @@ def ground_truth(corpus: pd.DataFrame) -> dict[str, list[str]]:
     """The generator's step types per problem (the organism's corpus has them; real traces do not)."""
     if "step_types" not in corpus:
         return {}
-    return {r.id: r.step_types.split("|") for r in corpus.itertuples() if isinstance(r.step_types, str) and r.step_types}
+    return {
+        r.id: r.step_types.split("|") for r in corpus.itertuples() if isinstance(r.step_types, str) and r.step_types
+    }
 
 
 def behaviour_types(steps: pd.DataFrame) -> list[str]:
@@ -46,14 +50,17 @@ def claude_behaviour_types(steps: pd.DataFrame, params) -> tuple[list[str], dict
     order = list(dict.fromkeys(steps["problem_id"]))
     traces = [list(steps.loc[steps["problem_id"] == pid, "text"]) for pid in order]
     labels, info = claude_behaviours.annotate_traces(client, traces, claude.explainer_model, claude.max_tokens)
-    by_problem = dict(zip(order, labels))
+    by_problem = dict(zip(order, labels, strict=True))
     return [by_problem[r.problem_id][r.index] for r in steps.itertuples()], info | {"model": claude.explainer_model}
 
 
 def problem_types(problems: pd.DataFrame) -> dict[str, str]:
     """problem id -> "task / carry" (real traces without a carry flag count as "no carry")."""
     carry = problems["has_carry"] if "has_carry" in problems else pd.Series(False, index=problems.index)
-    return {pid: f"{task} / {'carry' if c else 'no carry'}" for pid, task, c in zip(problems["id"], problems["task"], carry)}
+    return {
+        pid: f"{task} / {'carry' if c else 'no carry'}"
+        for pid, task, c in zip(problems["id"], problems["task"], carry, strict=True)
+    }
 
 
 def require_annotator(cfg, profile: str) -> None:
@@ -76,17 +83,30 @@ def main(params, args):
         heldout = heldout.groupby("task", sort=False).head(per_task).head(cfg.problems)
     loaded = load_role(params.model.profile, cfg.model, device=device)
     coders = load_coders(SET_ROOT / cfg.model / "sparsify", device=device)
-    steps_list, profiles = step_profiles(loaded.model, coders, loaded.tokenizer, list(zip(heldout["id"], heldout["text"])),
-                                         cfg.segment, device, progress=lambda it: tqdm(it, desc="step profiles", unit="problem"))
+    steps_list, profiles = step_profiles(
+        loaded.model,
+        coders,
+        loaded.tokenizer,
+        list(zip(heldout["id"], heldout["text"], strict=True)),
+        cfg.segment,
+        device,
+        progress=lambda it: tqdm(it, desc="step profiles", unit="problem"),
+    )
     features = feature_index(coders)
     truth = ground_truth(heldout)
     types = problem_types(heldout)
-    steps = pd.DataFrame([{"problem_id": s.problem_id, "index": s.index, "text": s.text, "problem_type": types[s.problem_id]}
-                          for s in steps_list])
+    steps = pd.DataFrame(
+        [
+            {"problem_id": s.problem_id, "index": s.index, "text": s.text, "problem_type": types[s.problem_id]}
+            for s in steps_list
+        ]
+    )
     truth_col, reference, annotation = None, None, None
     CACHE.mkdir(parents=True, exist_ok=True)  # the stage's persistent output, for every profile
-    (CACHE / "README.md").write_text("Claude's behaviour annotations (clusters.annotator: claude), one JSON line per "
-                                     "answer; kept across runs so no request is paid twice.\n")
+    (CACHE / "README.md").write_text(
+        "Claude's behaviour annotations (clusters.annotator: claude), one JSON line per "
+        "answer; kept across runs so no request is paid twice.\n"
+    )
     if truth and all(len(truth.get(pid, [])) == n for pid, n in steps.groupby("problem_id").size().items()):
         steps["true_type"] = [truth[r.problem_id][r.index] for r in steps.itertuples()]
         truth_col, reference = "true_type", "generator step types"
@@ -101,9 +121,11 @@ def main(params, args):
             steps["true_type"] = steps["rule_type"]
             truth_col, reference = "true_type", "R1 behaviours (rule annotator)"
     if len(steps) < 2 * cfg.k_max:
-        raise ArtifactError(f"clusters: only {len(steps)} steps in {steps['problem_id'].nunique() if len(steps) else 0} "
-                            f"held-out traces, fewer than 2 x clusters.k_max ({cfg.k_max})",
-                            hint="raise clusters.problems or lower clusters.k_max")
+        raise ArtifactError(
+            f"clusters: only {len(steps)} steps in {steps['problem_id'].nunique() if len(steps) else 0} "
+            f"held-out traces, fewer than 2 x clusters.k_max ({cfg.k_max})",
+            hint="raise clusters.problems or lower clusters.k_max",
+        )
     labels = {}
     if paths.LABELS_PARQUET.exists():
         lab = read_parquet(paths.LABELS_PARQUET, LabelSchema)
@@ -112,8 +134,9 @@ def main(params, args):
 
     z = clustering.embed(profiles, cfg.dims, cfg.seed)
     truth_arr = steps[truth_col].to_numpy() if truth_col else None
-    selection = clustering.choose_k(z, (cfg.k_min, cfg.k_max), seeds=cfg.seeds, min_stability=cfg.min_stability,
-                                    seed=cfg.seed, truth=truth_arr)
+    selection = clustering.choose_k(
+        z, (cfg.k_min, cfg.k_max), seeds=cfg.seeds, min_stability=cfg.min_stability, seed=cfg.seed, truth=truth_arr
+    )
     k = selection.k
     results = {}
     for algorithm in clustering.ALGORITHMS:
@@ -136,13 +159,18 @@ def main(params, args):
     layers = sorted(coders)
     widths = [coders[layer].num_latents for layer in layers]
     col_of = {f: i for i, f in enumerate(features)}
-    groups = {f"C{e['cluster']} top": [col_of[(c["layer"], c["feature"])] for c in e["characteristic_features"][:5]] for e in tax}
+    groups = {
+        f"C{e['cluster']} top": [col_of[(c["layer"], c["feature"])] for c in e["characteristic_features"][:5]]
+        for e in tax
+    }
 
     with atomic_path(OUT_DATA, directory=True) as tmp:
         steps.to_parquet(tmp / "steps.parquet", index=False)
         np.save(tmp / "profiles.npy", profiles)
     with atomic_path(OUT, directory=True) as tmp:
-        (tmp / "taxonomy.json").write_text(json.dumps({"k": k, "criterion": selection.criterion, "clusters": tax}, indent=2) + "\n")
+        (tmp / "taxonomy.json").write_text(
+            json.dumps({"k": k, "criterion": selection.criterion, "clusters": tax}, indent=2) + "\n"
+        )
         pd.DataFrame(selection.by_k).to_csv(tmp / "k_selection.csv", index=False)
         enrich_clusters.to_csv(tmp / "enrichment_clusters.csv", index=False)
         trans.to_csv(tmp / "transitions.csv", index=False)
@@ -150,22 +178,46 @@ def main(params, args):
         if truth_col:
             pd.crosstab(steps[main_col].map(lambda c: f"C{c}"), steps[truth_col]).to_csv(tmp / "confusion.csv")
             taxonomy.enrichment(profiles, steps[truth_col].to_numpy(), features, cfg.top_features).to_csv(
-                tmp / "enrichment_step_types.csv", index=False)
+                tmp / "enrichment_step_types.csv", index=False
+            )
         lm = maps.layer_map(profiles, steps[step_col], widths, layers)
         lm.to_csv(tmp / "layer_map.csv", index=False)
-        maps.heatmap(lm, "group", "layer", "activation", tmp / "layer_map.png",
-                     f"mean feature activation per step, by {'true step type' if truth_col else 'cluster'} x layer")
+        maps.heatmap(
+            lm,
+            "group",
+            "layer",
+            "activation",
+            tmp / "layer_map.png",
+            f"mean feature activation per step, by {'true step type' if truth_col else 'cluster'} x layer",
+        )
         fm = maps.feature_group_map(profiles, steps["problem_type"], groups)
         fm.to_csv(tmp / "problem_feature_map.csv", index=False)
-        maps.heatmap(fm, "problem_type", "feature_group", "activation", tmp / "problem_feature_map.png",
-                     "mean activation of each cluster's top features, by problem type", fmt=".3f")
-        tm = trans.assign(**{"from": trans["from"].map(lambda c: f"C{c}"), "to": trans["to"].map(lambda c: f"C{int(c)}")})
-        maps.heatmap(tm, "from", "to", "probability", tmp / "transitions.png", "P(next step's cluster | step's cluster)")
+        maps.heatmap(
+            fm,
+            "problem_type",
+            "feature_group",
+            "activation",
+            tmp / "problem_feature_map.png",
+            "mean activation of each cluster's top features, by problem type",
+            fmt=".3f",
+        )
+        tm = trans.assign(
+            **{"from": trans["from"].map(lambda c: f"C{c}"), "to": trans["to"].map(lambda c: f"C{int(c)}")}
+        )
+        maps.heatmap(
+            tm, "from", "to", "probability", tmp / "transitions.png", "P(next step's cluster | step's cluster)"
+        )
         _tree_plot(tree, [f"C{e['cluster']} ({e.get('majority_true_type', e['size'])})" for e in tax], tmp / "tree.png")
-    metrics = {"steps": int(len(steps)), "problems": int(steps["problem_id"].nunique()), "k": k, "reference": reference,
-               **({"annotation": annotation} if annotation else {}),
-               "criterion": selection.criterion, **{a: r for a, r in results.items()},
-               "purity_kmeans": [e.get("purity") for e in tax]}
+    metrics = {
+        "steps": int(len(steps)),
+        "problems": int(steps["problem_id"].nunique()),
+        "k": k,
+        "reference": reference,
+        **({"annotation": annotation} if annotation else {}),
+        "criterion": selection.criterion,
+        **{a: r for a, r in results.items()},
+        "purity_kmeans": [e.get("purity") for e in tax],
+    }
     write_json(METRICS, metrics)
     timings.record("clusters", {"seconds": round(time.perf_counter() - started, 1)})
     print(json.dumps(metrics, indent=1))

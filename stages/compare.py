@@ -3,6 +3,8 @@ the reference graphs, with bootstrap confidence intervals over prompts; tables a
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import json
 
 import pandas as pd
@@ -29,13 +31,19 @@ def headline(diffs: pd.DataFrame) -> dict:
     """Per comparison: the statistics whose interval excludes 0, largest |difference| first."""
     out = {}
     for name, rows in diffs.groupby("comparison", sort=False):
-        sig = rows[rows["significant"]].reindex(rows[rows["significant"]]["difference"].abs().sort_values(ascending=False).index)
+        sig = rows[rows["significant"]].reindex(
+            rows[rows["significant"]]["difference"].abs().sort_values(ascending=False).index
+        )
         out[name] = {
             "statistics": int(len(rows)),
             "significant": int(len(sig)),
             "n": int(rows["n_a"].max()),
             "largest": [
-                {"statistic": r.statistic, "difference": round(r.difference, 3), "ci": [round(r.ci_low, 3), round(r.ci_high, 3)]}
+                {
+                    "statistic": r.statistic,
+                    "difference": round(r.difference, 3),
+                    "ci": [round(r.ci_low, 3), round(r.ci_high, 3)],
+                }
                 for r in sig.head(5).itertuples()
             ],
         }
@@ -52,16 +60,32 @@ def main(params, args):
         table.to_csv(tmp / "per_graph.csv", index=False)
         diffs.to_csv(tmp / "differences.csv", index=False)
         profiles.to_csv(tmp / "profiles_by_category.csv", index=False)
-        plots.heatmap(profiles, "z:", tmp / "zscores_by_category.png", f"motif z-scores by category ({cfg.null_model} null)")
-        plots.heatmap(profiles, "sp:", tmp / "significance_profile_by_category.png",
-                      f"significance profiles by category ({cfg.null_model} null)")
-        plots.differences(diffs, "sp:", tmp / "differences_sp.png",
-                          f"differences in significance profile, {int(cfg.confidence * 100)}% bootstrap CI")
-        plots.differences(diffs, "z:", tmp / "differences_z.png",
-                          f"differences in z, {int(cfg.confidence * 100)}% bootstrap CI")
-    metrics = {"null": cfg.null_model, "bootstrap": cfg.bootstrap, "confidence": cfg.confidence,
-               "graphs": int((table["origin"] == "ours").sum()), "comparisons": headline(diffs),
-               "dropped_as_copies": copies}
+        plots.heatmap(
+            profiles, "z:", tmp / "zscores_by_category.png", f"motif z-scores by category ({cfg.null_model} null)"
+        )
+        plots.heatmap(
+            profiles,
+            "sp:",
+            tmp / "significance_profile_by_category.png",
+            f"significance profiles by category ({cfg.null_model} null)",
+        )
+        plots.differences(
+            diffs,
+            "sp:",
+            tmp / "differences_sp.png",
+            f"differences in significance profile, {int(cfg.confidence * 100)}% bootstrap CI",
+        )
+        plots.differences(
+            diffs, "z:", tmp / "differences_z.png", f"differences in z, {int(cfg.confidence * 100)}% bootstrap CI"
+        )
+    metrics = {
+        "null": cfg.null_model,
+        "bootstrap": cfg.bootstrap,
+        "confidence": cfg.confidence,
+        "graphs": int((table["origin"] == "ours").sum()),
+        "comparisons": headline(diffs),
+        "dropped_as_copies": copies,
+    }
     write_json(METRICS, metrics)
     print(json.dumps(metrics, indent=1)[:4000])
 

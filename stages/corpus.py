@@ -2,6 +2,8 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 from r1interp import corpus, paths, stage
 from r1interp.io import write_parquet
 from r1interp.schemas import CorpusSchema, validate

@@ -3,6 +3,8 @@ which features carry the most influence on correct answers in the attribution gr
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import json
 import time
 from pathlib import Path
@@ -31,30 +33,50 @@ def main(params, args):
 
     diff = critical.weight_diff(reasoner, base)
     coders = load_coders(SET_ROOT / "reasoner" / "sparsify")
-    aligned = critical.aligned_features(reasoner, base, coders, cfg.rank).merge(labels, on=["layer", "feature"], how="left")
+    aligned = critical.aligned_features(reasoner, base, coders, cfg.rank).merge(
+        labels, on=["layer", "feature"], how="left"
+    )
 
     index = read_parquet(paths.GRAPH_INDEX, GraphIndexSchema, "run `dvc repro graphs`")
     ok = index[(index["status"] == "ok") & (index["model"] == "reasoner") & (index["kind"] == "answer")]
-    graphs = [(read_graph(paths.GRAPHS_DIR / r.path), None if pd.isna(r.correct) else bool(r.correct)) for r in ok.itertuples()]
+    graphs = [
+        (read_graph(paths.GRAPHS_DIR / r.path), None if pd.isna(r.correct) else bool(r.correct))
+        for r in ok.itertuples()
+    ]
     ranking = critical.attribution_ranking(graphs).merge(labels, on=["layer", "feature"], how="left")
 
     with atomic_path(OUT, directory=True) as tmp:
         diff.to_csv(tmp / "weight_diff.csv", index=False)
-        aligned.sort_values("decoder_alignment", ascending=False).head(cfg.top).to_csv(tmp / "decoder_aligned_features.csv", index=False)
-        aligned.sort_values("encoder_alignment", ascending=False).head(cfg.top).to_csv(tmp / "encoder_aligned_features.csv", index=False)
+        aligned.sort_values("decoder_alignment", ascending=False).head(cfg.top).to_csv(
+            tmp / "decoder_aligned_features.csv", index=False
+        )
+        aligned.sort_values("encoder_alignment", ascending=False).head(cfg.top).to_csv(
+            tmp / "encoder_aligned_features.csv", index=False
+        )
         ranking.head(cfg.top).to_csv(tmp / "attribution_ranking.csv", index=False)
         _plot(diff, tmp / "weight_diff.png")
     by_module = diff[diff["layer"].notna()].groupby("module")["relative_change"].mean().sort_values(ascending=False)
     metrics = {
-        "largest_relative_change": diff.sort_values("relative_change", ascending=False).head(3)[["tensor", "relative_change"]].to_dict("records"),
+        "largest_relative_change": diff.sort_values("relative_change", ascending=False)
+        .head(3)[["tensor", "relative_change"]]
+        .to_dict("records"),
         "mean_relative_change_by_module": {k: round(float(v), 4) for k, v in by_module.items()},
-        "decoder_alignment": {"max": round(float(aligned["decoder_alignment"].max()), 4),
-                              "mean": round(float(aligned["decoder_alignment"].mean()), 4),
-                              "chance": round(float(aligned["chance"].iloc[0]), 4)},
-        "encoder_alignment": {"max": round(float(aligned["encoder_alignment"].max()), 4),
-                              "mean": round(float(aligned["encoder_alignment"].mean()), 4)},
-        "graphs": {"correct": sum(1 for _, c in graphs if c is True), "incorrect": sum(1 for _, c in graphs if c is False)},
-        "top_feature_for_correct_answers": ranking.head(1)[["layer", "feature", "influence_correct", "label"]].to_dict("records"),
+        "decoder_alignment": {
+            "max": round(float(aligned["decoder_alignment"].max()), 4),
+            "mean": round(float(aligned["decoder_alignment"].mean()), 4),
+            "chance": round(float(aligned["chance"].iloc[0]), 4),
+        },
+        "encoder_alignment": {
+            "max": round(float(aligned["encoder_alignment"].max()), 4),
+            "mean": round(float(aligned["encoder_alignment"].mean()), 4),
+        },
+        "graphs": {
+            "correct": sum(1 for _, c in graphs if c is True),
+            "incorrect": sum(1 for _, c in graphs if c is False),
+        },
+        "top_feature_for_correct_answers": ranking.head(1)[["layer", "feature", "influence_correct", "label"]].to_dict(
+            "records"
+        ),
     }
     write_json(METRICS, json.loads(json.dumps(metrics, default=str)))
     timings.record("critical", {"seconds": round(time.perf_counter() - started, 1)})

@@ -2,6 +2,8 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import torch
 
 from r1interp import paths, stage
@@ -22,7 +24,8 @@ def main(params, args):
     subset = ds.select(range(rows)).with_format("torch")
     bs = params.evaluate.batch_size
     batches = [
-        {k: subset[i : i + bs][k].to(device) for k in ("input_ids", "in_think", "in_answer")} for i in range(0, rows, bs)
+        {k: subset[i : i + bs][k].to(device) for k in ("input_ids", "in_think", "in_answer")}
+        for i in range(0, rows, bs)
     ]
     metrics, plot_rows = {}, []
     for role in params.train.models:

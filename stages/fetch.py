@@ -8,6 +8,8 @@ left by another profile are kept: the download is expensive and fetch.json says 
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 from r1interp import paths, stage
 from r1interp.fetch import fetch_model
 from r1interp.io import write_text

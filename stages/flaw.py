@@ -7,6 +7,8 @@ summary reports/metrics/flaw.json (find and localise scores, the repair table, w
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import json
 import time
 
@@ -39,8 +41,17 @@ def main(params, args):
     coders = load_coders(SET_ROOT / params.clusters.model / "sparsify")
     steps_table, profiles = pd.read_parquet(paths.CLUSTER_STEPS), np.load(paths.CLUSTER_PROFILES)
     digits = {t: (d.min_digits, d.max_digits) for t, d in params.corpus.tasks.items()}
-    out = experiment.run(cfg, model=lm.model, tokenizer=lm.tokenizer, corpus=corpus, task_digits=digits, coders=coders,
-                         index=feature_index(coders), steps_table=steps_table, profiles=profiles)
+    out = experiment.run(
+        cfg,
+        model=lm.model,
+        tokenizer=lm.tokenizer,
+        corpus=corpus,
+        task_digits=digits,
+        coders=coders,
+        index=feature_index(coders),
+        steps_table=steps_table,
+        profiles=profiles,
+    )
     groups = [c[: -len("_accuracy")] for c in out.rows.columns if c.endswith("_accuracy")]
     table = out.rows.round(4)
     with atomic_path(paths.FLAW_DIR, directory=True) as tmp:
@@ -49,11 +60,24 @@ def main(params, args):
         out.ranked.round(6).to_csv(tmp / "neurons.csv", index=False)
         (tmp / "arms.json").write_text(json.dumps(out.arms, indent=1) + "\n")
         plots.repairs(out.rows, groups, tmp / "repairs.png")
-    arms = {r["arm"]: {k: r[k] for k in SUMMARY_COLUMNS[1:]} | {g: {"accuracy": r[f"{g}_accuracy"], "ci": [
-        r[f"{g}_ci_low"], r[f"{g}_ci_high"]], "n": r[f"{g}_n"]} for g in groups} for r in table.to_dict("records")}
-    metrics = {"applicable": True, "pattern": cfg.pattern, "share": cfg.share, "find": out.find,
-               "localise": out.localise, "arms": arms, "verdicts": out.verdicts,
-               "meets_bar": [t for t, v in out.verdicts.items() if v["meets_bar"]]}
+    arms = {
+        r["arm"]: {k: r[k] for k in SUMMARY_COLUMNS[1:]}
+        | {
+            g: {"accuracy": r[f"{g}_accuracy"], "ci": [r[f"{g}_ci_low"], r[f"{g}_ci_high"]], "n": r[f"{g}_n"]}
+            for g in groups
+        }
+        for r in table.to_dict("records")
+    }
+    metrics = {
+        "applicable": True,
+        "pattern": cfg.pattern,
+        "share": cfg.share,
+        "find": out.find,
+        "localise": out.localise,
+        "arms": arms,
+        "verdicts": out.verdicts,
+        "meets_bar": [t for t, v in out.verdicts.items() if v["meets_bar"]],
+    }
     write_json(paths.FLAW_METRICS, json.loads(json.dumps(metrics, default=float)))
     timings.record("flaw", {"seconds": round(time.perf_counter() - started, 1)})
     print(table[[*SUMMARY_COLUMNS, *(f"{g}_accuracy" for g in groups)]].to_string(index=False))

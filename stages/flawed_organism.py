@@ -7,9 +7,11 @@ Hub profiles have no trained reasoner to plant a flaw in: the stage records that
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 from r1interp import paths, stage, timings
-from r1interp.flaw.problems import repair_pools
 from r1interp.flaw.organism import not_applicable, train_flawed
+from r1interp.flaw.problems import repair_pools
 from r1interp.models import model_spec
 from r1interp.schemas import CorpusSchema, read_parquet
 
@@ -24,8 +26,10 @@ def main(params, args):
     repair_pools(corpus, params.flaw.pattern, params.flaw.repair.examples)  # a budget that cannot fit fails now
     log = train_flawed(corpus, params.flaw, model_spec("organism", "reasoner").local_dir, out)
     timings.record("flawed-organism", {"train_cpu_seconds": log["cpu_seconds"]})
-    print(f"flawed organism: {log['pattern_problems']} pattern problems, {log['flawed_traces']} flawed traces, "
-          f"{log['steps']} steps, {log['cpu_seconds']} CPU-s, loss {log['final_loss']} -> {out}")
+    print(
+        f"flawed organism: {log['pattern_problems']} pattern problems, {log['flawed_traces']} flawed traces, "
+        f"{log['steps']} steps, {log['cpu_seconds']} CPU-s, loss {log['final_loss']} -> {out}"
+    )
 
 
 if __name__ == "__main__":

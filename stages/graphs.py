@@ -2,6 +2,8 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import gc
 import json
 
@@ -11,8 +13,8 @@ from r1interp import paths, stage, timings
 from r1interp.graphs.build import build_model_graphs, index_frame
 from r1interp.graphs.replacement import check_transcoder_set, load_replacement_model
 from r1interp.graphs.summary import summarize
-from r1interp.io import atomic_path, write_json
 from r1interp.graphs.targets import check_prompts_fit
+from r1interp.io import atomic_path, write_json
 from r1interp.models import load_role, model_spec, read_architecture, resolve_device
 from r1interp.prompts import load_profile_prompts
 from r1interp.schemas import GraphIndexSchema, LabelSchema, read_parquet, validate
@@ -42,7 +44,9 @@ def main(params, args):
     for role in cfg.models:
         model_dir = model_spec(params.model.profile, role).local_dir
         check_transcoder_set(model_dir, SET_ROOT / role / "circuit-tracer")
-        check_prompts_fit(AutoTokenizer.from_pretrained(model_dir), prompts, role, read_architecture(model_dir).max_positions)
+        check_prompts_fit(
+            AutoTokenizer.from_pretrained(model_dir), prompts, role, read_architecture(model_dir).max_positions
+        )
     with atomic_path(OUT, directory=True) as tmp:
         index, edges = [], []
         for role in cfg.models:
@@ -61,8 +65,12 @@ def main(params, args):
         metrics = summarize(index, edges, cfg.faithfulness.tolerance)
     write_json(METRICS, metrics)
     timings.record("graphs", {"seconds_attribution": attribution_seconds})
-    print(json.dumps({m: {k: metrics[m].get(k) for k in ("accuracy", "think", "answer") if k in metrics[m]}
-                      for m in cfg.models}, default=str)[:2000])
+    print(
+        json.dumps(
+            {m: {k: metrics[m].get(k) for k in ("accuracy", "think", "answer") if k in metrics[m]} for m in cfg.models},
+            default=str,
+        )[:2000]
+    )
     faith = metrics["faithfulness"]
     print(f"faithfulness: {faith['edges']} edges, max relative error {faith['max_relative_error']}")
 

@@ -10,6 +10,8 @@ plots next to the table.
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import json
 import time
 
@@ -43,9 +45,18 @@ def main(params, args):
         groups = benchmark.real_groups(corpus, cfg.problems_per_group)
     else:
         groups = benchmark.organism_groups(corpus, cfg.problems_per_group, cfg.ood_digits, cfg.seed)
-    outcome = experiment.run(cfg, lm=lm, coders=coders, index=index,
-                             steps=steps, profiles=profiles, corpus=corpus, groups=groups, real=real,
-                             load_base=lambda: load_role(profile, "base", device=device))
+    outcome = experiment.run(
+        cfg,
+        lm=lm,
+        coders=coders,
+        index=index,
+        steps=steps,
+        profiles=profiles,
+        corpus=corpus,
+        groups=groups,
+        real=real,
+        load_base=lambda: load_role(profile, "base", device=device),
+    )
 
     labels = _labels(cfg.model)
     top = outcome.ranked.head(20).merge(labels, on=["layer", "feature"], how="left")
@@ -54,7 +65,8 @@ def main(params, args):
     with atomic_path(paths.INTERVENTIONS_DIR, directory=True) as tmp:
         outcome.results.to_csv(tmp / "results.csv", index=False)
         outcome.ranked.head(max(cfg.ablation_sizes)).merge(labels, on=["layer", "feature"], how="left").to_csv(
-            tmp / "ranked_features.csv", index=False)
+            tmp / "ranked_features.csv", index=False
+        )
         plots.ablation_by_size(outcome.results, tmp / "ablation_size.png")
         plots.steering_by_alpha(outcome.results, tmp / "steering_alpha.png")
         plots.edits_and_finetune(outcome.results, tmp / "edits_finetune.png")

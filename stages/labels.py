@@ -2,6 +2,8 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import functools
 import multiprocessing
 import time
@@ -85,8 +87,13 @@ def main(params, args):
     metrics["labeler"] = cfg.labeler
     write_json(METRICS, metrics)
     # retries and waits depend on the network, times on the machine: never in the hashed metrics
-    timings.record("labels", {"seconds": round(time.perf_counter() - started, 1),
-                              **({"requests": client.stats} if client is not None else {})})
+    timings.record(
+        "labels",
+        {
+            "seconds": round(time.perf_counter() - started, 1),
+            **({"requests": client.stats} if client is not None else {}),
+        },
+    )
     write_json(PLOT, layer_rows(labels_df))
     plot_scores(labels_df, FIGURE)
     for role in params.train.models:

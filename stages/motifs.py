@@ -2,6 +2,8 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import json
 import time
 from pathlib import Path
@@ -34,8 +36,18 @@ def graph_list(references: list[str], limits: GraphLimits) -> list[dict]:
             raise ArtifactError(f"motifs.reference_graphs: {ref} not found")
         # every reference is loaded (and so checked: file type, size, JSON, layout) before any analysis starts
         scan = load_neuronpedia(path, limits=limits, limit_names=LIMIT_KEYS).metadata.get("scan", "")
-        entries.append({"graph": path.stem, "origin": "reference", "model": scan or path.stem, "kind": "reference",
-                        "prompt_id": path.stem, "category": "reference", "correct": None, "path": str(path)})
+        entries.append(
+            {
+                "graph": path.stem,
+                "origin": "reference",
+                "model": scan or path.stem,
+                "kind": "reference",
+                "prompt_id": path.stem,
+                "category": "reference",
+                "correct": None,
+                "path": str(path),
+            }
+        )
     return entries
 
 
@@ -79,7 +91,9 @@ def main(params, args):
         "groups": summary(zscores, census, params.compare.null_model),
     }
     write_json(METRICS, metrics)
-    timings.record("motifs", {"seconds": round(time.perf_counter() - started, 1), "seconds_per_graph": seconds_per_graph})
+    timings.record(
+        "motifs", {"seconds": round(time.perf_counter() - started, 1), "seconds_per_graph": seconds_per_graph}
+    )
     print(json.dumps(metrics, indent=1)[:3000])
 
 

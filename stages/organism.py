@@ -7,6 +7,8 @@ stays where fetch keeps it, so switching profiles back and forth never downloads
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 from r1interp import organism, paths, stage, timings
 from r1interp.fetch import install_model
 from r1interp.models import model_spec, read_architecture
@@ -25,9 +27,11 @@ def main(params, args):
     if spec.repo_id:
         receipt = install_model(spec, spec.download_dir, out)
         arch = read_architecture(out)
-        print(f"organism@{args.role}: profile {params.model.profile!r} uses {spec.repo_id}@{spec.revision[:12]} "
-              f"({arch.n_layers} layers, hidden {arch.d_model}, {receipt['bytes'] / 1e9:.2f} GB), installed from "
-              f"{spec.download_dir} -> {out}")
+        print(
+            f"organism@{args.role}: profile {params.model.profile!r} uses {spec.repo_id}@{spec.revision[:12]} "
+            f"({arch.n_layers} layers, hidden {arch.d_model}, {receipt['bytes'] / 1e9:.2f} GB), installed from "
+            f"{spec.download_dir} -> {out}"
+        )
         return
     corpus = read_parquet(CORPUS, CorpusSchema, rebuild_hint="run `dvc repro corpus`")
     if args.role == "base":

@@ -6,6 +6,8 @@ corpus problems per problem type graded by math-verify against their gold answer
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 from r1interp import organism, paths, stage
 from r1interp.io import write_json
 from r1interp.models import ROLES, load_role, model_spec, resolve_device
@@ -44,9 +46,15 @@ def graded_metrics(corpus, cfg, profile: str, device: str) -> dict:
         lo, hi = benchmark.wilson(correct, n)
         acc = {g: round(r["accuracy"], 4) for g, r in result.items()} | {"overall": round(correct / n, 4)}
         ci = {g: [round(r["ci_low"], 4), round(r["ci_high"], 4)] for g, r in result.items()}
-        metrics[role] = {"accuracy": acc, "ci95": ci | {"overall": [round(lo, 4), round(hi, 4)]},
-                         "correct": correct, "final_loss": None}
-        print(f"{role}: {correct}/{n} graded correct (math-verify), " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()))
+        metrics[role] = {
+            "accuracy": acc,
+            "ci95": ci | {"overall": [round(lo, 4), round(hi, 4)]},
+            "correct": correct,
+            "final_loss": None,
+        }
+        print(
+            f"{role}: {correct}/{n} graded correct (math-verify), " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items())
+        )
     metrics["heldout_problems"] = n
     metrics["grader"] = "math-verify"
     return metrics
@@ -57,7 +65,9 @@ def main(params, args):
     if params.model.profile == "organism":
         metrics = organism_metrics(corpus, params.organism.eval)
     else:
-        metrics = graded_metrics(corpus, params.organism.eval, params.model.profile, resolve_device(params.model.device))
+        metrics = graded_metrics(
+            corpus, params.organism.eval, params.model.profile, resolve_device(params.model.device)
+        )
     write_json(OUT, metrics)
 
 

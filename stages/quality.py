@@ -6,6 +6,8 @@ Failed expectations are reported, not fatal, unless `--strict` is given.
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import time
 from pathlib import Path
 
@@ -43,7 +45,8 @@ def main(params, args):
     print(f"quality: {overall['passed']}/{overall['checks']} checks passed in {seconds} s -> {paths.QUALITY_INDEX}")
     if args.strict and not overall["success"]:
         raise ArtifactError(
-            f"data quality: {overall['failed']} checks failed in {', '.join(overall['failed_suites'])}", hint=f"see {paths.QUALITY_INDEX}"
+            f"data quality: {overall['failed']} checks failed in {', '.join(overall['failed_suites'])}",
+            hint=f"see {paths.QUALITY_INDEX}",
         )
 
 

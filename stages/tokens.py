@@ -2,10 +2,12 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import pandas as pd
 
 from r1interp import data, paths, stage
-from r1interp.models import check_vocab, load_role, model_spec, read_architecture
+from r1interp.models import check_vocab, model_spec, read_architecture
 from r1interp.schemas import CorpusSchema, read_parquet
 
 CORPUS = paths.CORPUS_PARQUET
@@ -42,8 +44,10 @@ def main(params, args):
         }
         documents = pd.DataFrame({"doc_index": range(len(docs)), "id": docs["id"], "task": docs["task"]})
         data.write_token_split(paths.token_split(split), rows, documents, meta)
-        print(f"tokens {split}: {meta['rows']} rows x {meta['ctx_len']} = {meta['tokens']} tokens "
-              f"({params.tokens.packing}; padding {meta['padding_fraction']:.0%}, truncated documents {truncated})")
+        print(
+            f"tokens {split}: {meta['rows']} rows x {meta['ctx_len']} = {meta['tokens']} tokens "
+            f"({params.tokens.packing}; padding {meta['padding_fraction']:.0%}, truncated documents {truncated})"
+        )
 
 
 if __name__ == "__main__":

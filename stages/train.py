@@ -2,17 +2,17 @@
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import json
 from pathlib import Path
 
 from r1interp import paths, stage, timings
 from r1interp.data import check_token_dataset, load_token_split, training_rows
 from r1interp.io import atomic_path
-from r1interp.models import load_role, read_architecture, resolve_device
+from r1interp.models import load_role, model_spec, read_architecture, resolve_device
 from r1interp.transcoders import TRAIN_ROOT, excluded_token_ids, group_layers
-from r1interp.models import model_spec
 from r1interp.transcoders.train import fit, fit_distributed
-
 
 # Run-to-run varying numbers: reported in reports/timings/, never inside the hashed training.json.
 TIMING_KEYS = ("seconds", "tokens_per_second", "wall_seconds_including_launch")
@@ -30,14 +30,27 @@ def pull_layers(cfg, role: str, layers: list[int], arch, out: Path) -> dict:
     from r1interp.registry.pull import pull
 
     with tempfile.TemporaryDirectory(prefix="r1interp-train-pull-") as scratch:
-        result = pull(cfg.repos[role], cfg.revision, Path(scratch) / "set", d_model=arch.d_model, layers=layers,
-                      require_manifest=cfg.require_manifest, allow_unpinned=cfg.allow_unpinned,
-                      how_to_allow="train.pull.allow_unpinned: true")
+        result = pull(
+            cfg.repos[role],
+            cfg.revision,
+            Path(scratch) / "set",
+            d_model=arch.d_model,
+            layers=layers,
+            require_manifest=cfg.require_manifest,
+            allow_unpinned=cfg.allow_unpinned,
+            how_to_allow="train.pull.allow_unpinned: true",
+        )
         out.mkdir(parents=True, exist_ok=True)
         for coder in sorted((Path(scratch) / "set" / "sparsify").iterdir()):
             shutil.move(str(coder), str(out / coder.name))
-    return {"source": "pull", "repo_id": result.repo_id, "revision": result.revision, "pulled_layers": result.layers,
-            "missing_layers": result.missing_layers, "verified_against_manifest": result.verified_against_manifest}
+    return {
+        "source": "pull",
+        "repo_id": result.repo_id,
+        "revision": result.revision,
+        "pulled_layers": result.layers,
+        "missing_layers": result.missing_layers,
+        "verified_against_manifest": result.verified_against_manifest,
+    }
 
 
 def main(params, args):
@@ -63,8 +76,10 @@ def main(params, args):
                 layers = pulled["missing_layers"] if tp.pull.missing_layers == "train" else []
                 if not layers:
                     summary[role] = pulled
-                    print(f"train {role} {args.group}: pulled layers {pulled['pulled_layers']} from {pulled['repo_id']}"
-                          f"@{pulled['revision'][:12]}; missing {pulled['missing_layers']} (train.pull.missing_layers: skip)")
+                    print(
+                        f"train {role} {args.group}: pulled layers {pulled['pulled_layers']} from {pulled['repo_id']}"
+                        f"@{pulled['revision'][:12]}; missing {pulled['missing_layers']} (train.pull.missing_layers: skip)"
+                    )
                     continue
             hookpoints = [loaded.arch.mlp_hookpoint(layer) for layer in layers]
             exclude = excluded_token_ids(loaded.tokenizer) if tp.exclude_special_tokens else []
@@ -88,7 +103,9 @@ def main(params, args):
             summary[role] = {k: v for k, v in result.items() if k != "history" and k not in TIMING_KEYS}
             if pulled:
                 summary[role].update(pulled, trained_layers=layers)
-            print(f"train {role} {args.group}: {len(hookpoints)} coders, {result['tokens']} tokens, {result['tokens_per_second']:.0f} tok/s")
+            print(
+                f"train {role} {args.group}: {len(hookpoints)} coders, {result['tokens']} tokens, {result['tokens_per_second']:.0f} tok/s"
+            )
         (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 

@@ -7,6 +7,8 @@ every coder against the model and that every layer is covered (circuit-tracer ne
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
 
+# isort: split
+
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +18,13 @@ from r1interp.errors import ArtifactError
 from r1interp.io import atomic_path
 from r1interp.models import model_spec, read_architecture
 from r1interp.transcoders import SET_ROOT, TRAIN_ROOT
-from r1interp.transcoders.layout import check_sparsify_coder, find_coders, layer_of, write_circuit_tracer_config, write_circuit_tracer_layer
+from r1interp.transcoders.layout import (
+    check_sparsify_coder,
+    find_coders,
+    layer_of,
+    write_circuit_tracer_config,
+    write_circuit_tracer_layer,
+)
 
 
 def add_args(parser):
@@ -41,8 +49,10 @@ def main(params, args):
     missing = [layer for layer in range(arch.n_layers) if layer not in coders]
     partial = params.train.source == "pull" and params.train.pull.missing_layers == "skip"
     if missing and partial:
-        print(f"transcoders {args.model}: no coder for layers {missing} (pulled release, missing_layers: skip); "
-              "the circuit-tracer layout needs every layer and is not written")
+        print(
+            f"transcoders {args.model}: no coder for layers {missing} (pulled release, missing_layers: skip); "
+            "the circuit-tracer layout needs every layer and is not written"
+        )
     elif missing:
         raise ArtifactError(
             f"{TRAIN_ROOT}: no {args.model} transcoder for layers {missing} (of {arch.n_layers})",
@@ -60,7 +70,9 @@ def main(params, args):
                 layer_files[layer] = f"layer_{layer}.safetensors"
                 write_circuit_tracer_layer(coder_dir, tmp / "circuit-tracer" / layer_files[layer])
         if not missing:
-            write_circuit_tracer_config(tmp / "circuit-tracer", layer_files, scan=f"r1interp/{params.model.profile}-{args.model}", k=k)
+            write_circuit_tracer_config(
+                tmp / "circuit-tracer", layer_files, scan=f"r1interp/{params.model.profile}-{args.model}", k=k
+            )
     print(f"transcoders {args.model}: {len(coders)} layers -> {out}")
 
 

@@ -48,5 +48,7 @@ def respond(request: dict) -> str:
     if "present anywhere" in system:  # detection
         answers = [int(token in text.replace("<<", "").replace(">>", "")) for text in excerpts]
     else:  # fuzzing
-        answers = [int(bool(MARKED.findall(text)) and all(m == token for m in MARKED.findall(text))) for text in excerpts]
+        answers = [
+            int(bool(MARKED.findall(text)) and all(m == token for m in MARKED.findall(text))) for text in excerpts
+        ]
     return "Checking each excerpt against the explanation.\n" + str(answers)

@@ -41,18 +41,26 @@ def _env() -> dict[str, str]:
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
 def make_project(dest: Path) -> Path:
     """Copy the project's files (tracked and new, not ignored) into a fresh git repo with tiny params."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\n")
     for rel in filter(None, listed):
         src = REPO / rel
-        generated = rel.startswith(("data/", "models/", "reports/")) and not rel.startswith(("data/prompts/", "data/reference/"))
+        generated = rel.startswith(("data/", "models/", "reports/")) and not rel.startswith(
+            ("data/prompts/", "data/reference/")
+        )
         if src.is_file() and not generated and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)

@@ -89,7 +89,9 @@ class MessagesServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="messages-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="messages-server", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -193,7 +195,11 @@ class MessagesServer:
         elif kind == "expired":
             result = {"type": "expired"}
         else:
-            error = ("invalid_request_error", "prompt is too long") if kind == "invalid" else ("api_error", "Internal server error")
+            error = (
+                ("invalid_request_error", "prompt is too long")
+                if kind == "invalid"
+                else ("api_error", "Internal server error")
+            )
             result = {"type": "errored", "error": _error_body(*error)}
         return {"custom_id": request["custom_id"], "result": result}
 
@@ -207,7 +213,9 @@ def _handler_for(server: MessagesServer) -> type[BaseHTTPRequestHandler]:
 
         # -- plumbing ---------------------------------------------------------------
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, ctype: str = "application/json") -> bool:
+        def _send(
+            self, status: int, body: bytes, headers: dict[str, str] | None = None, ctype: str = "application/json"
+        ) -> bool:
             """Write a whole response; False when the client had already gone."""
             try:
                 self.send_response(status)
@@ -313,9 +321,15 @@ def _handler_for(server: MessagesServer) -> type[BaseHTTPRequestHandler]:
         def _fault(self, fault: str, body: dict, prompt: str) -> None:
             path = "/v1/messages"
             if fault in ("429", "429-ms", "429-long"):
-                retry = {"429": {"retry-after": "1"}, "429-ms": {"retry-after-ms": "200"}, "429-long": {"retry-after": "3600"}}[fault]
+                retry = {
+                    "429": {"retry-after": "1"},
+                    "429-ms": {"retry-after-ms": "200"},
+                    "429-long": {"retry-after": "3600"},
+                }[fault]
                 server.record(path, prompt, 429)
-                self._json(429, _error_body("rate_limit_error", "Number of requests has exceeded your rate limit"), retry)
+                self._json(
+                    429, _error_body("rate_limit_error", "Number of requests has exceeded your rate limit"), retry
+                )
             elif fault == "529":
                 server.record(path, prompt, 529)
                 self._json(529, _error_body("overloaded_error", "Overloaded"))
@@ -324,7 +338,12 @@ def _handler_for(server: MessagesServer) -> type[BaseHTTPRequestHandler]:
                 self._json(int(fault), _error_body("api_error", "Internal server error"))
             elif fault == "400":
                 server.record(path, prompt, 400)
-                self._json(400, _error_body("invalid_request_error", "messages: prompt is too long: 250000 tokens > 200000 maximum"))
+                self._json(
+                    400,
+                    _error_body(
+                        "invalid_request_error", "messages: prompt is too long: 250000 tokens > 200000 maximum"
+                    ),
+                )
             elif fault == "401":
                 self._unauthorized(path, prompt)
             elif fault == "timeout":
@@ -353,7 +372,14 @@ def _handler_for(server: MessagesServer) -> type[BaseHTTPRequestHandler]:
                 server.record(path, None, 400)
                 return self._json(400, _error_body("invalid_request_error", "requests: custom_id must be unique"))
             batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
-            batch = {"id": batch_id, "requests": requests, "polls": 0, "created_at": time.time(), "ended_at": None, "results": None}
+            batch = {
+                "id": batch_id,
+                "requests": requests,
+                "polls": 0,
+                "created_at": time.time(),
+                "ended_at": None,
+                "results": None,
+            }
             with server._lock:
                 server.batches[batch_id] = batch
                 obj = server.batch_object(batch)

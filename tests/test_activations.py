@@ -149,7 +149,9 @@ class Synthetic:
     F: int
 
 
-def make_synthetic(seed: int = 0, n_batches: int = 3, B: int = 3, T: int = 10, F: int = 6, k: int = 2, row_base: int = 5) -> Synthetic:
+def make_synthetic(
+    seed: int = 0, n_batches: int = 3, B: int = 3, T: int = 10, F: int = 6, k: int = 2, row_base: int = 5
+) -> Synthetic:
     """Random top-k encodings with distinct activations (no ties), padding at the ends of rows,
     one excluded (invalid) token inside a row, some zero entries among the top-k, a row with no
     valid token, and feature F-1 that never fires."""
@@ -228,7 +230,9 @@ def check_window(e: dict, f: int, data: Synthetic, cfg, activating: bool) -> Non
     if activating:
         assert data.valid[r, pos]
         assert e["activation"] == pytest.approx(data.A[r, pos, f], rel=1e-6) and e["activation"] > 0
-        np.testing.assert_allclose(e["acts"][:length], data.A[r, start : start + length, f], rtol=1e-3)  # stored as float16
+        np.testing.assert_allclose(
+            e["acts"][:length], data.A[r, start : start + length, f], rtol=1e-3
+        )  # stored as float16
         assert (e["acts"][length:] == 0).all()
         assert e["acts"][tgt] == pytest.approx(e["activation"], rel=1e-6)
     else:
@@ -323,9 +327,18 @@ def test_batches_without_firing_or_valid_tokens():
     B, T, k = 2, 7, 2
     idx = torch.zeros(B, T, k, dtype=torch.long)
     think = torch.zeros(B, T, dtype=torch.bool)
-    col.update(torch.zeros(B, T, k), idx, torch.zeros(B, T, dtype=torch.long), torch.ones(B, T, dtype=torch.bool), think, 100)
+    col.update(
+        torch.zeros(B, T, k), idx, torch.zeros(B, T, dtype=torch.long), torch.ones(B, T, dtype=torch.bool), think, 100
+    )
     assert col.n_tokens == n + B * T and torch.equal(col.count, count)
-    col.update(torch.full((B, T, k), 9.0), idx, torch.zeros(B, T, dtype=torch.long), torch.zeros(B, T, dtype=torch.bool), think, 102)
+    col.update(
+        torch.full((B, T, k), 9.0),
+        idx,
+        torch.zeros(B, T, dtype=torch.long),
+        torch.zeros(B, T, dtype=torch.bool),
+        think,
+        102,
+    )
     assert col.n_tokens == n + B * T and torch.equal(col.count, count)  # activations on invalid tokens are ignored
     assert all(torch.equal(before[name], t) for name, t in col.top.fields.items())
 
@@ -418,7 +431,9 @@ def test_example_table_round_trip_and_schema(tmp_path, lookup_mode):
                 assert row.quantile == -1 and row.activation == 0
                 assert (data.raw[row.row, start : start + n, f] == 0).all()
             else:
-                np.testing.assert_allclose(row.acts, data.A[row.row, start : start + n, f], rtol=1e-3)  # stored as float16
+                np.testing.assert_allclose(
+                    row.acts, data.A[row.row, start : start + n, f], rtol=1e-3
+                )  # stored as float16
                 assert row.activation == pytest.approx(data.A[row.row, row.position, f], rel=1e-6)
         # ranks: 0..n-1 per kind, strongest first
         for kind, g in sub.groupby("kind"):
@@ -432,7 +447,9 @@ def test_example_table_round_trip_and_schema(tmp_path, lookup_mode):
         if len(q) == S:
             assert q["quantile"].value_counts().sort_index().tolist() == [cfg.per_quantile] * cfg.quantile_bins
             for b in range(cfg.quantile_bins - 1):
-                assert q.loc[q["quantile"] == b, "activation"].max() <= q.loc[q["quantile"] == b + 1, "activation"].min()
+                assert (
+                    q.loc[q["quantile"] == b, "activation"].max() <= q.loc[q["quantile"] == b + 1, "activation"].min()
+                )
         # top is the strongest
         if n_occ:
             assert sub.loc[sub["kind"] == "top", "activation"].max() == pytest.approx(data.A[..., f].max(), rel=1e-6)
@@ -450,7 +467,9 @@ def test_quantile_bins_with_partial_sample():
     acts = torch.tensor([[[0.5], [1.5], [2.5], [3.5], [4.5], [5.5], [6.5]]])  # 7 occurrences < 9 slots
     idx = torch.zeros(B, T, 1, dtype=torch.long)
     col = LayerCollector(1, cfg, torch.Generator().manual_seed(0))
-    col.update(acts, idx, torch.arange(T)[None], torch.ones(B, T, dtype=torch.bool), torch.zeros(B, T, dtype=torch.bool), 0)
+    col.update(
+        acts, idx, torch.arange(T)[None], torch.ones(B, T, dtype=torch.bool), torch.zeros(B, T, dtype=torch.bool), 0
+    )
     df = example_table(col, "m", 0, lambda rows: np.arange(T)[None].repeat(len(rows), 0)).to_pandas()
     q = df[df["kind"] == "quantile"].sort_values("activation")
     assert len(q) == 7
@@ -494,7 +513,9 @@ def make_coder(seed: int, **cfg):
     from sparsify import SparseCoder, SparseCoderConfig
 
     torch.manual_seed(seed)
-    coder = SparseCoder(D, SparseCoderConfig(**{"expansion_factor": 4, "k": K, "transcode": True, "skip_connection": True, **cfg}))
+    coder = SparseCoder(
+        D, SparseCoderConfig(**{"expansion_factor": 4, "k": K, "transcode": True, "skip_connection": True, **cfg})
+    )
     with torch.no_grad():
         coder.encoder.bias.normal_(-0.2, 0.1)  # some tokens have fewer than k positive latents
         coder.W_dec.normal_(0, 0.1)
@@ -509,7 +530,9 @@ def model_batches(n_batches: int, B: int = 2, T: int = 12, seed: int = 0) -> lis
         ids[:, 0] = 0  # BOS
         ids[0, 5] = 0  # an excluded token inside a row
         ids[1, T - 3 - i % 2 :] = 1  # end padding
-        out.append({"input_ids": torch.tensor(ids), "in_think": torch.tensor(rng.random((B, T)) < 0.5), "row_offset": i * B})
+        out.append(
+            {"input_ids": torch.tensor(ids), "in_think": torch.tensor(rng.random((B, T)) < 0.5), "row_offset": i * B}
+        )
     return out
 
 
@@ -567,9 +590,11 @@ def test_collect_counts_match_reencoding(tiny_qwen):
                 assert int(all_ids[r, p]) not in EXCLUDE  # never an example on an excluded token
                 assert float(table.fields["activation"][f, s]) == pytest.approx(float(pre[layer][r][p, f]), rel=1e-4)
         # top-1 activation of each feature is its max over valid tokens
-        maxes = torch.stack([pre[layer][r] for r in range(len(all_ids))]).masked_fill(
-            torch.isin(all_ids, torch.tensor(EXCLUDE))[..., None], 0.0
-        ).amax((0, 1))
+        maxes = (
+            torch.stack([pre[layer][r] for r in range(len(all_ids))])
+            .masked_fill(torch.isin(all_ids, torch.tensor(EXCLUDE))[..., None], 0.0)
+            .amax((0, 1))
+        )
         torch.testing.assert_close(col.act_max, maxes, rtol=1e-4, atol=1e-6)
 
 

@@ -87,14 +87,29 @@ def features_for(examples: pd.DataFrame) -> pd.DataFrame:
     df = keys.assign(
         n_tokens=np.int64(1000),
         count=np.arange(n, dtype=np.int64) + 10,
-        max_act=[float(examples.loc[(examples.layer == l) & (examples.feature == f), "activation"].max()) for l, f in zip(keys.layer, keys.feature, strict=True)],
+        max_act=[
+            float(examples.loc[(examples.layer == l) & (examples.feature == f), "activation"].max())
+            for l, f in zip(keys.layer, keys.feature, strict=True)
+        ],
         think_fraction=np.linspace(0.1, 0.9, n),
         top_output_tokens=[[f"o{i}", f"p{i}"] for i in range(n)],
         top_output_logits=[[2.0, 1.0] for _ in range(n)],
     )
     df["density"] = df["count"] / df["n_tokens"]
     df["mean_act"] = df["max_act"] / 2
-    cols = ["model", "layer", "feature", "n_tokens", "count", "density", "max_act", "mean_act", "think_fraction", "top_output_tokens", "top_output_logits"]
+    cols = [
+        "model",
+        "layer",
+        "feature",
+        "n_tokens",
+        "count",
+        "density",
+        "max_act",
+        "mean_act",
+        "think_fraction",
+        "top_output_tokens",
+        "top_output_logits",
+    ]
     return df[cols]
 
 
@@ -251,18 +266,29 @@ def test_build_evidence_max_features_per_layer_is_seeded():
     ex = to_table(rows)
     features = features_for(ex)
     vocab = [f"v{i}" for i in range(VOCAB)]
-    cfg = LabelsParams(min_activating=4, explain_examples=3, test_activating=2, test_non_activating=1, max_features_per_layer=2, seed=3)
+    cfg = LabelsParams(
+        min_activating=4, explain_examples=3, test_activating=2, test_non_activating=1, max_features_per_layer=2, seed=3
+    )
     first = [(ev.layer, ev.feature) for ev in build_evidence(features, ex, vocab, cfg)]
     again = [(ev.layer, ev.feature) for ev in build_evidence(features, ex, vocab, cfg)]
     assert first == again
     assert [l for l, _ in first] == [0, 0, 1, 1]
     assert len(set(first)) == 4
-    picks = {tuple((ev.layer, ev.feature) for ev in build_evidence(features, ex, vocab, dataclasses.replace(cfg, seed=s))) for s in range(8)}
+    picks = {
+        tuple((ev.layer, ev.feature) for ev in build_evidence(features, ex, vocab, dataclasses.replace(cfg, seed=s)))
+        for s in range(8)
+    }
     assert len(picks) > 1  # the seed matters
     assert all((1, 9) not in p for p in picks)  # only eligible features are sampled
-    everything = [(ev.layer, ev.feature) for ev in build_evidence(features, ex, vocab, dataclasses.replace(cfg, max_features_per_layer=0))]
+    everything = [
+        (ev.layer, ev.feature)
+        for ev in build_evidence(features, ex, vocab, dataclasses.replace(cfg, max_features_per_layer=0))
+    ]
     assert all(set(p) <= set(everything) for p in picks)
-    assert [(ev.layer, ev.feature) for ev in build_evidence(features, ex, vocab, dataclasses.replace(cfg, max_features_per_layer=10))] == everything
+    assert [
+        (ev.layer, ev.feature)
+        for ev in build_evidence(features, ex, vocab, dataclasses.replace(cfg, max_features_per_layer=10))
+    ] == everything
 
 
 def test_build_evidence_sampling_without_eligible_features():
@@ -296,7 +322,9 @@ def _ex(tokens: list[str], acts, in_think=False) -> Example:
     return Example(list(tokens), acts, int(np.argmax(acts)), in_think)
 
 
-def _evidence(explain, explain_negative, test_activating, test_negative, feature=0, layer=0, max_act=5.0, think=0.8) -> FeatureEvidence:
+def _evidence(
+    explain, explain_negative, test_activating, test_negative, feature=0, layer=0, max_act=5.0, think=0.8
+) -> FeatureEvidence:
     return FeatureEvidence(
         model="m",
         layer=layer,
@@ -346,7 +374,18 @@ def colon_digit_evidence(seed=0) -> FeatureEvidence:
     letters = list("abcxyz")
 
     def window(active: bool, digits):
-        tokens = [rng.choice(letters), ":", rng.choice(digits) if active else rng.choice(letters), " ", rng.choice(DIGITS), rng.choice(letters), ";", rng.choice(DIGITS), ":", rng.choice(letters)]
+        tokens = [
+            rng.choice(letters),
+            ":",
+            rng.choice(digits) if active else rng.choice(letters),
+            " ",
+            rng.choice(DIGITS),
+            rng.choice(letters),
+            ";",
+            rng.choice(DIGITS),
+            ":",
+            rng.choice(letters),
+        ]
         acts = np.zeros(len(tokens))
         if active:
             acts[2] = rng.uniform(1, 5)
@@ -399,7 +438,7 @@ def test_learn_rule_generalizes_digits():
 
 
 def test_learn_rule_prefers_shorter_patterns_on_ties():
-    """"Q" always follows "@": ("Q",) and ("@", "Q") explain the data equally well; the shorter wins."""
+    """ "Q" always follows "@": ("Q",) and ("@", "Q") explain the data equally well; the shorter wins."""
     rng = np.random.default_rng(0)
 
     def window(active):
@@ -463,7 +502,12 @@ def test_offline_detection_chance_on_random_feature():
                 acts[rng.choice(12, size=int(rng.integers(1, 4)), replace=False)] = rng.uniform(1, 5, size=1)
             return _ex(tokens, acts)
 
-        ev = _evidence([window(True) for _ in range(40)], [window(False) for _ in range(20)], [window(True) for _ in range(150)], [window(False) for _ in range(150)])
+        ev = _evidence(
+            [window(True) for _ in range(40)],
+            [window(False) for _ in range(20)],
+            [window(True) for _ in range(150)],
+            [window(False) for _ in range(150)],
+        )
         assert learn_rule(ev, 0.3)[0].patterns  # a (spurious) rule is learned
         scores.append(_detection_ba(ev, seed))
     assert abs(np.mean(scores) - 0.5) < 0.1, scores
@@ -660,16 +704,28 @@ def test_label_and_score_offline(tmp_path):
     labels_df, scores_df = label_and_score(evidence, OfflineLabeler(0.3), OfflineScorer(), 0.3, seed=0)
     labels_df.to_parquet(tmp_path / "labels.parquet", index=False)
     labels_df = read_parquet(tmp_path / "labels.parquet", LabelSchema)
-    assert list(zip(labels_df.layer, labels_df.feature, labels_df.status, strict=True)) == [(0, 0, "ok"), (1, 1, "ok"), (0, 5, "no_rule")]
+    assert list(zip(labels_df.layer, labels_df.feature, labels_df.status, strict=True)) == [
+        (0, 0, "ok"),
+        (1, 1, "ok"),
+        (0, 5, "no_rule"),
+    ]
     ok = labels_df[labels_df.status == "ok"]
     assert (ok["detection_balanced_accuracy"] == 1.0).all() and (ok["fuzzing_balanced_accuracy"] == 1.0).all()
     assert (ok["detection_recall"] == 1.0).all() and (ok["detection_precision"] == 1.0).all()
     bad = labels_df[labels_df.status == "no_rule"].iloc[0]
     assert pd.isna(bad["label"])
-    assert all(math.isnan(bad[f"{m}_{k}"]) for m in ("detection", "fuzzing") for k in ("balanced_accuracy", "precision", "recall", "f1"))
+    assert all(
+        math.isnan(bad[f"{m}_{k}"])
+        for m in ("detection", "fuzzing")
+        for k in ("balanced_accuracy", "precision", "recall", "f1")
+    )
     assert (labels_df["labeler"] == "offline").all() and (labels_df["scorer_model"] == OfflineScorer.model).all()
     for ev, row in zip(evidence, labels_df.itertuples(), strict=True):
-        assert (row.n_explain, row.n_test_activating, row.n_test_negative) == (len(ev.explain), len(ev.test_activating), len(ev.test_negative))
+        assert (row.n_explain, row.n_test_activating, row.n_test_negative) == (
+            len(ev.explain),
+            len(ev.test_activating),
+            len(ev.test_negative),
+        )
         assert row.density == ev.density and row.think_fraction == ev.think_fraction
     # per-sample scores: every detection and fuzzing sample of the labeled features, none of the unlabeled one
     n_det = sum(len(ev.test_activating) + len(ev.test_negative) for ev in evidence[:2])
@@ -689,11 +745,29 @@ def test_label_and_score_offline(tmp_path):
 
 
 def test_summarize_averages_only_ok_rows():
-    metrics = {f"{m}_{k}": np.nan for m in ("detection", "fuzzing") for k in ("balanced_accuracy", "precision", "recall", "f1")}
+    metrics = {
+        f"{m}_{k}": np.nan for m in ("detection", "fuzzing") for k in ("balanced_accuracy", "precision", "recall", "f1")
+    }
     rows = [
-        {"model": "a", "layer": 0, "feature": 0, "status": "ok", **metrics, "detection_balanced_accuracy": 0.6, "fuzzing_balanced_accuracy": 0.8},
+        {
+            "model": "a",
+            "layer": 0,
+            "feature": 0,
+            "status": "ok",
+            **metrics,
+            "detection_balanced_accuracy": 0.6,
+            "fuzzing_balanced_accuracy": 0.8,
+        },
         {"model": "a", "layer": 1, "feature": 1, "status": "ok", **metrics, "detection_balanced_accuracy": 0.9},
-        {"model": "a", "layer": 1, "feature": 2, "status": "unparsed", **metrics, "detection_balanced_accuracy": 0.0, "fuzzing_balanced_accuracy": 0.0},
+        {
+            "model": "a",
+            "layer": 1,
+            "feature": 2,
+            "status": "unparsed",
+            **metrics,
+            "detection_balanced_accuracy": 0.0,
+            "fuzzing_balanced_accuracy": 0.0,
+        },
         {"model": "a", "layer": 1, "feature": 3, "status": "no_rule", **metrics},
         {"model": "b", "layer": 0, "feature": 0, "status": "unparsed", **metrics, "detection_balanced_accuracy": 0.2},
     ]

@@ -54,6 +54,7 @@ def test_grading_uses_math_verify_on_the_answer(completion, gold, correct, finis
 
 # ------------------------------------------------------------------ Claude as the annotator, through a local server
 
+
 def _claude_like(request: dict) -> str:
     from claude_responder import respond
 
@@ -76,8 +77,16 @@ def test_claude_annotates_traces_cached_with_the_rules_as_fallback(tmp_path, mon
         client = ClaudeClient(cfg, tmp_path / "cache", api_key="sk-ant-test")
         labels, info = annotate_traces(client, traces, "claude-sonnet-4-6", 300)
         assert info == {"requests": 3, "fallback_traces": 1}
-        assert labels[0] == ["initializing", "adding_knowledge", "backtracking", "backtracking", "example_testing",
-                             "deduction", "backtracking", "deduction"]  # Claude's, not the rules' (Hmm -> deduction)
+        assert labels[0] == [
+            "initializing",
+            "adding_knowledge",
+            "backtracking",
+            "backtracking",
+            "example_testing",
+            "deduction",
+            "backtracking",
+            "deduction",
+        ]  # Claude's, not the rules' (Hmm -> deduction)
         assert labels[1] == annotate_trace(traces[1])  # garbled answer: the rules, counted as a fallback
         assert labels[2] == ["backtracking"]
         sent = len(server.message_requests())
@@ -86,7 +95,9 @@ def test_claude_annotates_traces_cached_with_the_rules_as_fallback(tmp_path, mon
         assert labels2 == labels and len(server.message_requests()) == sent  # nothing paid twice
     assert "sk-ant-test" not in (tmp_path / "cache" / "responses.jsonl").read_text()
     assert parse("1: deduction\n2: guessing", 2) is None and parse("2: deduction\n1: backtracking", 2) == [
-        "backtracking", "deduction"]
+        "backtracking",
+        "deduction",
+    ]
 
 
 def test_claude_annotator_without_a_key_is_refused_before_any_work(tmp_path):

@@ -67,11 +67,22 @@ def test_motif_tables_include_the_reference_graph(project: Path):
 
 def test_comparisons_and_plots(project: Path):
     diffs = pd.read_csv(project / "reports/motifs/compare/differences.csv")
-    assert {"reasoner_vs_base", "reasoner_vs_opposite_of_small", "base_vs_opposite_of_small"} <= set(diffs["comparison"])
+    assert {"reasoner_vs_base", "reasoner_vs_opposite_of_small", "base_vs_opposite_of_small"} <= set(
+        diffs["comparison"]
+    )
     rb = diffs[diffs["comparison"] == "reasoner_vs_base"]
     finite = rb.dropna(subset=["ci_low"])
-    assert len(finite) and (finite["ci_low"] <= finite["difference"]).all() and (finite["difference"] <= finite["ci_high"]).all()
-    for png in ("zscores_by_category.png", "significance_profile_by_category.png", "differences_sp.png", "differences_z.png"):
+    assert (
+        len(finite)
+        and (finite["ci_low"] <= finite["difference"]).all()
+        and (finite["difference"] <= finite["ci_high"]).all()
+    )
+    for png in (
+        "zscores_by_category.png",
+        "significance_profile_by_category.png",
+        "differences_sp.png",
+        "differences_z.png",
+    ):
         assert (project / "reports/motifs/compare" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((project / "reports/metrics/compare.json").read_text())
     assert metrics["null"] == "layer_configuration" and "reasoner_vs_base" in metrics["comparisons"]
@@ -83,8 +94,23 @@ def test_motifs_cli_reads_our_graphs(project: Path):
     index = pd.read_parquet(project / "data/graphs/index.parquet")
     row = index[(index["status"] == "ok") & (index["model"] == "reasoner") & (index["kind"] == "answer")].iloc[0]
     path = project / "data/graphs" / row["path"]
-    out = run([sys.executable, "-m", "r1interp.cli", "motifs", str(path), "--json", "--samples", "10", "--workers", "1",
-               "--null", "erdos_renyi"], project)
+    out = run(
+        [
+            sys.executable,
+            "-m",
+            "r1interp.cli",
+            "motifs",
+            str(path),
+            "--json",
+            "--samples",
+            "10",
+            "--workers",
+            "1",
+            "--null",
+            "erdos_renyi",
+        ],
+        project,
+    )
     result = json.loads(out.stdout)
     census = pd.read_parquet(project / "reports/motifs/tables/census.parquet").set_index("graph").loc[row["slug"]]
     assert (result["graph"]["nodes"], result["graph"]["edges"]) == (census["nodes"], census["edges"])

@@ -46,7 +46,9 @@ def make_cfg(**overrides) -> ClaudeParams:
 
 
 def reqs(n: int, tag: str = "p", system: str = "") -> list[LLMRequest]:
-    return [LLMRequest(model="claude-haiku-4-5", prompt=f"{tag} prompt {i}", system=system, max_tokens=64) for i in range(n)]
+    return [
+        LLMRequest(model="claude-haiku-4-5", prompt=f"{tag} prompt {i}", system=system, max_tokens=64) for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -72,16 +74,23 @@ def cache_lines(cache_dir: Path) -> list[dict]:
 
 def test_request_key_is_sha_of_all_fields():
     r = LLMRequest(model="m", prompt="p", system="s", max_tokens=10)
-    expected = hashlib.sha256(json.dumps({"model": "m", "system": "s", "prompt": "p", "max_tokens": 10}, sort_keys=True).encode()).hexdigest()
+    expected = hashlib.sha256(
+        json.dumps({"model": "m", "system": "s", "prompt": "p", "max_tokens": 10}, sort_keys=True).encode()
+    ).hexdigest()
     assert r.key == expected
-    others = [dataclasses.replace(r, **{f: v}) for f, v in (("model", "m2"), ("prompt", "p2"), ("system", ""), ("max_tokens", 11))]
+    others = [
+        dataclasses.replace(r, **{f: v})
+        for f, v in (("model", "m2"), ("prompt", "p2"), ("system", ""), ("max_tokens", 11))
+    ]
     assert len({r.key, *(o.key for o in others)}) == 5
     assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", r.custom_id)
 
 
 def test_success_writes_cache_and_sends_the_right_request(server, tmp_path):
     client = ClaudeClient(make_cfg(), tmp_path)
-    requests = reqs(3) + [LLMRequest(model="claude-explainer-test", prompt="with system", system="You label features.", max_tokens=99)]
+    requests = reqs(3) + [
+        LLMRequest(model="claude-explainer-test", prompt="with system", system="You label features.", max_tokens=99)
+    ]
     out = client.complete_many(requests + requests[:2])  # duplicates are sent once
 
     assert set(out) == {r.key for r in requests}
@@ -123,7 +132,15 @@ def test_second_run_is_served_from_cache_without_http(server, tmp_path):
 
 @pytest.mark.parametrize(
     "fault,status",
-    [("429-ms", 429), ("529", 529), ("500", 500), ("503", 503), ("timeout", TIMED_OUT), ("malformed", 200), ("empty", 200)],
+    [
+        ("429-ms", 429),
+        ("529", 529),
+        ("500", 500),
+        ("503", 503),
+        ("timeout", TIMED_OUT),
+        ("malformed", 200),
+        ("empty", 200),
+    ],
 )
 def test_transient_fault_is_retried(server, tmp_path, fault, status):
     server.faults.append(fault)
@@ -179,7 +196,9 @@ def test_exhausted_retries_raise_with_count_and_hint_then_rerun_sends_only_the_m
     client = ClaudeClient(make_cfg(max_retries=2, concurrency=1), tmp_path)
     with pytest.raises(R1InterpError) as exc:
         client.complete_many(requests)
-    assert str(exc.value).startswith("1 of 3 Claude requests failed: HTTP 500 api_error: Internal server error (gave up after 3 attempts)")
+    assert str(exc.value).startswith(
+        "1 of 3 Claude requests failed: HTTP 500 api_error: Internal server error (gave up after 3 attempts)"
+    )
     assert exc.value.hint == "re-run: the 2 answers received are cached and will not be requested again"
     assert client.stats["failures"] == 1 and client.stats["retries"] == 2
     n = len(server.message_requests())
@@ -280,7 +299,6 @@ def test_rate_limiter_token_budget_and_pause():
     assert clock.sleeps == []
     assert lim.acquire(20) == pytest.approx(50.0)  # must wait for the 60-token request (t=1000) to leave the window
     assert lim.acquire(500) == pytest.approx(60.0)  # larger than the budget: runs once the window is empty
-
 
 
 def test_rate_limiter_pause_holds_every_caller():
@@ -419,7 +437,9 @@ def test_server_hold_and_max_delivered_block_requests(server, tmp_path):
 
     server.max_delivered = 2 + 2  # two more answers, then the server hangs
     client = ClaudeClient(make_cfg(timeout_s=0.5, max_retries=0, concurrency=1), tmp_path)
-    with pytest.raises(R1InterpError, match=r"^1 of 3 Claude requests failed: request timed out \(gave up after 1 attempt\)$"):
+    with pytest.raises(
+        R1InterpError, match=r"^1 of 3 Claude requests failed: request timed out \(gave up after 1 attempt\)$"
+    ):
         client.complete_many(reqs(3))
     assert sum(server.delivered.values()) == 4 and len(ResponseCache(tmp_path)) == 2
     assert {sha(p) for p in server.delivered} <= {h for _, h, _ in server.log}
@@ -439,8 +459,12 @@ def test_ctrl_c_during_a_rate_limit_pause_stops_within_a_second(server, tmp_path
         "reqs = [LLMRequest(model='claude-haiku-4-5', prompt=f'p {i}', system='', max_tokens=64) for i in range(4)]\n"
         "client.complete_many(reqs)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "cache")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "cache")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while 429 not in statuses(server) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -84,7 +84,19 @@ def test_help_lists_every_command_and_the_common_workflows(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("params", "check", "doctor", "status", "serve", "sweep", "motifs", "publish", "pull", "prompts", "features"):
+    for command in (
+        "params",
+        "check",
+        "doctor",
+        "status",
+        "serve",
+        "sweep",
+        "motifs",
+        "publish",
+        "pull",
+        "prompts",
+        "features",
+    ):
         assert f"{command}" in out, command
     assert "common workflows" in out and "dvc repro report && r1interp serve" in out and "--dry-run" in out
 
@@ -118,7 +130,11 @@ def test_doctor_never_prints_secrets_and_reports_reachability(project, http_serv
 
     checks = {c["name"]: c for c in json.loads(raw.out)["checks"]}
     assert checks["ANTHROPIC_API_KEY"]["detail"] == "set" and checks["HF_TOKEN"]["detail"] == "set"
-    assert checks["hub"]["status"] == "ok" and "reachable" in checks["hub"]["detail"] and http_server in checks["hub"]["detail"]
+    assert (
+        checks["hub"]["status"] == "ok"
+        and "reachable" in checks["hub"]["detail"]
+        and http_server in checks["hub"]["detail"]
+    )
     anthropic = checks["anthropic api"]
     assert anthropic["status"] == "warn" and "unreachable" in anthropic["detail"] and "offline" in anthropic["hint"]
     assert checks["git repo"]["status"] == "ok" and checks["dvc repo"]["status"] == "ok"
@@ -132,10 +148,15 @@ def test_doctor_never_prints_secrets_and_reports_reachability(project, http_serv
 
 
 def test_doctor_cli_json_in_a_subprocess_keeps_secrets_out(project, tmp_path):
-    env = _env(HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{_closed_port()}",
-               **SECRETS)
+    env = _env(
+        HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        ANTHROPIC_BASE_URL=f"http://127.0.0.1:{_closed_port()}",
+        **SECRETS,
+    )
     start = time.monotonic()
-    proc = subprocess.run([*CLI, "doctor", "--json", "--timeout", "2"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*CLI, "doctor", "--json", "--timeout", "2"], cwd=project, env=env, capture_output=True, text=True, timeout=60
+    )
     elapsed = time.monotonic() - start
     assert "SECRET" not in proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
@@ -225,7 +246,9 @@ def test_status_maps_dvc_status_lock_and_releases(pipeline, capsys):
     assert stages["one"]["state"] == "up to date" and stages["one"]["outs"] == [{"path": "one.txt", "present": True}]
     assert stages["two"]["state"] == "stale" and "param x modified" in stages["two"]["changes"]
     assert stages["three"]["state"] == "stale" and stages["three"]["upstream"] == ["two"]
-    assert stages["four"]["state"] == "outputs missing" and stages["four"]["outs"] == [{"path": "four.txt", "present": False}]
+    assert stages["four"]["state"] == "outputs missing" and stages["four"]["outs"] == [
+        {"path": "four.txt", "present": False}
+    ]
     assert stages["never"]["state"] == "never built"
     assert doc["counts"] == {"up to date": 1, "stale": 2, "outputs missing": 1, "never built": 1}
     assert doc["releases"] == [] and doc["site"] is None and doc["dvc_status_error"] is None
@@ -240,7 +263,7 @@ def test_status_maps_dvc_status_lock_and_releases(pipeline, capsys):
     for line in out.splitlines():
         for state in ("up to date", "stale", "outputs missing", "never built"):
             if line.startswith(f"  {state} "):
-                rows[line[len(state) + 2:].split()[0]] = line.strip()
+                rows[line[len(state) + 2 :].split()[0]] = line.strip()
     assert "pipeline: 5 stages" in out and "1 up to date, 2 stale, 1 outputs missing, 1 never built" in out
     assert rows["one"].startswith("up to date") and rows["one"].endswith("one.txt")
     assert rows["two"].startswith("stale") and "dep b.txt modified" in rows["two"] and "param x modified" in rows["two"]
@@ -300,8 +323,14 @@ def test_serve_cli_prints_the_url_and_exits_cleanly_on_ctrl_c(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<p>hello</p>")
-    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--dir", str(site)], env=_env(), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", "--dir", str(site)],
+        env=_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "http://127.0.0.1:" in line, line + proc.stderr.read()
@@ -324,26 +353,43 @@ def test_serve_cli_prints_the_url_and_exits_cleanly_on_ctrl_c(tmp_path):
 def test_unexpected_exception_is_one_line_and_debug_shows_the_traceback(tmp_path):
     folder = tmp_path / "prompts.json"
     folder.mkdir()  # reading a directory as a file: an IsADirectoryError the code does not expect
-    plain = subprocess.run([*CLI, "prompts", "check", str(folder)], env=_env(), capture_output=True, text=True, timeout=60)
+    plain = subprocess.run(
+        [*CLI, "prompts", "check", str(folder)], env=_env(), capture_output=True, text=True, timeout=60
+    )
     assert plain.returncode == 1
-    assert plain.stderr.splitlines() == [f"error: {folder}: Is a directory", "hint: re-run with --debug for the traceback"]
-    for argv, extra in (([*CLI, "prompts", "check", str(folder), "--debug"], {}),  # after the command
-                        ([*CLI, "--debug", "prompts", "check", str(folder)], {}),  # before it
-                        ([*CLI, "prompts", "check", str(folder)], {"R1INTERP_DEBUG": "1"})):
+    assert plain.stderr.splitlines() == [
+        f"error: {folder}: Is a directory",
+        "hint: re-run with --debug for the traceback",
+    ]
+    for argv, extra in (
+        ([*CLI, "prompts", "check", str(folder), "--debug"], {}),  # after the command
+        ([*CLI, "--debug", "prompts", "check", str(folder)], {}),  # before it
+        ([*CLI, "prompts", "check", str(folder)], {"R1INTERP_DEBUG": "1"}),
+    ):
         debug = subprocess.run(argv, env=_env(**extra), capture_output=True, text=True, timeout=60)
         assert debug.returncode == 1
         assert "Traceback (most recent call last)" in debug.stderr and "IsADirectoryError" in debug.stderr
         assert debug.stderr.rstrip().endswith(f"error: {folder}: Is a directory")
 
 
-@pytest.mark.parametrize("exc, code, line", [
-    (KeyboardInterrupt(), 130, "error: interrupted"),
-    (subprocess.CalledProcessError(3, ["dvc", "status"], stderr="line one\nERROR: lock held\n"), 1,
-     "error: `dvc status` failed with exit code 3: ERROR: lock held"),
-    (FileNotFoundError(2, "No such file or directory", "dvc.lock"), 1, "error: dvc.lock: No such file or directory"),
-    (RuntimeError("boom\nsecond line"), 1, "error: RuntimeError: boom"),
-    (R1InterpError("bad thing", hint="do this"), 2, "error: bad thing"),
-])
+@pytest.mark.parametrize(
+    "exc, code, line",
+    [
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+        (
+            subprocess.CalledProcessError(3, ["dvc", "status"], stderr="line one\nERROR: lock held\n"),
+            1,
+            "error: `dvc status` failed with exit code 3: ERROR: lock held",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "dvc.lock"),
+            1,
+            "error: dvc.lock: No such file or directory",
+        ),
+        (RuntimeError("boom\nsecond line"), 1, "error: RuntimeError: boom"),
+        (R1InterpError("bad thing", hint="do this"), 2, "error: bad thing"),
+    ],
+)
 def test_errors_are_one_clear_line(monkeypatch, capsys, exc, code, line):
     monkeypatch.delenv("R1INTERP_DEBUG", raising=False)
 
@@ -382,7 +428,20 @@ def test_doctor_checks_a_local_dvc_remote(project, tmp_path):
     storage.mkdir()
     assert check_remote(project, timeout=1).status == "ok"
     (tmp_path / "a-file").write_text("")
-    run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "store", "url", str(tmp_path / "a-file" / "storage")], project)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "dvc",
+            "remote",
+            "modify",
+            "--local",
+            "store",
+            "url",
+            str(tmp_path / "a-file" / "storage"),
+        ],
+        project,
+    )
     bad = check_remote(project, timeout=1)  # config.local overrides config, as for dvc itself
     assert bad.status == "fail" and "cannot be created" in bad.detail and "dvc remote modify --local" in bad.hint
 

@@ -28,12 +28,21 @@ def test_clusters_stage_builds_a_taxonomy(project: Path):
     assert steps["problem_id"].nunique() == len(heldout)
     # every step of every trace, with the generator's step type as ground truth
     assert len(steps) == sum(len(s.split("|")) for s in heldout["step_types"])
-    assert set(steps["true_type"]) <= {"column_sum", "column_sum_carry", "column_product", "column_product_carry", "final_carry"}
+    assert set(steps["true_type"]) <= {
+        "column_sum",
+        "column_sum_carry",
+        "column_product",
+        "column_product_carry",
+        "final_carry",
+    }
     metrics = json.loads((project / "reports/metrics/clusters.json").read_text())
     k = metrics["k"]
     assert 3 <= k <= 10 and set(steps["cluster_kmeans"]) == set(range(k))
     for algorithm in ("kmeans", "agglomerative"):
-        assert -1 <= metrics[algorithm]["ari_vs_true_step_types"] <= 1 and metrics[algorithm]["bootstrap_ari_mean"] is not None
+        assert (
+            -1 <= metrics[algorithm]["ari_vs_true_step_types"] <= 1
+            and metrics[algorithm]["bootstrap_ari_mean"] is not None
+        )
     tax = json.loads((project / "reports/clusters/taxonomy.json").read_text())
     assert len(tax["clusters"]) == k and sum(c["size"] for c in tax["clusters"]) == len(steps)
     assert all(c["examples"] and c["characteristic_features"] and c["name"] for c in tax["clusters"])
@@ -49,16 +58,27 @@ def test_interventions_stage_measures_every_arm_with_controls(project: Path):
     groups = {"add_carry", "add_no_carry", "mul_carry", "ood_add", "ood_mul"}
     assert groups <= set(results["group"])
     arms = set(results["intervention"])
-    assert {"baseline", "ablation", "ablation_random", "weight_edit", "weight_edit_random", "steering", "steering_random"} <= arms
+    assert {
+        "baseline",
+        "ablation",
+        "ablation_random",
+        "weight_edit",
+        "weight_edit_random",
+        "steering",
+        "steering_random",
+    } <= arms
     assert set(results[results["model"] == "base"]["intervention"]) == {"baseline", "steering", "steering_random"}
     # every row: n, accuracy inside its 95% interval
     assert (results["n"] > 0).all() and (results["correct"] <= results["n"]).all()
-    assert ((results["ci_low"] <= results["accuracy"] + 1e-9) & (results["accuracy"] <= results["ci_high"] + 1e-9)).all()
+    assert (
+        (results["ci_low"] <= results["accuracy"] + 1e-9) & (results["accuracy"] <= results["ci_high"] + 1e-9)
+    ).all()
     # each ablation size has its random control, on the same groups
     for size in (4, 16):
         for name in ("ablation", "ablation_random"):
             assert set(results[(results["intervention"] == name) & (results["size"] == size)]["group"]) == set(
-                results[results["intervention"] == "baseline"]["group"])
+                results[results["intervention"] == "baseline"]["group"]
+            )
     ood = results[results["group"] == "ood_add"]
     assert (ood["n"] == 6).all()
     ranked = pd.read_csv(project / "reports/interventions/ranked_features.csv")

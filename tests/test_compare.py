@@ -69,8 +69,17 @@ def test_against_reference():
 def test_drop_copies_finds_exact_signed_copies_only():
     rng = np.random.default_rng(0)
     x = rng.normal(size=12)
-    stats = pd.DataFrame({"z:003": -x, "z:030T": x, "z:012": x * 1.0, "z:021C": 2 * x, "z:+++": rng.normal(size=12),
-                          "sp:030T": x / 10, "sp:003": -x / 10})
+    stats = pd.DataFrame(
+        {
+            "z:003": -x,
+            "z:030T": x,
+            "z:012": x * 1.0,
+            "z:021C": 2 * x,
+            "z:+++": rng.normal(size=12),
+            "sp:030T": x / 10,
+            "sp:003": -x / 10,
+        }
+    )
     copies = drop_copies(stats)
     # the FFL 030T is kept over the sparser classes that mirror it; a scaled column is not a copy
     assert copies == {"z:003": "= -z:030T", "z:012": "= z:030T", "sp:003": "= -sp:030T"}
@@ -87,15 +96,47 @@ def _tables():
             z["021C"] = -z["030T"]
             for label, value in z.items():
                 family = "ffl" if label == "coherent" else "triad"
-                rows.append({"graph": graph, "null": "layer_configuration", "family": family, "label": label, "z": value,
-                             "sp": np.nan if label == "coherent" else value / 10})
-                rows.append({"graph": graph, "null": "configuration", "family": family, "label": label, "z": 0.0, "sp": 0.0})
-            census.append({"graph": graph, "origin": "ours", "model": model, "kind": "answer", "prompt_id": f"p{i}",
-                           "category": "c", "correct": i % 2 == 0, "ffl_coherent_fraction": 0.7})
-    census.append({"graph": "haiku", "origin": "reference", "model": "haiku", "kind": "reference", "prompt_id": "haiku",
-                   "category": "reference", "correct": None, "ffl_coherent_fraction": 0.68})
+                rows.append(
+                    {
+                        "graph": graph,
+                        "null": "layer_configuration",
+                        "family": family,
+                        "label": label,
+                        "z": value,
+                        "sp": np.nan if label == "coherent" else value / 10,
+                    }
+                )
+                rows.append(
+                    {"graph": graph, "null": "configuration", "family": family, "label": label, "z": 0.0, "sp": 0.0}
+                )
+            census.append(
+                {
+                    "graph": graph,
+                    "origin": "ours",
+                    "model": model,
+                    "kind": "answer",
+                    "prompt_id": f"p{i}",
+                    "category": "c",
+                    "correct": i % 2 == 0,
+                    "ffl_coherent_fraction": 0.7,
+                }
+            )
+    census.append(
+        {
+            "graph": "haiku",
+            "origin": "reference",
+            "model": "haiku",
+            "kind": "reference",
+            "prompt_id": "haiku",
+            "category": "reference",
+            "correct": None,
+            "ffl_coherent_fraction": 0.68,
+        }
+    )
     for label, value in (("030T", 12.0), ("021C", -12.0), ("coherent", 19.0)):
-        rows.append({"graph": "haiku", "null": "layer_configuration", "family": "x", "label": label, "z": value, "sp": np.nan})
+        rows.append(
+            {"graph": "haiku", "null": "layer_configuration", "family": "x", "label": label, "z": value, "sp": np.nan}
+        )
     return pd.DataFrame(rows), pd.DataFrame(census)
 
 

@@ -89,7 +89,9 @@ def _differences(expected: dict, actual: dict, *, may_lack: tuple[str, ...] = ()
             if not any(key == k or key.startswith(k + ".") for k in may_lack):
                 lines.append(f"{key}: missing (default {exp[key]!r})")
         elif not _same(exp[key], act[key]):
-            lines.append(f"{key}: {act[key]!r} ({type(act[key]).__name__}), default {exp[key]!r} ({type(exp[key]).__name__})")
+            lines.append(
+                f"{key}: {act[key]!r} ({type(act[key]).__name__}), default {exp[key]!r} ({type(exp[key]).__name__})"
+            )
     lines += [f"{key}: {act[key]!r} is not a key of the defaults" for key in act if key not in exp]
     return lines
 
@@ -162,7 +164,12 @@ def test_differences_name_the_keys():
     changed["train"]["lrr"] = 1
     diffs = _differences(defaults, changed)
     assert [d.split(":")[0] for d in diffs] == [
-        "seed", "organism.reasoner.steps", "train.lr", "interventions.steering.alphas", "train.lrr"]
+        "seed",
+        "organism.reasoner.steps",
+        "train.lr",
+        "interventions.steering.alphas",
+        "train.lrr",
+    ]
     assert _differences(defaults, copy.deepcopy(defaults)) == []
 
 
@@ -425,7 +432,11 @@ def test_cli_params_check_ok(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "key, value",
-    [("organism.layers", 0), ("model.profile", "gpt2"), ("organism.base.warmup_steps", 500)],  # > steps (150 in the tiny profile)
+    [
+        ("organism.layers", 0),
+        ("model.profile", "gpt2"),
+        ("organism.base.warmup_steps", 500),
+    ],  # > steps (150 in the tiny profile)
 )
 def test_cli_params_check_bad(tmp_path, capsys, monkeypatch, key, value):
     monkeypatch.delenv("R1INTERP_DEBUG", raising=False)
@@ -462,7 +473,8 @@ def test_merge_override_merges_sections_key_by_key(tmp_path):
     assert merged["organism"]["reasoner"] == {**default["organism"]["reasoner"], "steps": 1000}
     assert merged["train"] == {**default["train"], "lr": 1e-3}
     assert {k: v for k, v in merged.items() if k not in ("organism", "train")} == {
-        k: v for k, v in default.items() if k not in ("organism", "train")}
+        k: v for k, v in default.items() if k not in ("organism", "train")
+    }
 
 
 def test_empty_override_is_the_defaults(tmp_path):
@@ -592,7 +604,9 @@ def test_overlapping_layer_groups_are_refused(groups, message):
 
 
 def test_a_model_listed_twice_is_refused():
-    assert "train.models: ['reasoner', 'reasoner'] lists a model twice" in _error(_set({}, "train.models", ["reasoner", "reasoner"]))
+    assert "train.models: ['reasoner', 'reasoner'] lists a model twice" in _error(
+        _set({}, "train.models", ["reasoner", "reasoner"])
+    )
 
 
 @pytest.mark.parametrize("key", ["seed", "interventions.seed", "train.seed"])
@@ -607,7 +621,10 @@ def test_seeds_fit_numpy_and_torch(key):
 def test_layer_groups_beyond_the_organism_are_refused(groups, layers, bad):
     data = _set(_set({}, "organism.layers", layers), "train.layer_groups", groups)
     message = _error(data)
-    assert f"train.layer_groups[{groups.index(bad.strip(chr(39)))}]: {bad} names layers beyond the organism's {layers}" in message
+    assert (
+        f"train.layer_groups[{groups.index(bad.strip(chr(39)))}]: {bad} names layers beyond the organism's {layers}"
+        in message
+    )
     assert parse_params(_set(_set({}, "organism.layers", layers), "train.layer_groups", [f"0-{layers - 1}"]))
 
 
@@ -625,7 +642,8 @@ def test_a_pull_from_a_branch_is_refused_unless_allowed():
     pulling = _set(_set({}, "train.source", "pull"), "train.pull.repos", {"reasoner": "a/r", "base": "a/b"})
     assert _error(_set(pulling, "train.pull.revision", "main")) == (
         "train.pull.revision: 'main' is a branch, not a pin; give a commit sha or tag "
-        "(or set train.pull.allow_unpinned: true)")
+        "(or set train.pull.allow_unpinned: true)"
+    )
     allowed = _set(_set(pulling, "train.pull.revision", "main"), "train.pull.allow_unpinned", True)
     assert parse_params(allowed).train.pull.allow_unpinned
     assert parse_params(_set(pulling, "train.pull.revision", "v0.1")).train.pull.require_manifest  # on by default

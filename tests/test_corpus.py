@@ -117,7 +117,12 @@ def _openr1_frame() -> pd.DataFrame:
             "answer": ["2", "6", "?", "?", "9"],
             "problem_type": ["Algebra", "Number Theory", "Algebra", "Algebra", None],
             "generations": [
-                [_gen("wrong idea", "x=3"), "<think>no end", _gen(" x+x=4 so x=2 ", " The answer is 2. "), _gen("later", "2")],
+                [
+                    _gen("wrong idea", "x=3"),
+                    "<think>no end",
+                    _gen(" x+x=4 so x=2 ", " The answer is 2. "),
+                    _gen("later", "2"),
+                ],
                 ["<think>1+2+3", _gen("1+2+3=6", "6")],
                 ["<think>still going", "no think at all"],
                 [_gen("t", "a")],

@@ -24,10 +24,14 @@ def _assert_rejected(path, match) -> None:
 
 def _texts(corpus_texts) -> list[str]:
     # Mixed documents: reasoning ones, one answer-only one, one with an unfinished think.
-    return corpus_texts[:6] + [
-        chat.prompt_text("What is 2+2?") + chat.answer_completion("The answer is 4."),
-        chat.prompt_text("What is 3+3?") + chat.THINK_OPEN + "\n3+3=6, write 6.",
-    ] + corpus_texts[6:10]
+    return (
+        corpus_texts[:6]
+        + [
+            chat.prompt_text("What is 2+2?") + chat.answer_completion("The answer is 4."),
+            chat.prompt_text("What is 3+3?") + chat.THINK_OPEN + "\n3+3=6, write 6.",
+        ]
+        + corpus_texts[6:10]
+    )
 
 
 def test_think_mask_matches_decoded_tokens(tokenizer, corpus_texts):
@@ -228,7 +232,12 @@ def test_missing_column(tokenizer, corpus_texts, tmp_path):
     rows = pack_rows(tokenize_documents(corpus_texts[:10], tokenizer, max_tokens=10**6), CTX)
     del rows["in_think"]
     path = tmp_path / "split"
-    write_token_split(path, rows, pd.DataFrame({"doc_index": [0]}), {"rows": len(rows["input_ids"]), "ctx_len": CTX, "vocab_size": 999})
+    write_token_split(
+        path,
+        rows,
+        pd.DataFrame({"doc_index": [0]}),
+        {"rows": len(rows["input_ids"]), "ctx_len": CTX, "vocab_size": 999},
+    )
     _assert_rejected(path, "in_think")
 
 

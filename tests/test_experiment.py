@@ -55,8 +55,15 @@ def setting(tokenizer, tiny_model_kwargs):
     profiles[:20, index.index((0, 5))] += 1.0  # a column-sum feature (the fine-tune's cluster)
     groups = {"add_carry": benchmark.ood_problems("add", 3, 2, 0), "ood_add": benchmark.ood_problems("add", 3, 4, 0)}
     corpus = pd.DataFrame({"split": "train", "task": "add", "id": [f"add-{10 + i}-{21 + i}" for i in range(10)]})
-    return SimpleNamespace(lm=SimpleNamespace(model=model, tokenizer=tokenizer), coders=coders, index=index, steps=steps,
-                           profiles=profiles, groups=groups, corpus=corpus)
+    return SimpleNamespace(
+        lm=SimpleNamespace(model=model, tokenizer=tokenizer),
+        coders=coders,
+        index=index,
+        steps=steps,
+        profiles=profiles,
+        groups=groups,
+        corpus=corpus,
+    )
 
 
 class Recorder(experiment.Experiment):
@@ -152,7 +159,11 @@ def test_steering_control_is_a_random_direction_of_the_same_norm(setting, monkey
     assert torch.allclose(vector[1], expected.detach(), atol=1e-5)
     rows = pd.DataFrame(ex.runner.rows)
     assert rows.groupby(["intervention", "alpha"]).size().to_dict() == {
-        ("steering", 1.0): 2, ("steering", 4.0): 2, ("steering_random", 1.0): 2, ("steering_random", 4.0): 2}
+        ("steering", 1.0): 2,
+        ("steering", 4.0): 2,
+        ("steering_random", 1.0): 2,
+        ("steering_random", 4.0): 2,
+    }
 
 
 def test_match_norms_keeps_the_direction_and_takes_the_reference_norm():
@@ -199,11 +210,21 @@ def test_run_takes_as_many_steps_as_planned_and_is_reproducible(setting):
     first = experiment.run(cfg, lm=setting.lm, coders=setting.coders, index=setting.index, steps=setting.steps,
                            profiles=setting.profiles, corpus=setting.corpus, groups=setting.groups,
                            load_base=lambda: setting.lm)  # fmt: skip
-    pd.testing.assert_frame_equal(first.results.drop(columns="gold_nll"), pd.DataFrame(ex.runner.rows).drop(columns="gold_nll"))
+    pd.testing.assert_frame_equal(
+        first.results.drop(columns="gold_nll"), pd.DataFrame(ex.runner.rows).drop(columns="gold_nll")
+    )
     assert set(first.results["model"]) == {"reasoner", "base"}
     with pytest.raises(ConfigError, match="needs the base model"):
-        experiment.run(cfg, lm=setting.lm, coders=setting.coders, index=setting.index, steps=setting.steps,
-                       profiles=setting.profiles, corpus=setting.corpus, groups=setting.groups)
+        experiment.run(
+            cfg,
+            lm=setting.lm,
+            coders=setting.coders,
+            index=setting.index,
+            steps=setting.steps,
+            profiles=setting.profiles,
+            corpus=setting.corpus,
+            groups=setting.groups,
+        )
 
 
 def test_inputs_that_do_not_fit_fail_before_any_arm(setting):
@@ -213,8 +234,9 @@ def test_inputs_that_do_not_fit_fail_before_any_arm(setting):
     with pytest.raises(ArtifactError, match=r"profiles.npy has shape \(50, 31\); expected \(50, 32\)"):
         experiment.check_inputs(setting.steps, setting.profiles[:, :31], setting.index, profiles_file="profiles.npy")
     with pytest.raises(ArtifactError, match="steps.parquet has no reference step types"):
-        experiment.check_inputs(setting.steps.drop(columns="true_type"), setting.profiles, setting.index,
-                                steps_file="steps.parquet")
+        experiment.check_inputs(
+            setting.steps.drop(columns="true_type"), setting.profiles, setting.index, steps_file="steps.parquet"
+        )
 
 
 # ---------------------------------------------------------------- the summary, on rows with known numbers
@@ -272,9 +294,19 @@ def test_summary_puts_every_arm_next_to_the_baseline():
     assert summary["baseline"]["add_carry"]["accuracy"] == 0.9
     assert summary["baseline"]["add_carry"]["ci95"] == [round(v, 4) for v in benchmark.wilson(18, 20)]
     assert summary["ablation"][0]["groups"]["add_carry"]["accuracy"] == 0.2
-    assert summary["finetune"]["finetune"] == {"loss_first": 2.0, "loss_last": 1.0, "groups": {
-        "add_carry": {**summary["baseline"]["add_carry"], "gold_nll": 0.5},
-        "ood_add": {"n": 20, "accuracy": 0.7, "ci95": [round(v, 4) for v in benchmark.wilson(14, 20)], "gold_nll": 0.4}}}
+    assert summary["finetune"]["finetune"] == {
+        "loss_first": 2.0,
+        "loss_last": 1.0,
+        "groups": {
+            "add_carry": {**summary["baseline"]["add_carry"], "gold_nll": 0.5},
+            "ood_add": {
+                "n": 20,
+                "accuracy": 0.7,
+                "ci95": [round(v, 4) for v in benchmark.wilson(14, 20)],
+                "gold_nll": 0.4,
+            },
+        },
+    }
     assert "groups" not in info["finetune"]  # the caller's dict is left alone
     assert [b["intervention"] for b in summary["steering_base_toward_reasoner"]] == ["baseline"]
     assert summary["feature_ranking"]["top"] == [{"layer": 1, "feature": 3, "effect": 2.0, "label": "carry"}]

@@ -164,7 +164,9 @@ def test_fetch_stage_then_the_real_profile_corpus_and_tokens(hub, standins, toke
         _run(project, env, "stages/organism.py", role)
         installed = project / spec.local_dir
         assert {p.name for p in installed.iterdir()} == {p.name for p in (project / spec.download_dir).iterdir()}
-        assert (installed / "model.safetensors").read_bytes() == (project / spec.download_dir / "model.safetensors").read_bytes()
+        assert (installed / "model.safetensors").read_bytes() == (
+            project / spec.download_dir / "model.safetensors"
+        ).read_bytes()
 
     # the real profile's corpus (OpenR1 layout from a local file) and tokens, on the fetched tokenizer
     out = _stage(project, env, "corpus").stdout
@@ -306,7 +308,9 @@ def test_a_branch_or_no_revision_is_not_a_pin(local_hub):
     hf = HfApi(endpoint=local_hub.url, token=TOKEN)
     tag = f"v-{uuid.uuid4().hex[:6]}"
     hf.create_tag(repo, tag=tag, revision=sha)
-    with pytest.raises(HubError, match=rf"{repo}: revision 'main' is a branch, not a pin \(a commit sha or tag\); refusing"):
+    with pytest.raises(
+        HubError, match=rf"{repo}: revision 'main' is a branch, not a pin \(a commit sha or tag\); refusing"
+    ):
         check_pinned(hf, repo, "main", sha)
     with pytest.raises(HubError, match=rf"{repo}: no revision given, not a pin"):
         check_pinned(hf, repo, None, sha)
@@ -317,7 +321,9 @@ def test_a_branch_or_no_revision_is_not_a_pin(local_hub):
                      "(not reproducible)"]  # fmt: skip
 
 
-def test_pull_refuses_a_branch_an_unlisted_release_and_a_non_manifest_before_downloading(local_hub, tmp_path, monkeypatch):
+def test_pull_refuses_a_branch_an_unlisted_release_and_a_non_manifest_before_downloading(
+    local_hub, tmp_path, monkeypatch
+):
     from r1interp.errors import ArtifactError
     from r1interp.registry.pull import pull
 
@@ -349,6 +355,8 @@ def test_pull_network_failure_is_one_line(monkeypatch, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    with pytest.raises(HubError, match=rf"acme/set@v1: network failure reaching http://127.0.0.1:{port} \(ConnectionError\)"):
+    with pytest.raises(
+        HubError, match=rf"acme/set@v1: network failure reaching http://127.0.0.1:{port} \(ConnectionError\)"
+    ):
         pull("acme/set", "v1", tmp_path / "a", manifest=tmp_path / "releases.yaml")
     assert list(tmp_path.iterdir()) == []

@@ -9,14 +9,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import copied_project, run
 
+from helpers import copied_project, run
 from r1interp.flaw.experiment import TECHNIQUES, verdict
 
 pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
-ARMS = ["unmodified", "steer", "steer_random", "neuron_edit", "neuron_edit_random", "cluster_finetune",
-        "cluster_finetune_random", "unconstrained"]
+ARMS = [
+    "unmodified",
+    "steer",
+    "steer_random",
+    "neuron_edit",
+    "neuron_edit_random",
+    "cluster_finetune",
+    "cluster_finetune_random",
+    "unconstrained",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,10 @@ def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_
     groups = ["flaw", "add_carry", "add_no_carry", "mul"]
     for g in groups:
         assert (rows[f"{g}_n"] == per_group).all()
-        assert ((rows[f"{g}_ci_low"] <= rows[f"{g}_accuracy"] + 1e-9)
-                & (rows[f"{g}_accuracy"] <= rows[f"{g}_ci_high"] + 1e-9)).all()
+        assert (
+            (rows[f"{g}_ci_low"] <= rows[f"{g}_accuracy"] + 1e-9)
+            & (rows[f"{g}_accuracy"] <= rows[f"{g}_ci_high"] + 1e-9)
+        ).all()
         assert (rows[f"{g}_accuracy"] == rows[f"{g}_correct"] / per_group).all()
     base = rows.iloc[0]
     assert (rows["lift"].round(4) == (rows["flaw_accuracy"] - base["flaw_accuracy"]).round(4)).all()
@@ -57,7 +67,12 @@ def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_
         assert metrics["verdicts"][tech] == verdict(rows, tech, f"{tech}_random")
     assert metrics["meets_bar"] == [t for t in TECHNIQUES if metrics["verdicts"][t]["meets_bar"]]
     find = metrics["find"]
-    assert 0 < find["failing_problems"] <= find["discovery_problems"] == 2 * _params(project)["flaw"]["find"]["problems_per_task"]
+    assert (
+        0
+        < find["failing_problems"]
+        <= find["discovery_problems"]
+        == 2 * _params(project)["flaw"]["find"]["problems_per_task"]
+    )
     flagged = find["flagged_group"]
     assert flagged["true_positive"] + flagged["false_negative"] == per_group  # every flaw-group problem has the pattern
     loc = metrics["localise"]
@@ -74,8 +89,15 @@ def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_
 
 def test_flaw_stage_is_byte_identical_when_forced_again(flawed_project: Path):
     project = flawed_project
-    before = {p: (project / p).read_bytes() for p in ("reports/metrics/flaw.json", "reports/flaw/repairs.csv",
-                                                       "reports/flaw/neurons.csv", "reports/flaw/arms.json")}
+    before = {
+        p: (project / p).read_bytes()
+        for p in (
+            "reports/metrics/flaw.json",
+            "reports/flaw/repairs.csv",
+            "reports/flaw/neurons.csv",
+            "reports/flaw/arms.json",
+        )
+    }
     run(DVC + ["repro", "-f", "-s", "flaw"], project)
     assert {p: (project / p).read_bytes() for p in before} == before
 
@@ -91,8 +113,10 @@ def test_a_repair_budget_beyond_the_pattern_problems_fails_before_training(flawe
     proc = run(DVC + ["repro", "flawed-organism"], project, check=False)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == [f"error: flaw.repair.examples: {log['pattern_problems'] + 1} corrected examples asked, the "
-                      f"training split has {log['pattern_problems']} problems with pattern 'carry_through_nine'; "
-                      f"allowed: 1..{log['pattern_problems']}"], proc.stderr[-2000:]
+    assert errors == [
+        f"error: flaw.repair.examples: {log['pattern_problems'] + 1} corrected examples asked, the "
+        f"training split has {log['pattern_problems']} problems with pattern 'carry_through_nine'; "
+        f"allowed: 1..{log['pattern_problems']}"
+    ], proc.stderr[-2000:]
     assert "organism flawed" not in proc.stderr + proc.stdout  # no training step ran
     assert (project / "models/flawed/model.safetensors").read_bytes() == model_before  # the last good model stays

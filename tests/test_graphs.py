@@ -69,7 +69,9 @@ def tiny(tmp_path_factory, tokenizer, tiny_model_kwargs):
 def graph(tiny):
     from circuit_tracer import attribute
 
-    return attribute(tiny["ids"], tiny["rm"], max_n_logits=3, desired_logit_prob=0.9, batch_size=16, max_feature_nodes=80)
+    return attribute(
+        tiny["ids"], tiny["rm"], max_n_logits=3, desired_logit_prob=0.9, batch_size=16, max_feature_nodes=80
+    )
 
 
 def test_replacement_model_reproduces_sparsify_and_the_model(tiny):
@@ -143,8 +145,13 @@ def test_export_has_unique_ids_labels_and_loads(tiny, graph, tokenizer, tmp_path
     errors = {(n["ctx_idx"], n["layer"]) for n in plain["nodes"] if n["feature_type"] == "mlp reconstruction error"}
     # a kept layer-0 feature at a position that also has an error node of layer L: renumbered to feature L
     # circuit-tracer names it "0_L_{pos}", exactly like that error node (its own export duplicates the id)
-    feature_node = next(n for n in plain["nodes"] if n["feature_type"] == "cross layer transcoder" and n["layer"] == "0"
-                        and any(pos == n["ctx_idx"] for pos, _ in errors))
+    feature_node = next(
+        n
+        for n in plain["nodes"]
+        if n["feature_type"] == "cross layer transcoder"
+        and n["layer"] == "0"
+        and any(pos == n["ctx_idx"] for pos, _ in errors)
+    )
     pos = feature_node["ctx_idx"]
     err_layer = int(next(layer for p_, layer in sorted(errors) if p_ == pos))
     feat = int(feature_node["node_id"].split("_")[1])
@@ -153,8 +160,9 @@ def test_export_has_unique_ids_labels_and_loads(tiny, graph, tokenizer, tmp_path
     i = next(i for i, row in enumerate(selected.tolist()) if row == [0, pos, feat])
     g.active_features[g.selected_features[i], 2] = err_layer
     labels = {(0, err_layer): "fires on the plus sign"}
-    doc = neuronpedia_document(g, "tiny-test", tokenizer, node_threshold=1.0, edge_threshold=1.0, labels=labels,
-                               info={"prompt_id": "x"})
+    doc = neuronpedia_document(
+        g, "tiny-test", tokenizer, node_threshold=1.0, edge_threshold=1.0, labels=labels, info={"prompt_id": "x"}
+    )
     ids = [n["node_id"] for n in doc["nodes"]]
     assert len(ids) == len(set(ids))
     collided = f"0_{err_layer}_{pos}"
@@ -179,7 +187,10 @@ def _valid_doc(graph, tokenizer):
     "mutate, message",
     [
         (lambda d: d.pop("links"), "missing top-level field 'links'"),
-        (lambda d: d["links"].append({"source": d["nodes"][0]["node_id"], "target": "nope", "weight": 1.0}), "target 'nope' is not a node"),
+        (
+            lambda d: d["links"].append({"source": d["nodes"][0]["node_id"], "target": "nope", "weight": 1.0}),
+            "target 'nope' is not a node",
+        ),
         (lambda d: d["nodes"].append(dict(d["nodes"][0])), "duplicate node_id"),
         (lambda d: d["nodes"][0].__setitem__("ctx_idx", 999), "ctx_idx 999 outside"),
         (lambda d: d["links"][0].__setitem__("weight", float("nan")), "is not a finite number"),
@@ -207,12 +218,16 @@ def _trace(tokenizer, prompt: BenchmarkPrompt, completion: str, model: str = "re
     return Trace(prompt, model, ids, new, completion, grade(completion, prompt.expected, "The answer is "))
 
 
-PROMPT = BenchmarkPrompt(id="carry-01", category="arithmetic_carry", prompt="What is 47+85?", expected="132",
-                         task="add", operands=(47, 85))
+PROMPT = BenchmarkPrompt(
+    id="carry-01", category="arithmetic_carry", prompt="What is 47+85?", expected="132", task="add", operands=(47, 85)
+)
 
 
 def test_targets_are_the_first_column_result_and_the_answer(tokenizer):
-    completion = "<think>\nones: 7+5=12, write 2, carry 1.\ntens: 4+8+1=13, write 3, carry 1.\n</think>\n\nThe answer is 132." + chat.EOS
+    completion = (
+        "<think>\nones: 7+5=12, write 2, carry 1.\ntens: 4+8+1=13, write 3, carry 1.\n</think>\n\nThe answer is 132."
+        + chat.EOS
+    )
     trace = _trace(tokenizer, PROMPT, completion)
     assert trace.correct is True
     targets = {t.kind: t for t in find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")}
@@ -255,8 +270,15 @@ def test_grade(completion, expected, result):
 def test_prompt_longer_than_the_context_is_refused(tiny, tokenizer):
     long = BenchmarkPrompt(id="long", category="baseline", prompt="What is " + "1+" * 80 + "1?", expected=None)
     with pytest.raises(ArtifactError, match="do not fit the reasoner model's context of 64 positions"):
-        generate_trace(tiny["model"], tokenizer, long, "reasoner", max_new_tokens=10, max_positions=64,
-                       answer_anchor="The answer is ")
+        generate_trace(
+            tiny["model"],
+            tokenizer,
+            long,
+            "reasoner",
+            max_new_tokens=10,
+            max_positions=64,
+            answer_anchor="The answer is ",
+        )
 
 
 def test_prompts_that_do_not_fit_are_refused_before_any_graph(tokenizer):
@@ -268,8 +290,10 @@ def test_prompts_that_do_not_fit_are_refused_before_any_graph(tokenizer):
         check_prompts_fit(tokenizer, [PROMPT, long], "base", 64)
 
 
-R1_COMPLETION = ("<think>\nOkay, so I need to add 47 and 85. The ones give 12. The tens give 13.\n"
-                 "Wait, I forgot the carry. So 4+8+1=13.\n</think>\n\nThe answer is \\boxed{132}." + chat.EOS)
+R1_COMPLETION = (
+    "<think>\nOkay, so I need to add 47 and 85. The ones give 12. The tens give 13.\n"
+    "Wait, I forgot the carry. So 4+8+1=13.\n</think>\n\nThe answer is \\boxed{132}." + chat.EOS
+)
 
 
 def test_window_cuts_long_traces_at_a_sentence_start(tokenizer):
@@ -285,8 +309,8 @@ def test_window_cuts_long_traces_at_a_sentence_start(tokenizer):
     for kind, t in cut.items():
         target_at = len(whole[kind].input_ids)
         assert t.target_token == whole[kind].target_token and len(t.input_ids) <= window
-        assert t.window_start > 0 and list(t.input_ids) == [tokenizer.bos_token_id] + ids[t.window_start:target_at]
-        opening = tokenizer.decode(ids[t.window_start:t.window_start + 3])
+        assert t.window_start > 0 and list(t.input_ids) == [tokenizer.bos_token_id] + ids[t.window_start : target_at]
+        opening = tokenizer.decode(ids[t.window_start : t.window_start + 3])
         assert opening.lstrip()[:1].isupper(), opening  # a sentence start, not mid-sentence
         # the earliest sentence start that fits: one sentence further back would not
         assert target_at - t.window_start <= window - 1

@@ -31,8 +31,10 @@ def model_and_coders(tokenizer, tiny_model_kwargs):
     torch.manual_seed(0)
     model = build_model(len(tokenizer), **tiny_model_kwargs).eval()
     d = model.config.hidden_size
-    coders = {layer: SparseCoder(d, SparseCoderConfig(num_latents=16, k=4, transcode=True, skip_connection=True)).eval()
-              for layer in range(model.config.num_hidden_layers)}
+    coders = {
+        layer: SparseCoder(d, SparseCoderConfig(num_latents=16, k=4, transcode=True, skip_connection=True)).eval()
+        for layer in range(model.config.num_hidden_layers)
+    }
     for coder in coders.values():  # sparsify starts a transcoder's decoder at zero: give it real directions
         torch.nn.init.normal_(coder.W_dec.data, std=0.2)
     return model, coders
@@ -141,7 +143,7 @@ def test_organism_groups_split_carry_and_generate_ood():
     assert [i.answer for i in groups["mul_carry"]] == [92] and [i.answer for i in groups["mul_no_carry"]] == [22]
     ood = groups["ood_add"]
     assert len(ood) == 10 and all(i.question.startswith("What is ") for i in ood)
-    a, b = ood[0].question[len("What is "):-1].split("+")
+    a, b = ood[0].question[len("What is ") : -1].split("+")
     assert len(a) == len(b) == 4 and int(a) + int(b) == ood[0].answer
     assert groups["ood_add"] == benchmark.organism_groups(pd.DataFrame(rows), 10, 4, 0)["ood_add"]  # deterministic
     assert "</think>" in ood[0].completion and ood[0].completion.endswith("<｜end▁of▁sentence｜>")

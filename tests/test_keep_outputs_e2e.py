@@ -94,18 +94,26 @@ def test_a_malformed_reference_graph_is_one_line_and_keeps_the_motif_tables(proj
     try:
         for content, message in cases:
             bad.write_bytes(content)
-            proc = _with_params(project, lambda d: d["motifs"].__setitem__("reference_graphs", ["data/reference/broken.json"]), "motifs")
+            proc = _with_params(
+                project, lambda d: d["motifs"].__setitem__("reference_graphs", ["data/reference/broken.json"]), "motifs"
+            )
             out = proc.stdout + proc.stderr
             assert proc.returncode != 0 and f"error: {message}" in out and "Traceback" not in out, out[-2000:]
         many = {"nodes": [{"node_id": f"n{i}"} for i in range(11)], "links": []}
         bad.write_text(json.dumps(many))
         proc = _with_params(project, lambda d: (d["motifs"].__setitem__("reference_graphs", ["data/reference/broken.json"]),
                                                 d["motifs"].__setitem__("max_graph_nodes", 10)), "motifs")  # fmt: skip
-        assert "error: data/reference/broken.json: 11 nodes is over the motifs.max_graph_nodes limit of 10" in proc.stdout + proc.stderr
+        assert (
+            "error: data/reference/broken.json: 11 nodes is over the motifs.max_graph_nodes limit of 10"
+            in proc.stdout + proc.stderr
+        )
     finally:
         bad.unlink(missing_ok=True)
     proc = _with_params(project, lambda d: d["motifs"].__setitem__("reference_graphs", ["/etc/passwd"]), "motifs")
-    assert "error: params.yaml: motifs.reference_graphs[0]: '/etc/passwd' must be a relative path to a .json file" in proc.stdout + proc.stderr
+    assert (
+        "error: params.yaml: motifs.reference_graphs[0]: '/etc/passwd' must be a relative path to a .json file"
+        in proc.stdout + proc.stderr
+    )
     assert _digest(project, kept) == before
     _status_clean(project, "motifs")
 
@@ -116,8 +124,15 @@ def test_a_killed_training_keeps_the_coders_and_the_complete_training_log(projec
     before = _digest(project, kept)
     train_dir = project / "models" / "transcoders" / "train"
     live_dir = project / "reports" / "train"
-    proc = subprocess.Popen(DVC + ["repro", "--force", "--single-item", "train@all"], cwd=project, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        DVC + ["repro", "--force", "--single-item", "train@all"],
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         # Wait until training writes its dvclive log (temp folder named by the stage's pid), then kill the stage.
         deadline = time.monotonic() + 240

@@ -73,7 +73,17 @@ def test_offline_labels_are_validated_and_scored(project: Path):
     assert "detection_balanced_accuracy" in shown
     # the CLI shows a labeled feature with its marked examples
     first = ok.iloc[0]
-    cli = [sys.executable, "-m", "r1interp.cli", "features", "show", str(first["layer"]), str(first["feature"]), "--repo", str(project)]
+    cli = [
+        sys.executable,
+        "-m",
+        "r1interp.cli",
+        "features",
+        "show",
+        str(first["layer"]),
+        str(first["feature"]),
+        "--repo",
+        str(project),
+    ]
     out = run(cli, project).stdout
     assert first["label"] in out and "-- top" in out and "<<" in out
     bad = run(cli[:5] + ["7", "0", "--repo", str(project)], project, check=False)
@@ -115,15 +125,28 @@ def test_missing_api_key_fails_before_any_work(project: Path):
 
 def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
     """Kill the stage after some answers, re-run it: no prompt is ever answered twice."""
-    good = _set_params(project, labeler="claude", max_features_per_layer=3, claude__concurrency=2,
-                       claude__max_retry_wait_s=0.5, claude__requests_per_minute=6000)
+    good = _set_params(
+        project,
+        labeler="claude",
+        max_features_per_layer=3,
+        claude__concurrency=2,
+        claude__max_retry_wait_s=0.5,
+        claude__requests_per_minute=6000,
+    )
     cache = project / "data/labels/cache/responses.jsonl"
     try:
         with MessagesServer(respond, api_key=KEY) as server:
             server.faults = ["429", "529", "500", "malformed"]
             server.max_delivered = 8  # later requests hang until we kill the stage
-            proc = subprocess.Popen(DVC + ["repro", "labels"], cwd=project, env=_claude_env(server),
-                                    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                DVC + ["repro", "labels"],
+                cwd=project,
+                env=_claude_env(server),
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             deadline = time.time() + 120
             while time.time() < deadline and proc.poll() is None:
                 if cache.exists() and len(cache.read_text().splitlines()) >= 8:
@@ -140,8 +163,9 @@ def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
         assert {429, 529, 500} <= set(statuses)  # the faults were really served, and retried
 
         with MessagesServer(respond, api_key=KEY) as server:
-            done = subprocess.run(DVC + ["repro", "labels"], cwd=project, env=_claude_env(server),
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                DVC + ["repro", "labels"], cwd=project, env=_claude_env(server), capture_output=True, text=True
+            )
             assert done.returncode == 0, done.stderr[-3000:]
             second = Counter(server.delivered)
             headers += server.headers_seen
@@ -161,13 +185,19 @@ def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
         requests = json.loads((project / "reports/timings/labels.json").read_text())["requests"]
         assert requests["cache_hits"] >= 8
         assert 0.0 <= metrics["reasoner"]["detection_balanced_accuracy"] <= 1.0
-        for path in [cache, project / "reports/metrics/labels.json", project / "reports/timings/labels.json", project / "dvc.lock"]:
+        for path in [
+            cache,
+            project / "reports/metrics/labels.json",
+            project / "reports/timings/labels.json",
+            project / "dvc.lock",
+        ]:
             assert KEY not in path.read_text()
 
         # a third run with everything cached sends nothing at all
         with MessagesServer(respond, api_key=KEY) as quiet:
-            again = subprocess.run(DVC + ["repro", "-f", "labels"], cwd=project, env=_claude_env(quiet),
-                                   capture_output=True, text=True)
+            again = subprocess.run(
+                DVC + ["repro", "-f", "labels"], cwd=project, env=_claude_env(quiet), capture_output=True, text=True
+            )
             assert again.returncode == 0, again.stderr[-3000:]
             assert quiet.log == []
     finally:

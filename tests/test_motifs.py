@@ -279,7 +279,9 @@ def test_every_null_is_simple_and_keeps_n_m_and_signs(layered, model):
     _assert_simple(layered.n_nodes, s, t)
     assert len(s) == layered.n_edges
     assert sorted(sg) == sorted(layered.signs)  # sign multiset
-    assert set(zip(s.tolist(), t.tolist(), strict=True)) != set(zip(spec.src.tolist(), spec.tgt.tolist(), strict=True))  # it moved
+    assert set(zip(s.tolist(), t.tolist(), strict=True)) != set(
+        zip(spec.src.tolist(), spec.tgt.tolist(), strict=True)
+    )  # it moved
 
 
 def test_configuration_keeps_degrees_and_attaches_signs(layered):
@@ -291,7 +293,9 @@ def test_configuration_keeps_degrees_and_attaches_signs(layered):
     assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)
     assert np.any(s != spec.src)
     for sign in (1, -1):
-        assert np.array_equal(np.bincount(t[sg == sign], minlength=n), np.bincount(spec.tgt[spec.sign == sign], minlength=n))
+        assert np.array_equal(
+            np.bincount(t[sg == sign], minlength=n), np.bincount(spec.tgt[spec.sign == sign], minlength=n)
+        )
 
 
 def _blocks(layers, s, t):
@@ -303,7 +307,9 @@ def test_layer_er_keeps_block_edge_counts_and_block_signs(layered):
     spec, (s, t, sg) = _draw(layered, "layer_er")
     assert _blocks(lay, s, t) == _blocks(lay, spec.src, spec.tgt)
     signed_blocks = collections.Counter(zip(lay[s].tolist(), lay[t].tolist(), sg.tolist(), strict=True))
-    assert signed_blocks == collections.Counter(zip(lay[spec.src].tolist(), lay[spec.tgt].tolist(), spec.sign.tolist(), strict=True))
+    assert signed_blocks == collections.Counter(
+        zip(lay[spec.src].tolist(), lay[spec.tgt].tolist(), spec.sign.tolist(), strict=True)
+    )
 
 
 def test_layer_configuration_keeps_per_block_degrees(layered):
@@ -320,7 +326,9 @@ def test_layer_configuration_keeps_per_block_degrees(layered):
 def test_erdos_renyi_is_not_degree_preserving(layered):
     spec, (s, t, _) = _draw(layered, "erdos_renyi")
     assert set(layered.layers[s].tolist()) | set(layered.layers[t].tolist()) == set(layered.layers.tolist())
-    assert not np.array_equal(np.bincount(s, minlength=layered.n_nodes), np.bincount(spec.src, minlength=layered.n_nodes))
+    assert not np.array_equal(
+        np.bincount(s, minlength=layered.n_nodes), np.bincount(spec.src, minlength=layered.n_nodes)
+    )
 
 
 def test_shuffle_detaches_signs(layered):
@@ -579,8 +587,9 @@ def test_analyze_shape_and_budget_warning():
     assert len(table) == 2 * (16 + 10)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cut = analyze_mod.analyze(g, nulls=("configuration",), samples=100_000, workers=1, max_seconds=0.01,
-                                  with_census4=False)
+        cut = analyze_mod.analyze(
+            g, nulls=("configuration",), samples=100_000, workers=1, max_seconds=0.01, with_census4=False
+        )
     assert any("would take" in str(w.message) for w in caught)
     assert cut["nulls"]["configuration"]["samples"] < 100_000
     assert any("would take" in w for w in cut["warnings"])
@@ -594,8 +603,25 @@ def _parse(argv):
 
 
 def test_cli_json_shape(capsys, tmp_path):
-    args = _parse(["motifs", str(HAIKU), "--json", "--samples", "10", "--workers", "1", "--null", "layer_er",
-                   "--null", "erdos_renyi", "--seed", "3", "--out", str(tmp_path / "m.json")])
+    args = _parse(
+        [
+            "motifs",
+            str(HAIKU),
+            "--json",
+            "--samples",
+            "10",
+            "--workers",
+            "1",
+            "--null",
+            "layer_er",
+            "--null",
+            "erdos_renyi",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert args.func(args) == 0
     doc = json.loads(capsys.readouterr().out)
     assert json.loads((tmp_path / "m.json").read_text()) == doc
@@ -622,15 +648,36 @@ def test_cli_defaults_and_errors(tmp_path, capsys):
 
 def test_cli_module_entry_point_prints_one_json_object(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "r1interp.cli", "motifs", str(HAIKU), "--json", "--samples", "4", "--workers", "1",
-         "--null", "layer_configuration", "--no-census4"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "r1interp.cli",
+            "motifs",
+            str(HAIKU),
+            "--json",
+            "--samples",
+            "4",
+            "--workers",
+            "1",
+            "--null",
+            "layer_configuration",
+            "--no-census4",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["census4"] is None and doc["nulls"]["layer_configuration"]["samples"] == 4
-    err = subprocess.run([sys.executable, "-m", "r1interp.cli", "motifs", str(tmp_path / "none.json")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    err = subprocess.run(
+        [sys.executable, "-m", "r1interp.cli", "motifs", str(tmp_path / "none.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert err.returncode == 2 and err.stderr.strip() == f"error: {tmp_path / 'none.json'}: file not found"
 
 

@@ -31,8 +31,14 @@ print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(w.weight.detach().
 
 def _python(code: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in (*_pinned(), "R1INTERP_NUMERICS")}
-    return subprocess.run([sys.executable, "-c", code], env={**base, "PYTHONPATH": str(REPO), **(env or {})},
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, "PYTHONPATH": str(REPO), **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _pinned() -> dict[str, str]:
@@ -48,9 +54,11 @@ def _run(code: str, env=None) -> str:
 
 
 def test_importing_r1interp_pins_every_variable_before_torch_loads():
-    out = _run("import os, r1interp, torch; from r1interp import numerics\n"
-               "print(torch.backends.cpu.get_cpu_capability(), numerics.problems())\n"
-               "print({v: os.environ[v] for v in numerics.PINNED})")
+    out = _run(
+        "import os, r1interp, torch; from r1interp import numerics\n"
+        "print(torch.backends.cpu.get_cpu_capability(), numerics.problems())\n"
+        "print({v: os.environ[v] for v in numerics.PINNED})"
+    )
     first, second = out.splitlines()
     assert first == "AVX2 []"
     assert eval(second) == _pinned()  # noqa: S307 (our own printed dict)
@@ -92,8 +100,14 @@ def test_stage_refuses_a_conflicting_environment_before_any_work(tmp_path):
     from helpers import make_project
 
     project = make_project(tmp_path / "p")
-    proc = subprocess.run([sys.executable, "stages/corpus.py"], cwd=project, capture_output=True, text=True,
-                          env={**os.environ, "ATEN_CPU_CAPABILITY": "avx512", "PYTHONPATH": str(REPO)}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "stages/corpus.py"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ATEN_CPU_CAPABILITY": "avx512", "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: numerics not pinned: environment variable ATEN_CPU_CAPABILITY='avx512'")
     assert not (project / "data" / "corpus").exists()
@@ -108,13 +122,21 @@ def test_the_numerics_mode_is_a_parameter_and_a_mismatch_is_refused(tmp_path):
 
     def corpus(mode: str) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if k not in _pinned()}
-        return subprocess.run([sys.executable, "stages/corpus.py"], cwd=project, capture_output=True, text=True,
-                              env={**env, "R1INTERP_NUMERICS": mode, "PYTHONPATH": str(REPO)}, timeout=300)
+        return subprocess.run(
+            [sys.executable, "stages/corpus.py"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env={**env, "R1INTERP_NUMERICS": mode, "PYTHONPATH": str(REPO)},
+            timeout=300,
+        )
 
     native = corpus("native")
     assert native.returncode == 2
-    assert native.stderr.splitlines()[0] == ("error: params.yaml: model.numerics is 'portable' but this process runs "
-                                             "'native' numerics (R1INTERP_NUMERICS='native'), not the 'portable' ones")
+    assert native.stderr.splitlines()[0] == (
+        "error: params.yaml: model.numerics is 'portable' but this process runs "
+        "'native' numerics (R1INTERP_NUMERICS='native'), not the 'portable' ones"
+    )
     assert not (project / "data" / "corpus").exists()
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("numerics: portable", "numerics: native"))
@@ -133,8 +155,10 @@ def test_torch_imported_first_is_named():
 
 
 def test_set_threads_limits_every_pool():
-    out = _run("import r1interp, numpy, torch, threadpoolctl; from r1interp import numerics\n"
-               "numerics.set_threads(3)\n"
-               "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()}))",
-               {"OMP_NUM_THREADS": "1"})
+    out = _run(
+        "import r1interp, numpy, torch, threadpoolctl; from r1interp import numerics\n"
+        "numerics.set_threads(3)\n"
+        "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()}))",
+        {"OMP_NUM_THREADS": "1"},
+    )
     assert out == "3 [3]"

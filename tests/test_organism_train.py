@@ -70,7 +70,9 @@ def test_batch_on_real_examples(tokenizer):
     examples = []
     for _ in range(8):
         p = tasks.sample_problem("add", rng, 1, 3)
-        examples.append(encode(tokenizer, chat.prompt_text(p.prompt), chat.reasoning_completion(p.think, p.answer_text)))
+        examples.append(
+            encode(tokenizer, chat.prompt_text(p.prompt), chat.reasoning_completion(p.think, p.answer_text))
+        )
     ids, labels, mask = _batch(examples, tokenizer.pad_token_id)
     for row, e in enumerate(examples):
         kept = labels[row][labels[row] != -100].tolist()
@@ -116,8 +118,16 @@ def test_training_lowers_loss(tokenizer, tiny_model_kwargs):
     model = build_model(len(tokenizer), **tiny_model_kwargs)
     examples = _examples(tokenizer, 100)
     history = train(
-        model, examples, steps=30, lr=1e-2, batch_size=16, warmup_steps=5, weight_decay=0.0,
-        seed=0, pad_id=tokenizer.pad_token_id, desc="test",
+        model,
+        examples,
+        steps=30,
+        lr=1e-2,
+        batch_size=16,
+        warmup_steps=5,
+        weight_decay=0.0,
+        seed=0,
+        pad_id=tokenizer.pad_token_id,
+        desc="test",
     )
     assert [h["step"] for h in history] == list(range(30))
     assert [h["lr"] for h in history] == [
@@ -137,8 +147,18 @@ def test_training_is_reproducible(tokenizer, tiny_model_kwargs):
     for _ in range(2):
         model = build_model(len(tokenizer), **tiny_model_kwargs)
         runs.append(
-            train(model, examples, steps=3, lr=1e-2, batch_size=8, warmup_steps=1, weight_decay=0.0,
-                  seed=5, pad_id=tokenizer.pad_token_id, desc="test")
+            train(
+                model,
+                examples,
+                steps=3,
+                lr=1e-2,
+                batch_size=8,
+                warmup_steps=1,
+                weight_decay=0.0,
+                seed=5,
+                pad_id=tokenizer.pad_token_id,
+                desc="test",
+            )
         )
     assert [h["loss"] for h in runs[0]] == [h["loss"] for h in runs[1]]
 

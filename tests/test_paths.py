@@ -24,6 +24,7 @@ ALLOWED_LITERALS = {
 
 # ---------------------------------------------------------------------------- dvc.yaml, expanded
 
+
 def _lookup(ctx: dict, dotted: str):
     value = ctx
     for part in dotted.split("."):
@@ -98,7 +99,7 @@ def declared() -> dict[str, dict[str, set[str]]]:
     for plot in dvc.get("plots") or []:
         for plot_name, spec in plot.items():
             y = (spec or {}).get("y")
-            for path in (y if isinstance(y, dict) else {}):
+            for path in y if isinstance(y, dict) else {}:
                 add("outputs", path, f"top-level plot {plot_name}")
     for art_name, art in (dvc.get("artifacts") or {}).items():
         add("outputs", art["path"], f"artifact {art_name}")
@@ -108,13 +109,20 @@ def declared() -> dict[str, dict[str, set[str]]]:
 
 # ---------------------------------------------------------------------------- r1interp.paths, enumerated
 
+
 def _argument_values() -> dict[str, list[str]]:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     from r1interp.models import ROLES
 
     roles = list(dict.fromkeys([*params["train"]["models"], *ROLES]))
-    return {"role": roles, "model": roles, "split": ["train", "heldout"], "group": list(params["train"]["layer_groups"]),
-            "profile": [params["model"]["profile"]], "repo_id": ["owner/name"]}
+    return {
+        "role": roles,
+        "model": roles,
+        "split": ["train", "heldout"],
+        "group": list(params["train"]["layer_groups"]),
+        "profile": [params["model"]["profile"]],
+        "repo_id": ["owner/name"],
+    }
 
 
 def defined_paths() -> dict[str, str]:
@@ -147,16 +155,22 @@ def test_paths_are_repo_relative_posix():
 
 def test_every_dvc_output_is_defined_in_paths(declared):
     defined = defined_paths()
-    undefined = sorted(f"{p} ({', '.join(sorted(where))})" for p, where in declared["outputs"].items() if p not in defined)
-    assert not undefined, ("dvc.yaml declares these outputs but r1interp/paths.py defines no such path (add a constant "
-                           "or a function there):\n  " + "\n  ".join(undefined))
+    undefined = sorted(
+        f"{p} ({', '.join(sorted(where))})" for p, where in declared["outputs"].items() if p not in defined
+    )
+    assert not undefined, (
+        "dvc.yaml declares these outputs but r1interp/paths.py defines no such path (add a constant "
+        "or a function there):\n  " + "\n  ".join(undefined)
+    )
 
 
 def test_every_dvc_artifact_dep_is_defined_in_paths(declared):
     """Deps that no stage outputs (inputs kept in git: prompts, reference graphs) are artifact paths too."""
     defined = defined_paths()
     undefined = sorted(f"{p} ({', '.join(sorted(where))})" for p, where in declared["deps"].items() if p not in defined)
-    assert not undefined, "dvc.yaml reads these paths but r1interp/paths.py does not define them:\n  " + "\n  ".join(undefined)
+    assert not undefined, "dvc.yaml reads these paths but r1interp/paths.py does not define them:\n  " + "\n  ".join(
+        undefined
+    )
 
 
 def test_every_path_in_paths_is_declared_in_dvc_yaml(declared):
@@ -170,26 +184,39 @@ def test_every_path_in_paths_is_declared_in_dvc_yaml(declared):
             continue
         if not any(_within(path, k) or _within(k, path) for k in known):
             stray.append(f"{name} = {path}")
-    assert not stray, ("r1interp/paths.py defines paths that dvc.yaml declares nowhere (not as outs/metrics/plots/deps, "
-                       "nor inside or around one); declare them in dvc.yaml, or list them in paths.NOT_IN_PIPELINE:\n  "
-                       + "\n  ".join(stray))
+    assert not stray, (
+        "r1interp/paths.py defines paths that dvc.yaml declares nowhere (not as outs/metrics/plots/deps, "
+        "nor inside or around one); declare them in dvc.yaml, or list them in paths.NOT_IN_PIPELINE:\n  "
+        + "\n  ".join(stray)
+    )
 
 
 def test_paths_outside_the_pipeline_are_not_in_dvc_yaml(declared):
     known = set(declared["outputs"]) | set(declared["deps"])
-    clash = sorted(f"{o.as_posix()} vs dvc.yaml's {k}" for o in paths.NOT_IN_PIPELINE for k in known
-                   if _within(k, o.as_posix()) or _within(o.as_posix(), k))
-    assert not clash, "paths.NOT_IN_PIPELINE names paths that dvc.yaml declares (move them out of it):\n  " + "\n  ".join(clash)
+    clash = sorted(
+        f"{o.as_posix()} vs dvc.yaml's {k}"
+        for o in paths.NOT_IN_PIPELINE
+        for k in known
+        if _within(k, o.as_posix()) or _within(o.as_posix(), k)
+    )
+    assert not clash, (
+        "paths.NOT_IN_PIPELINE names paths that dvc.yaml declares (move them out of it):\n  " + "\n  ".join(clash)
+    )
 
 
 # ---------------------------------------------------------------------------- no path literals elsewhere
+
 
 def _docstring_nodes(tree: ast.AST) -> set[int]:
     ids = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 ids.add(id(first.value))
     return ids
 
@@ -199,9 +226,14 @@ def path_literals(file: Path) -> list[tuple[int, str]]:
     data/, models/ or reports/."""
     tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
     docstrings = _docstring_nodes(tree)
-    return sorted((node.lineno, node.value) for node in ast.walk(tree)
-                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-                  and node.value.startswith(PREFIXES))
+    return sorted(
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and node.value.startswith(PREFIXES)
+    )
 
 
 def test_no_artifact_path_literals_outside_paths_module():
@@ -212,15 +244,21 @@ def test_no_artifact_path_literals_outside_paths_module():
         rel = file.relative_to(ROOT).as_posix()
         if rel == "r1interp/paths.py":
             continue
-        offenders += [f"{rel}:{line}: {text!r}" for line, text in path_literals(file) if (rel, text) not in ALLOWED_LITERALS]
-    assert not offenders, ("artifact paths spelled as string literals; use the constants of r1interp/paths.py "
-                           "(`root / paths.X`, `paths.X.as_posix()` where a string is needed):\n  " + "\n  ".join(offenders))
+        offenders += [
+            f"{rel}:{line}: {text!r}" for line, text in path_literals(file) if (rel, text) not in ALLOWED_LITERALS
+        ]
+    assert not offenders, (
+        "artifact paths spelled as string literals; use the constants of r1interp/paths.py "
+        "(`root / paths.X`, `paths.X.as_posix()` where a string is needed):\n  " + "\n  ".join(offenders)
+    )
 
 
 def test_literal_scan_sees_fstrings_and_skips_docstrings(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text('"""data/in/a/docstring is fine."""\n\n'
-                      'def f(model):\n    """reports/x in a docstring."""\n'
-                      '    a = "models/hub"  # reports/in a comment\n'
-                      '    return f"data/activations/{model}", "not data/mid-string"\n')
+    sample.write_text(
+        '"""data/in/a/docstring is fine."""\n\n'
+        'def f(model):\n    """reports/x in a docstring."""\n'
+        '    a = "models/hub"  # reports/in a comment\n'
+        '    return f"data/activations/{model}", "not data/mid-string"\n'
+    )
     assert path_literals(sample) == [(5, "models/hub"), (6, "data/activations/")]

@@ -23,14 +23,31 @@ HELDOUT_ROWS, TRAIN_ROWS = 12, 20
 N_TOKENS = 100
 
 PARAMS = {
-    "corpus": {"train_per_task": 30, "heldout_per_task": 5,
-               "tasks": {"add": {"min_digits": 2, "max_digits": 2}, "mul": {"min_digits": 2, "max_digits": 2}}},
-    "organism": {"vocab_size": 384, "layers": LAYERS, "hidden": 8, "intermediate": 16, "heads": 2, "kv_heads": 1,
-                 "max_positions": 32},
+    "corpus": {
+        "train_per_task": 30,
+        "heldout_per_task": 5,
+        "tasks": {"add": {"min_digits": 2, "max_digits": 2}, "mul": {"min_digits": 2, "max_digits": 2}},
+    },
+    "organism": {
+        "vocab_size": 384,
+        "layers": LAYERS,
+        "hidden": 8,
+        "intermediate": 16,
+        "heads": 2,
+        "kv_heads": 1,
+        "max_positions": 32,
+    },
     "tokens": {"ctx_len": CTX, "max_train_tokens": 1000, "max_heldout_tokens": 1000},
     "train": {"models": ["reasoner"], "expansion_factor": 4, "k": 4},
-    "activations": {"max_tokens": 1000, "window": 4, "top_n": 3, "quantile_bins": 2, "per_quantile": 2,
-                    "non_activating": 3, "top_output_tokens": 3},
+    "activations": {
+        "max_tokens": 1000,
+        "window": 4,
+        "top_n": 3,
+        "quantile_bins": 2,
+        "per_quantile": 2,
+        "non_activating": 3,
+        "top_output_tokens": 3,
+    },
     "labels": {"min_activating": 2, "explain_examples": 3, "test_activating": 2, "test_non_activating": 2},
     "graphs": {"models": ["reasoner"]},
 }
@@ -43,12 +60,20 @@ def _corpus() -> pd.DataFrame:
             a, b = 10 + i, 20 + i
             answer = f"The answer is {a + b if task == 'add' else a * b}."
             think = f"ones: {a % 10}{op}{b % 10}"
-            rows.append({
-                "id": f"{task}-{a}-{b}", "task": task, "prompt": f"What is {a}{op}{b}?", "think": think, "answer": answer,
-                "gold": answer[len("The answer is "):-1],
-                "text": f"<|User|>What is {a}{op}{b}?<|Assistant|><think>\n{think}\n</think>\n\n{answer}",
-                "split": "heldout" if i < 5 else "train", "step_types": "column_sum", "has_carry": bool(i % 2),
-            })
+            rows.append(
+                {
+                    "id": f"{task}-{a}-{b}",
+                    "task": task,
+                    "prompt": f"What is {a}{op}{b}?",
+                    "think": think,
+                    "answer": answer,
+                    "gold": answer[len("The answer is ") : -1],
+                    "text": f"<|User|>What is {a}{op}{b}?<|Assistant|><think>\n{think}\n</think>\n\n{answer}",
+                    "split": "heldout" if i < 5 else "train",
+                    "step_types": "column_sum",
+                    "has_carry": bool(i % 2),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -71,8 +96,14 @@ def _write_tokens(root: Path, split: str, rows: dict[str, np.ndarray]) -> None:
 
     ids = rows["input_ids"]
     meta = {
-        "split": split, "rows": len(ids), "ctx_len": CTX, "tokens": int(ids.size), "vocab_size": VOCAB,
-        "tokenizer": "models/lm/reasoner", "packing": "pad", "truncated_documents": 0,
+        "split": split,
+        "rows": len(ids),
+        "ctx_len": CTX,
+        "tokens": int(ids.size),
+        "vocab_size": VOCAB,
+        "tokenizer": "models/lm/reasoner",
+        "packing": "pad",
+        "truncated_documents": 0,
         "padding_fraction": round(float((ids == PAD).mean()), 4),
         "think_fraction": round(float(rows["in_think"].mean()), 4),
         "answer_fraction": round(float(rows["in_answer"].mean()), 4),
@@ -87,23 +118,44 @@ def _activations(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
         for f in range(LATENTS):
             count = 0 if f % 8 == 0 else int(rng.integers(1, 20))  # every 8th feature is dead
             max_act = float(rng.uniform(1, 5)) if count else 0.0
-            features.append({
-                "model": "reasoner", "layer": layer, "feature": f, "n_tokens": N_TOKENS, "count": count,
-                "density": count / N_TOKENS, "max_act": max_act, "mean_act": max_act / 2,
-                "think_fraction": 0.5 if count else 0.0,
-                "top_output_tokens": ["a", "b", "c"], "top_output_logits": [0.3, 0.2, 0.1],
-            })
+            features.append(
+                {
+                    "model": "reasoner",
+                    "layer": layer,
+                    "feature": f,
+                    "n_tokens": N_TOKENS,
+                    "count": count,
+                    "density": count / N_TOKENS,
+                    "max_act": max_act,
+                    "mean_act": max_act / 2,
+                    "think_fraction": 0.5 if count else 0.0,
+                    "top_output_tokens": ["a", "b", "c"],
+                    "top_output_logits": [0.3, 0.2, 0.1],
+                }
+            )
             kinds = [("non_activating", r, -1) for r in range(3)]
             if count:
                 kinds += [("top", r, -1) for r in range(3)] + [("quantile", r, r // 2) for r in range(4)]
             for kind, rank, quantile in kinds:
                 act = 0.0 if kind == "non_activating" else max_act / (rank + 1)
                 acts = [0.0, 0.0, act, 0.0]
-                examples.append({
-                    "model": "reasoner", "layer": layer, "kind": kind, "feature": f, "rank": rank, "quantile": quantile,
-                    "row": int(rng.integers(0, HELDOUT_ROWS)), "position": int(rng.integers(0, CTX)), "activation": act,
-                    "in_think": bool(rank % 2), "target": 2, "tokens": [7, 8, 9, 10], "acts": acts,
-                })
+                examples.append(
+                    {
+                        "model": "reasoner",
+                        "layer": layer,
+                        "kind": kind,
+                        "feature": f,
+                        "rank": rank,
+                        "quantile": quantile,
+                        "row": int(rng.integers(0, HELDOUT_ROWS)),
+                        "position": int(rng.integers(0, CTX)),
+                        "activation": act,
+                        "in_think": bool(rank % 2),
+                        "target": 2,
+                        "tokens": [7, 8, 9, 10],
+                        "acts": acts,
+                    }
+                )
     return pd.DataFrame(features), pd.DataFrame(examples)
 
 
@@ -113,21 +165,45 @@ def _labels(features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for i, f in alive.iterrows():
         ok = i != 0  # one feature without a rule
         acc = 0.75 if ok else np.nan
-        labels.append({
-            "model": f["model"], "layer": f["layer"], "feature": f["feature"], "label": f"fires on {i}" if ok else None,
-            "status": "ok" if ok else "no_rule", "labeler": "offline", "explainer_model": "offline-ngram-v1",
-            "scorer_model": "offline-ngram-v1", "prompt_hash": hashlib.sha256(str(i).encode()).hexdigest(),
-            "n_explain": 3, "n_test_activating": 2, "n_test_negative": 2, "density": f["density"],
-            "think_fraction": f["think_fraction"],
-            **{f"{m}_{k}": acc for m in ("detection", "fuzzing") for k in ("balanced_accuracy", "precision", "recall", "f1")},
-        })
+        labels.append(
+            {
+                "model": f["model"],
+                "layer": f["layer"],
+                "feature": f["feature"],
+                "label": f"fires on {i}" if ok else None,
+                "status": "ok" if ok else "no_rule",
+                "labeler": "offline",
+                "explainer_model": "offline-ngram-v1",
+                "scorer_model": "offline-ngram-v1",
+                "prompt_hash": hashlib.sha256(str(i).encode()).hexdigest(),
+                "n_explain": 3,
+                "n_test_activating": 2,
+                "n_test_negative": 2,
+                "density": f["density"],
+                "think_fraction": f["think_fraction"],
+                **{
+                    f"{m}_{k}": acc
+                    for m in ("detection", "fuzzing")
+                    for k in ("balanced_accuracy", "precision", "recall", "f1")
+                },
+            }
+        )
         if ok:
             for method in ("detection", "fuzzing"):
                 for sample in range(4):
                     truth = sample < 2
-                    scores.append({"model": f["model"], "layer": f["layer"], "feature": f["feature"], "method": method,
-                                   "sample": sample, "truth": truth, "prediction": truth if sample else not truth,
-                                   "text": f"window {sample}"})
+                    scores.append(
+                        {
+                            "model": f["model"],
+                            "layer": f["layer"],
+                            "feature": f["feature"],
+                            "method": method,
+                            "sample": sample,
+                            "truth": truth,
+                            "prediction": truth if sample else not truth,
+                            "text": f"window {sample}",
+                        }
+                    )
     return pd.DataFrame(labels), pd.DataFrame(scores)
 
 
@@ -136,12 +212,26 @@ def make_artifacts(root: Path, corrupt: bool = False) -> None:
     rng = np.random.default_rng(0)
     model = root / "models/lm/reasoner"
     model.mkdir(parents=True)
-    (model / "config.json").write_text(json.dumps({"vocab_size": VOCAB, "bos_token_id": BOS, "pad_token_id": PAD,
-                                                   "num_hidden_layers": LAYERS, "hidden_size": 8}))
-    (model / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": "<bos>", "pad_token": "<pad>",
-        "added_tokens_decoder": {str(BOS): {"content": "<bos>"}, str(PAD): {"content": "<pad>"}},
-    }))
+    (model / "config.json").write_text(
+        json.dumps(
+            {
+                "vocab_size": VOCAB,
+                "bos_token_id": BOS,
+                "pad_token_id": PAD,
+                "num_hidden_layers": LAYERS,
+                "hidden_size": 8,
+            }
+        )
+    )
+    (model / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token": "<bos>",
+                "pad_token": "<pad>",
+                "added_tokens_decoder": {str(BOS): {"content": "<bos>"}, str(PAD): {"content": "<pad>"}},
+            }
+        )
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
 
     corpus = _corpus()
@@ -189,15 +279,29 @@ def test_schemas_accept_the_synthetic_artifacts(good):
 
 def test_stage_passes_on_good_data_and_writes_offline_docs(good):
     before = sorted(p.name for p in (good / "data/tokens/train/dataset").iterdir())
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/quality.py"), "--strict"], cwd=good,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/quality.py"), "--strict"],
+        cwd=good,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((good / "reports/metrics/quality.json").read_text())
     failed = {name: s["failed"] for name, s in summary.items() if name != "overall" and not s["success"]}
     assert failed == {}
     assert summary["overall"]["success"] is True
-    assert set(summary) == {"corpus", "tokens", "tokens_train", "tokens_heldout", "features_reasoner",
-                            "examples_reasoner", "labels", "scores", "overall"}
+    assert set(summary) == {
+        "corpus",
+        "tokens",
+        "tokens_train",
+        "tokens_heldout",
+        "features_reasoner",
+        "examples_reasoner",
+        "labels",
+        "scores",
+        "overall",
+    }
     assert all(s["evaluated"] == s["expectations"] > 5 for name, s in summary.items() if name != "overall")
     assert summary["overall"]["checks"] == sum(s["evaluated"] for n, s in summary.items() if n != "overall")
 

@@ -66,7 +66,9 @@ def openr1_parquet(path: Path, n: int = 240, seed: int = 0) -> Path:
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        out[key] = (
+            _deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
     return out
 
 
@@ -154,7 +156,9 @@ def test_dvc_repro_runs_every_stage_on_the_real_profile(hub, standins, tmp_path)
 
     # graded real problems: gold answers kept, graded by math-verify
     corpus = pd.read_parquet(project / "data/corpus/corpus.parquet")
-    assert (corpus["gold"].astype(int) == corpus["prompt"].str.extract(r"What is (\d+) plus (\d+)").astype(int).sum(axis=1)).all()
+    assert (
+        corpus["gold"].astype(int) == corpus["prompt"].str.extract(r"What is (\d+) plus (\d+)").astype(int).sum(axis=1)
+    ).all()
     bench = json.loads((project / "reports/metrics/organism.json").read_text())
     assert bench["grader"] == "math-verify" and bench["heldout_problems"] == 12
     assert set(bench["reasoner"]["accuracy"]) == {"Algebra", "Number Theory", "overall"}

@@ -29,7 +29,7 @@ def test_step_spans_cover_each_line_of_the_trace(tokenizer):
     lines = p.think.split("\n")
     assert [s.text for s in steps] == lines and len(steps) == len(p.step_types)
     for step, line in zip(steps, lines, strict=True):
-        decoded = tokenizer.decode(ids[step.token_start:step.token_end]).strip()
+        decoded = tokenizer.decode(ids[step.token_start : step.token_end]).strip()
         assert decoded.startswith(line.rstrip(".")), (decoded, line)
     assert steps[0].token_start > ids.index(tokenizer.convert_tokens_to_ids("<think>"))
     assert step_spans(tokenizer, "y", "no think here")[1] == []
@@ -43,8 +43,10 @@ def test_step_profiles_are_mean_activations(tokenizer, tiny_model_kwargs):
 
     torch.manual_seed(0)
     model = build_model(len(tokenizer), **tiny_model_kwargs).eval()
-    coders = {layer: SparseCoder(32, SparseCoderConfig(num_latents=16, k=4, transcode=True, skip_connection=True)).eval()
-              for layer in range(2)}
+    coders = {
+        layer: SparseCoder(32, SparseCoderConfig(num_latents=16, k=4, transcode=True, skip_connection=True)).eval()
+        for layer in range(2)
+    }
     p = tasks.make_problem("mul", 23, 4)
     text = full_text(p.prompt, p.think, p.answer_text)
     steps, prof = step_profiles(model, coders, tokenizer, [("a", text)])
@@ -60,7 +62,7 @@ def test_step_profiles_are_mean_activations(tokenizer, tiny_model_kwargs):
         _, acts, idx = coder_forward(coders[1], seen["x"][0])
     dense = torch.zeros(len(ids), 16).scatter_(-1, idx, acts)
     s = steps[1]
-    assert np.allclose(prof[1, 16:], dense[s.token_start:s.token_end].mean(0).numpy(), atol=1e-6)
+    assert np.allclose(prof[1, 16:], dense[s.token_start : s.token_end].mean(0).numpy(), atol=1e-6)
 
 
 def _planted(n_per: int = 60, k: int = 4, dims: int = 40, seed: int = 0):

@@ -84,8 +84,15 @@ def test_publish_then_pull_round_trips_and_is_idempotent(project, hub, tmp_path)
     assert "released" in out.stdout
     releases = {r["kind"]: r for r in read_manifest(project / "releases.yaml")}
     model, data = releases["model"], releases["dataset"]
-    assert model["revision"] == hub.branch_head(MODEL_REPO) and data["revision"] == hub.branch_head(DATA_REPO, "dataset")
-    assert set(model["files"]) >= {"layers.0.mlp/sae.safetensors", "circuit-tracer/config.yaml", "README.md", "r1interp.json"}
+    assert model["revision"] == hub.branch_head(MODEL_REPO) and data["revision"] == hub.branch_head(
+        DATA_REPO, "dataset"
+    )
+    assert set(model["files"]) >= {
+        "layers.0.mlp/sae.safetensors",
+        "circuit-tracer/config.yaml",
+        "README.md",
+        "r1interp.json",
+    }
     commits = hub.commit_count(MODEL_REPO), hub.commit_count(DATA_REPO, "dataset")
 
     # the same artifacts again: no new commit, same release, the manifest untouched
@@ -100,8 +107,11 @@ def test_publish_then_pull_round_trips_and_is_idempotent(project, hub, tmp_path)
 
     api = HfApi(endpoint=hub.url, token=TOKEN)
     assert model["tag"] in [t.name for t in api.list_repo_refs(MODEL_REPO).tags]
-    readme = Path(hf_hub_download(MODEL_REPO, "README.md", revision=model["revision"], endpoint=hub.url,
-                                  cache_dir=tmp_path / "dl")).read_text()
+    readme = Path(
+        hf_hub_download(
+            MODEL_REPO, "README.md", revision=model["revision"], endpoint=hub.url, cache_dir=tmp_path / "dl"
+        )
+    ).read_text()
     front = yaml.safe_load(readme.split("---")[1])
     assert front["library_name"] == "sparsify" and front["license"] and "skip-transcoder" in front["tags"]
     assert "CE increase" in readme and "load_from_hub" in readme
@@ -113,8 +123,9 @@ def test_publish_then_pull_round_trips_and_is_idempotent(project, hub, tmp_path)
             assert TOKEN.encode() not in path.read_bytes(), path
 
     # pull at the pinned revision: verified against the manifest, identical tensors, both layouts
-    pulled = json.loads(_cli(project, env, "pull", MODEL_REPO, "--revision", model["revision"], "--model", "reasoner",
-                             "--json").stdout)
+    pulled = json.loads(
+        _cli(project, env, "pull", MODEL_REPO, "--revision", model["revision"], "--model", "reasoner", "--json").stdout
+    )
     assert pulled["verified_against_manifest"] and pulled["missing_layers"] == [] and pulled["layers"] == [0, 1]
     out_dir = project / pulled["out_dir"]
     for layer in (0, 1):
@@ -164,9 +175,15 @@ def test_pull_eleutherai_layout_with_missing_layers(project, hub, tmp_path):
 
     src = load_file(project / "models/transcoders/reasoner/sparsify/layers.0.mlp/sae.safetensors")
     cfg = json.loads((project / "models/transcoders/reasoner/sparsify/layers.0.mlp/cfg.json").read_text())
-    old_cfg = {"expansion_factor": cfg.get("expansion_factor", 8), "normalize_decoder": True,
-               "num_latents": int(src["encoder.weight"].shape[0]), "k": cfg["k"], "multi_topk": False, "skip_connection": True,
-               "d_in": cfg["d_in"]}  # no "transcode" key, as in the 65k release
+    old_cfg = {
+        "expansion_factor": cfg.get("expansion_factor", 8),
+        "normalize_decoder": True,
+        "num_latents": int(src["encoder.weight"].shape[0]),
+        "k": cfg["k"],
+        "multi_topk": False,
+        "skip_connection": True,
+        "d_in": cfg["d_in"],
+    }  # no "transcode" key, as in the 65k release
     folder = tmp_path / "eleuther" / "layers.0.mlp"
     folder.mkdir(parents=True)
     save_file(src, folder / "sae.safetensors")
@@ -204,8 +221,16 @@ def _stand_in(project: Path, hub: HubServer, tmp_path: Path) -> str:
     folder = tmp_path / "stand-in" / "layers.0.mlp"
     folder.mkdir(parents=True)
     save_file(src, folder / "sae.safetensors")
-    (folder / "cfg.json").write_text(json.dumps({"num_latents": int(src["encoder.weight"].shape[0]), "k": cfg["k"],
-                                                 "d_in": cfg["d_in"], "skip_connection": True}))
+    (folder / "cfg.json").write_text(
+        json.dumps(
+            {
+                "num_latents": int(src["encoder.weight"].shape[0]),
+                "k": cfg["k"],
+                "d_in": cfg["d_in"],
+                "skip_connection": True,
+            }
+        )
+    )
     api = HfApi(endpoint=hub.url, token=TOKEN)
     api.create_repo(ELEUTHER, exist_ok=True)
     return api.upload_folder(repo_id=ELEUTHER, folder_path=tmp_path / "stand-in").oid
@@ -227,7 +252,9 @@ def test_train_source_pull_runs_through_evaluate(pipeline_project, hub, tmp_path
     def repro(target: str, ok: bool = True):
         import subprocess
 
-        proc = subprocess.run([sys.executable, "-m", "dvc", "repro", target], cwd=project, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", target], cwd=project, env=env, capture_output=True, text=True
+        )
         assert (proc.returncode == 0) == ok, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc.stdout + proc.stderr
 

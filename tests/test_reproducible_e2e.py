@@ -35,15 +35,20 @@ OTHER_CPU = {
 
 def _repro(project: Path, extra: dict[str, str]) -> None:
     env = {k: v for k, v in _env().items() if k not in OTHER_CPU}
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env={**env, **extra},
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro"], cwd=project, env={**env, **extra}, capture_output=True, text=True
+    )
     assert proc.returncode == 0, f"dvc repro failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
 def hashed_outputs(project: Path) -> dict[str, str]:
     """`stage: path` -> md5 of every output recorded in dvc.lock (outs, metrics and plots alike)."""
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    return {f"{stage}: {out['path']}": out["md5"] for stage, entry in lock["stages"].items() for out in entry.get("outs", [])}
+    return {
+        f"{stage}: {out['path']}": out["md5"]
+        for stage, entry in lock["stages"].items()
+        for out in entry.get("outs", [])
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +76,23 @@ def test_timings_stay_beside_the_hashed_outputs(twin_builds):
     lock = (a / "dvc.lock").read_text()
     assert "reports/timings" not in lock
     timing_files = sorted(p.name for p in (a / "reports" / "timings").glob("*.json"))
-    assert {"organism-base.json", "train-all.json", "graphs.json", "motifs.json", "interventions.json"} <= set(timing_files)
+    assert {"organism-base.json", "train-all.json", "graphs.json", "motifs.json", "interventions.json"} <= set(
+        timing_files
+    )
     ignored = subprocess.run(["git", "check-ignore", "-q", "reports/timings/motifs.json"], cwd=a)
     assert ignored.returncode == 0, "reports/timings/ must be ignored by git"
 
 
 def _stale(project: Path) -> set[str]:
     """Stage names `dvc status` reports as changed."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=project, env=_env(),
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"],
+        cwd=project,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(json.loads(proc.stdout or "{}"))
 
 

@@ -18,8 +18,9 @@ from r1interp.errors import ArtifactError
 DIFF_FIELDS = ["comparison", "statistic", "mean_a", "mean_b", "difference", "ci_low", "ci_high", "n_a", "n_b"]
 
 
-def _write_reports(root: Path, *, ffl: float, think: float, carry_drop: float, ari: float, steer_ok: bool,
-                   organism_seed: int) -> None:
+def _write_reports(
+    root: Path, *, ffl: float, think: float, carry_drop: float, ari: float, steer_ok: bool, organism_seed: int
+) -> None:
     """The few report files the claims read, with chosen values (CIs +- 0.05 around each difference)."""
     (root / "reports/motifs/compare").mkdir(parents=True, exist_ok=True)
     (root / "reports/metrics").mkdir(parents=True, exist_ok=True)
@@ -27,10 +28,23 @@ def _write_reports(root: Path, *, ffl: float, think: float, carry_drop: float, a
         w = csv.DictWriter(fh, DIFF_FIELDS)
         w.writeheader()
         for comparison, d in (("reasoner_vs_base", ffl), ("think_vs_answer", think)):
-            w.writerow({"comparison": comparison, "statistic": "coherent_fraction", "mean_a": 0.5 + d, "mean_b": 0.5,
-                        "difference": d, "ci_low": d - 0.05, "ci_high": d + 0.05, "n_a": 10, "n_b": 10})
-    spec = [{"size": 50.0, "drop_add_carry": 0.9, "drop_add_no_carry": 0.9, "random_drop_add_carry": 0.9},
-            {"size": 300.0, "drop_add_carry": carry_drop, "drop_add_no_carry": 0.08, "random_drop_add_carry": 0.02}]
+            w.writerow(
+                {
+                    "comparison": comparison,
+                    "statistic": "coherent_fraction",
+                    "mean_a": 0.5 + d,
+                    "mean_b": 0.5,
+                    "difference": d,
+                    "ci_low": d - 0.05,
+                    "ci_high": d + 0.05,
+                    "n_a": 10,
+                    "n_b": 10,
+                }
+            )
+    spec = [
+        {"size": 50.0, "drop_add_carry": 0.9, "drop_add_no_carry": 0.9, "random_drop_add_carry": 0.9},
+        {"size": 300.0, "drop_add_carry": carry_drop, "drop_add_no_carry": 0.08, "random_drop_add_carry": 0.02},
+    ]
     (root / "reports/metrics/interventions.json").write_text(json.dumps({"ablation_specificity": spec}))
     (root / "reports/metrics/clusters.json").write_text(json.dumps({"kmeans": {"ari_vs_true_step_types": ari}}))
     verdicts = {t: {"meets_bar": steer_ok and t == "steer"} for t in ("steer", "neuron_edit", "cluster_finetune")}
@@ -42,10 +56,12 @@ def _write_reports(root: Path, *, ffl: float, think: float, carry_drop: float, a
 @pytest.fixture
 def three_seeds(tmp_path: Path) -> Path:
     _write_reports(tmp_path, ffl=0.31, think=-0.2, carry_drop=0.9, ari=0.58, steer_ok=True, organism_seed=0)
-    _write_reports(tmp_path / ".seeds/seed-1", ffl=0.2, think=0.01, carry_drop=0.4, ari=0.61, steer_ok=True,
-                   organism_seed=1)
-    _write_reports(tmp_path / ".seeds/seed-2", ffl=0.26, think=-0.1, carry_drop=0.3, ari=0.45, steer_ok=False,
-                   organism_seed=2)
+    _write_reports(
+        tmp_path / ".seeds/seed-1", ffl=0.2, think=0.01, carry_drop=0.4, ari=0.61, steer_ok=True, organism_seed=1
+    )
+    _write_reports(
+        tmp_path / ".seeds/seed-2", ffl=0.26, think=-0.1, carry_drop=0.3, ari=0.45, steer_ok=False, organism_seed=2
+    )
     return tmp_path
 
 
@@ -65,7 +81,9 @@ def test_collect_reports_every_claim_per_seed_with_its_verdict(three_seeds: Path
     assert ablation["values"] == {"0": 0.82, "1": 0.32, "2": 0.22}
     assert ablation["holds"] == {"0": True, "1": True, "2": False}
     assert claims["cluster_ari"]["holds"] == {"0": True, "1": True, "2": False}  # ARI >= 0.5
-    assert claims["fix_steer"]["holds"] == {"0": True, "1": True, "2": False} and claims["fix_steer"]["values"]["0"] == 0.9
+    assert (
+        claims["fix_steer"]["holds"] == {"0": True, "1": True, "2": False} and claims["fix_steer"]["values"]["0"] == 0.9
+    )
     assert claims["fix_neuron_edit"]["holds_in"] == 0
 
 
@@ -100,8 +118,14 @@ def test_prepare_copies_the_project_without_outputs_and_changes_only_the_seed(tm
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
     (root / "params.yaml").write_text(yaml.safe_dump({"organism": {"seed": 0, "layers": 4}}))
-    for rel in ("stages/x.py", "data/prompts/organism.json", "data/corpus/corpus.parquet", "reports/metrics/a.json",
-                "models/lm/base/config.json", "dvc.lock"):
+    for rel in (
+        "stages/x.py",
+        "data/prompts/organism.json",
+        "data/corpus/corpus.parquet",
+        "reports/metrics/a.json",
+        "models/lm/base/config.json",
+        "dvc.lock",
+    ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
     dest = seeds.prepare(7, root=root)
@@ -110,8 +134,9 @@ def test_prepare_copies_the_project_without_outputs_and_changes_only_the_seed(tm
     assert (dest / "stages/x.py").read_text() == "stages/x.py" and (dest / "data/prompts/organism.json").is_file()
     for rel in ("data/corpus/corpus.parquet", "reports/metrics/a.json", "models/lm/base/config.json", "dvc.lock"):
         assert not (dest / rel).exists(), rel
-    cache = subprocess.run([sys.executable, "-m", "dvc", "cache", "dir"], cwd=dest, capture_output=True, text=True,
-                           check=True).stdout.strip()
+    cache = subprocess.run(
+        [sys.executable, "-m", "dvc", "cache", "dir"], cwd=dest, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert Path(cache) == (root / ".dvc/cache").resolve()
     assert subprocess.run(["git", "status", "--porcelain"], cwd=dest, capture_output=True, text=True).stdout == ""
     # a second prepare starts from scratch, and the copy never copies other seeds' copies

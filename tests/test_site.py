@@ -39,12 +39,26 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests/data/site/project"
 REFERENCE = "data/reference/neuronpedia/opposite_of_small.json"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-FIGURES = ("reports/clusters/transitions.png", "reports/clusters/tree.png", "reports/clusters/layer_map.png",
-           "reports/clusters/problem_feature_map.png", "reports/critical/weight_diff.png",
-           "reports/motifs/compare/differences_z.png", "reports/motifs/compare/zscores_by_category.png",
-           "reports/interventions/steering_alpha.png")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FIGURES = (
+    "reports/clusters/transitions.png",
+    "reports/clusters/tree.png",
+    "reports/clusters/layer_map.png",
+    "reports/clusters/problem_feature_map.png",
+    "reports/critical/weight_diff.png",
+    "reports/motifs/compare/differences_z.png",
+    "reports/motifs/compare/zscores_by_category.png",
+    "reports/interventions/steering_alpha.png",
+)
 
 
 # ------------------------------------------------------------------------------------------- the project
@@ -52,6 +66,7 @@ FIGURES = ("reports/clusters/transitions.png", "reports/clusters/tree.png", "rep
 
 def _png(path: Path, width: int = 4, height: int = 3) -> None:
     """A small valid PNG (grey), standing in for a matplotlib figure."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -63,7 +78,10 @@ def _png(path: Path, width: int = 4, height: int = 3) -> None:
 
 def _wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = correct / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    centre, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+    )
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
@@ -74,8 +92,23 @@ def _interventions() -> pd.DataFrame:
 
     def add(kind, target, size, alpha, draw, group, correct, n=100, scale=math.nan):
         lo, hi = _wilson(correct, n)
-        rows.append({"intervention": kind, "target": target, "model": "reasoner", "size": size, "alpha": alpha, "scale": scale,
-                     "draw": draw, "group": group, "n": n, "correct": correct, "accuracy": correct / n, "ci_low": lo, "ci_high": hi})
+        rows.append(
+            {
+                "intervention": kind,
+                "target": target,
+                "model": "reasoner",
+                "size": size,
+                "alpha": alpha,
+                "scale": scale,
+                "draw": draw,
+                "group": group,
+                "n": n,
+                "correct": correct,
+                "accuracy": correct / n,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
 
     for gi, group in enumerate(("add_carry", "mul_carry")):
         add("baseline", None, math.nan, math.nan, 0, group, 99 - gi)
@@ -88,7 +121,16 @@ def _interventions() -> pd.DataFrame:
                 add("ablation_random", "random features", size, math.nan, draw, group, 97 - draw)
         for size in (2.0, 4.0, 8.0):
             for scale in (0.0, 2.0):
-                add("weight_edit", "column_sum_carry clusters", size, math.nan, 0, group, max(0, int(90 - 4 * size * (1 + scale))), scale=scale)
+                add(
+                    "weight_edit",
+                    "column_sum_carry clusters",
+                    size,
+                    math.nan,
+                    0,
+                    group,
+                    max(0, int(90 - 4 * size * (1 + scale))),
+                    scale=scale,
+                )
             for draw in range(2):
                 add("weight_edit_random", "random features", size, math.nan, draw, group, 95 - draw, scale=0.0)
         add("finetune", "column_sum clusters", 64.0, math.nan, 0, group, 90)
@@ -97,11 +139,31 @@ def _interventions() -> pd.DataFrame:
 
 
 def _revision(rev: str, name: str | None, k: int, ce: float) -> dict:
-    return {"rev": rev, "name": name, "error": None, "experiments": None, "data": {
-        "rev": rev, "timestamp": None if rev == "workspace" else "2026-01-02T03:04:05",
-        "params": {"params.yaml": {"data": {"train": {"k": k, "expansion_factor": 16}}}},
-        "metrics": {"reports/metrics/transcoders.json": {"data": {"reasoner": {"summary": {
-            "ce_increase_all_layers": ce, "mean_l0": float(k), "max_dead_pct": 3.2, "mean_fvu": 0.01}}}}}}}
+    return {
+        "rev": rev,
+        "name": name,
+        "error": None,
+        "experiments": None,
+        "data": {
+            "rev": rev,
+            "timestamp": None if rev == "workspace" else "2026-01-02T03:04:05",
+            "params": {"params.yaml": {"data": {"train": {"k": k, "expansion_factor": 16}}}},
+            "metrics": {
+                "reports/metrics/transcoders.json": {
+                    "data": {
+                        "reasoner": {
+                            "summary": {
+                                "ce_increase_all_layers": ce,
+                                "mean_l0": float(k),
+                                "max_dead_pct": 3.2,
+                                "mean_fvu": 0.01,
+                            }
+                        }
+                    }
+                }
+            },
+        },
+    }
 
 
 def exp_show_data() -> list:
@@ -121,11 +183,15 @@ def make_project(dest: Path, *, with_fixture: bool = True) -> Path:
             _png(dest / rel)
         quality = dest / "reports/quality/index.html"
         quality.parent.mkdir(parents=True, exist_ok=True)
-        quality.write_text("<!doctype html><html><head><title>Data Docs</title></head><body><p>stand-in</p></body></html>")
+        quality.write_text(
+            "<!doctype html><html><head><title>Data Docs</title></head><body><p>stand-in</p></body></html>"
+        )
         out = dest / "reports/interventions"
         out.mkdir(parents=True, exist_ok=True)
         _interventions().to_csv(out / "results.csv", index=False)
-        (dest / "reports/metrics/interventions.json").write_text(json.dumps({"seconds": 12.5, "problems_per_group": 100}))
+        (dest / "reports/metrics/interventions.json").write_text(
+            json.dumps({"seconds": 12.5, "problems_per_group": 100})
+        )
         from r1interp import sweep
 
         points = sweep.points_from_exp_show(exp_show_data())
@@ -169,10 +235,17 @@ def page_types(project: Path, site: Path) -> dict[str, str]:
     slugs = graph_slugs(project)
     feature = sorted(p.name for p in (site / "features").glob("reasoner-L0-*.html"))[0]
     return {
-        "overview": "index.html", "feature index": "features/index.html", "feature": f"features/{feature}",
-        "graph index": "graphs/index.html", "graph": f"graphs/{slugs[0]}.html", "reference graph": "graphs/opposite_of_small.html",
-        "motifs": "motifs.html", "taxonomy": "taxonomy.html", "interventions": "interventions.html",
-        "experiments": "experiments.html", "data quality": "quality/index.html",
+        "overview": "index.html",
+        "feature index": "features/index.html",
+        "feature": f"features/{feature}",
+        "graph index": "graphs/index.html",
+        "graph": f"graphs/{slugs[0]}.html",
+        "reference graph": "graphs/opposite_of_small.html",
+        "motifs": "motifs.html",
+        "taxonomy": "taxonomy.html",
+        "interventions": "interventions.html",
+        "experiments": "experiments.html",
+        "data quality": "quality/index.html",
     }
 
 
@@ -211,7 +284,7 @@ def test_local_links_resolve_and_nothing_is_fetched_from_elsewhere(site):
     assert len(pages) > 20
     for page in pages:
         html = page.read_text()
-        assert "<script src=\"http" not in html and "@import" not in html
+        assert '<script src="http' not in html and "@import" not in html
         for url in _LINK.findall(html):
             if url.startswith(("#", "data:")):
                 continue
@@ -228,7 +301,7 @@ def test_feature_page_shows_label_scores_examples_and_uses(project, site):
 
     assert html_lib.escape(row["label"].split(";")[0], quote=True) in html
     assert "balanced acc." in html and "TP / FP / TN / FN" in html
-    assert "Top" in html and 'class=w' in html  # example windows
+    assert "Top" in html and "class=w" in html  # example windows
     assert "<b " in html and "style=--a:" in html  # token-level highlighting
 
 
@@ -239,24 +312,36 @@ def test_graph_page_embeds_compact_graph_and_motif_profile(project, site):
     data = json.loads(payload)
     weights = data["links"][2::3]
     assert len(data["links"]) % 3 == 0 and weights
-    assert [abs(w) for w in weights] == sorted((abs(w) for w in weights), reverse=True)  # the prune slider keeps a prefix
+    assert [abs(w) for w in weights] == sorted(
+        (abs(w) for w in weights), reverse=True
+    )  # the prune slider keeps a prefix
     assert any(n[1] == "f" and n[-1] for n in data["nodes"])  # feature nodes flagged as having a page
     assert "Motif profile" in html and "Triad z-scores" in html
 
 
 def test_interventions_page_draws_each_family_against_its_control(site):
     html = (site / "interventions.html").read_text()
-    for title in ("Steering: accuracy vs alpha (steering strength)", "Ablation: accuracy vs features ablated",
-                  "Weight edits: accuracy vs size", "Fine-tuning vs baseline"):
+    for title in (
+        "Steering: accuracy vs alpha (steering strength)",
+        "Ablation: accuracy vs features ablated",
+        "Weight edits: accuracy vs size",
+        "Fine-tuning vs baseline",
+    ):
         assert title in html
     assert "targeted, scale 2" in html and "random, scale 0" in html  # one curve per scale setting
     assert html.count("<h4>add_carry</h4>") == 3  # small multiples: one chart per group and family
 
 
 def test_partial_pipeline_builds_with_not_built_boxes(partial_site):
-    for rel, stage in (("index.html", "organism-eval"), ("graphs/index.html", "graphs"), ("motifs.html", "compare"),
-                       ("taxonomy.html", "clusters"), ("interventions.html", "interventions"), ("features/index.html", "labels"),
-                       ("quality/index.html", "quality")):
+    for rel, stage in (
+        ("index.html", "organism-eval"),
+        ("graphs/index.html", "graphs"),
+        ("motifs.html", "compare"),
+        ("taxonomy.html", "clusters"),
+        ("interventions.html", "interventions"),
+        ("features/index.html", "labels"),
+        ("quality/index.html", "quality"),
+    ):
         html = (partial_site / rel).read_text()
         assert "not built yet" in html and f"dvc repro {stage}" in html, rel
     assert "Sweep: not built yet" in (partial_site / "experiments.html").read_text()
@@ -319,7 +404,14 @@ def test_numbers_ticks_and_token_windows():
     from r1interp.site.tokens import render_window
 
     assert [fmt(x) for x in (0.97054, 1234567, None, float("nan"), 2.5e-5, -34.397, True)] == [
-        "0.971", "1,234,567", "–", "–", "2.50e-05", "-34.4", "yes"]
+        "0.971",
+        "1,234,567",
+        "–",
+        "–",
+        "2.50e-05",
+        "-34.4",
+        "yes",
+    ]
     assert nice_ticks(0, 1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0] and nice_ticks(-27, 8)[0] <= -27
     html = render_window(["<｜User｜>", "7", "<b>", "+", "\n"], [0.0, 4.0, 2.0, 0.0, 0.0], 8.0, target=1)
     assert html == "<i>‹User›</i><b class=t style=--a:.50 title=4>7</b><b style=--a:.25 title=2>&lt;b&gt;</b>+↵"
@@ -339,7 +431,9 @@ def artifacts(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: the site's browser tests need it; run scripts/install-browser.sh")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: the site's browser tests need it; run scripts/install-browser.sh"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -400,7 +494,9 @@ def _open(browser, url: str):
 def test_every_page_type_loads_cleanly(browser, project, site, servers, scheme, artifacts, load_times):
     for name, rel in page_types(project, site).items():
         page, problems = _open(browser, _url(scheme, site, servers, "site", rel))
-        ms = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime; }")
+        ms = page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime; }"
+        )
         load_times[f"{scheme} {name} ({rel})"] = round(ms, 1)
         page.screenshot(path=str(artifacts / f"{scheme}-{name.replace(' ', '-')}.png"), full_page=True)
         if name != "data quality":  # GX's own page (copied), the rest are ours
@@ -411,8 +507,16 @@ def test_every_page_type_loads_cleanly(browser, project, site, servers, scheme, 
 
 @pytest.mark.parametrize("scheme", ["file", "http"])
 def test_partial_site_loads_cleanly(browser, partial_site, servers, scheme, artifacts):
-    for rel in ("index.html", "features/index.html", "graphs/index.html", "motifs.html", "taxonomy.html",
-                "interventions.html", "experiments.html", "quality/index.html"):
+    for rel in (
+        "index.html",
+        "features/index.html",
+        "graphs/index.html",
+        "motifs.html",
+        "taxonomy.html",
+        "interventions.html",
+        "experiments.html",
+        "quality/index.html",
+    ):
         page, problems = _open(browser, _url(scheme, partial_site, servers, "partial", rel))
         assert page.locator(".missing").count() > 0, rel
         if rel == "interventions.html":
@@ -422,7 +526,9 @@ def test_partial_site_loads_cleanly(browser, partial_site, servers, scheme, arti
 
 
 def _visible_edges(page) -> int:
-    return page.evaluate("() => [...document.querySelectorAll('#edges line')].filter(l => l.style.display !== 'none').length")
+    return page.evaluate(
+        "() => [...document.querySelectorAll('#edges line')].filter(l => l.style.display !== 'none').length"
+    )
 
 
 @pytest.mark.parametrize("scheme", ["file", "http"])
@@ -472,7 +578,9 @@ def test_tables_filter(browser, site):
     rows = page.locator("#features-table tbody tr")
     total = rows.count()
     page.fill("input.filter", "reasoner")
-    visible = page.evaluate("() => [...document.querySelectorAll('#features-table tbody tr')].filter(r => r.style.display !== 'none').length")
+    visible = page.evaluate(
+        "() => [...document.querySelectorAll('#features-table tbody tr')].filter(r => r.style.display !== 'none').length"
+    )
     assert 0 < visible < total
     page.close()
     assert not problems, problems

@@ -74,21 +74,29 @@ def test_no_overdeclared_code_deps():
             target = ROOT / dep
             if target.is_dir():
                 unused = sorted(
-                    p.relative_to(ROOT).as_posix() for p in contract._repo_files(target)
+                    p.relative_to(ROOT).as_posix()
+                    for p in contract._repo_files(target)
                     if not any(contract._covers(n, p.relative_to(ROOT).as_posix()) for n in report.needed)
                 )
                 problems.append(f"{stage}: {dep} (holds files the stage does not import: {', '.join(unused)})")
             else:
                 problems.append(f"{stage}: {dep} (not imported by its script)")
-    assert not problems, f"code deps that the stage does not run (they rerun it for nothing); {FIX}:\n  " + "\n  ".join(problems)
+    assert not problems, f"code deps that the stage does not run (they rerun it for nothing); {FIX}:\n  " + "\n  ".join(
+        problems
+    )
 
 
 def test_params_declared_are_the_params_read_minus_knobs():
     problems = [f"{stage}: undeclared {', '.join(r.undeclared)}" for stage, r in _params().items() if r.undeclared]
-    problems += [f"{stage}: declared but not read {', '.join(r.overdeclared)}" for stage, r in _params().items()
-                 if r.overdeclared]
-    assert not problems, "dvc.yaml params differ, leaf by leaf, from what each stage reads (minus " \
+    problems += [
+        f"{stage}: declared but not read {', '.join(r.overdeclared)}"
+        for stage, r in _params().items()
+        if r.overdeclared
+    ]
+    assert not problems, (
+        "dvc.yaml params differ, leaf by leaf, from what each stage reads (minus "
         f"contract.RUNTIME_KNOBS); {FIX}:\n  " + "\n  ".join(problems)
+    )
 
 
 def test_no_runtime_knob_is_declared():
@@ -147,23 +155,25 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_import_closure_on_a_synthetic_package(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "from pkg import base\n",
-        "pkg/base.py": "X = 1\n",
-        "pkg/a/__init__.py": "",
-        "pkg/a/b.py": "from . import c\nfrom ..util import helper\nfrom .deep import leaf\n",
-        "pkg/a/c.py": "",
-        "pkg/a/deep/__init__.py": "",
-        "pkg/a/deep/leaf.py": "",
-        "pkg/util.py": "def helper():\n    from pkg import lazy2\n",
-        "pkg/lazy.py": "",
-        "pkg/lazy2.py": "",
-        "pkg/sub/__init__.py": "from importlib import resources\nDATA = resources.files('pkg.sub') / 'assets'\n",
-        "pkg/sub/assets/style.css": "",
-        "pkg/sub/other.py": "",
-        "pkg/only_typing.py": "",
-        "pkg/unused.py": "",
-        "stages/s.py": """\
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg import base\n",
+            "pkg/base.py": "X = 1\n",
+            "pkg/a/__init__.py": "",
+            "pkg/a/b.py": "from . import c\nfrom ..util import helper\nfrom .deep import leaf\n",
+            "pkg/a/c.py": "",
+            "pkg/a/deep/__init__.py": "",
+            "pkg/a/deep/leaf.py": "",
+            "pkg/util.py": "def helper():\n    from pkg import lazy2\n",
+            "pkg/lazy.py": "",
+            "pkg/lazy2.py": "",
+            "pkg/sub/__init__.py": "from importlib import resources\nDATA = resources.files('pkg.sub') / 'assets'\n",
+            "pkg/sub/assets/style.css": "",
+            "pkg/sub/other.py": "",
+            "pkg/only_typing.py": "",
+            "pkg/unused.py": "",
+            "stages/s.py": """\
             from typing import TYPE_CHECKING
             import json
             import pkg.a.b
@@ -174,14 +184,19 @@ def test_import_closure_on_a_synthetic_package(tmp_path):
             def main():
                 from pkg.lazy import something  # lazy: still a dependency
             """,
-    })
+        },
+    )
     got = import_closure(tmp_path / "stages/s.py", tmp_path / "pkg")
     assert got == {
-        "pkg/__init__.py", "pkg/base.py",  # parent package runs first, and what it imports
-        "pkg/a/__init__.py", "pkg/a/b.py",
+        "pkg/__init__.py",
+        "pkg/base.py",  # parent package runs first, and what it imports
+        "pkg/a/__init__.py",
+        "pkg/a/b.py",
         "pkg/a/c.py",  # relative `from . import c`
-        "pkg/a/deep/__init__.py", "pkg/a/deep/leaf.py",  # `from .deep import leaf`: a submodule
-        "pkg/util.py", "pkg/lazy2.py",  # `from ..util import helper`, and its lazy import
+        "pkg/a/deep/__init__.py",
+        "pkg/a/deep/leaf.py",  # `from .deep import leaf`: a submodule
+        "pkg/util.py",
+        "pkg/lazy2.py",  # `from ..util import helper`, and its lazy import
         "pkg/sub/__init__.py",  # `from pkg import sub`: a subpackage
         "pkg/sub/assets",  # package data read through resources.files(...) / "assets"
         "pkg/lazy.py",  # an import inside a function
@@ -189,14 +204,20 @@ def test_import_closure_on_a_synthetic_package(tmp_path):
 
 
 def test_import_closure_sibling_module_of_the_script(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/m.py": "",
-        "stages/_common.py": "from pkg import m\n",
-        "stages/s.py": "import _common\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/m.py": "",
+            "stages/_common.py": "from pkg import m\n",
+            "stages/s.py": "import _common\n",
+        },
+    )
     assert import_closure(tmp_path / "stages/s.py", tmp_path / "pkg") == {
-        "stages/_common.py", "pkg/__init__.py", "pkg/m.py"}
+        "stages/_common.py",
+        "pkg/__init__.py",
+        "pkg/m.py",
+    }
 
 
 SYNTHETIC_CONFIG = """\
@@ -258,12 +279,14 @@ SYNTHETIC_LIB = """\
 
 
 def test_params_read_on_a_synthetic_script(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/config.py": SYNTHETIC_CONFIG,
-        "pkg/stage.py": SYNTHETIC_STAGE,
-        "pkg/lib.py": SYNTHETIC_LIB,
-        "stages/s.py": """\
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/config.py": SYNTHETIC_CONFIG,
+            "pkg/stage.py": SYNTHETIC_STAGE,
+            "pkg/lib.py": SYNTHETIC_LIB,
+            "stages/s.py": """\
             import functools
             from pkg import stage
             from pkg.lib import consume, forward
@@ -290,12 +313,19 @@ def test_params_read_on_a_synthetic_script(tmp_path):
             if __name__ == "__main__":
                 stage.run(main)
             """,
-    })
+        },
+    )
     script, root = tmp_path / "stages/s.py", tmp_path / "pkg"
     assert params_read(script, root) == {
         "model.threads",  # read by stage.run for every stage
-        "train.inner.a", "train.lr", "train.steps", "train.tasks", "train.models",
-        "other.x", "other.y", "seed",
+        "train.inner.a",
+        "train.lr",
+        "train.steps",
+        "train.tasks",
+        "train.models",
+        "other.x",
+        "other.y",
+        "seed",
     }
     # without following library code, a section handed to it counts whole
     whole = params_read(script, root, descend=False)
@@ -304,10 +334,12 @@ def test_params_read_on_a_synthetic_script(tmp_path):
 
 
 def test_params_read_section_used_whole(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/config.py": SYNTHETIC_CONFIG,
-        "stages/s.py": """\
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/config.py": SYNTHETIC_CONFIG,
+            "stages/s.py": """\
             import dataclasses
 
             def main(params, args):
@@ -315,7 +347,8 @@ def test_params_read_section_used_whole(tmp_path):
                 print(dataclasses.asdict(cfg))   # the whole section: all its leaves
                 return params.model.device
             """,
-    })
+        },
+    )
     assert params_read(tmp_path / "stages/s.py", tmp_path / "pkg") == {"train.inner.a", "train.inner.b", "model.device"}
 
 
@@ -331,8 +364,10 @@ def _copy_repo(tmp_path: Path) -> Path:
 
 def _stage_lines(lines: list[str], stage: str) -> range:
     start = next(i for i, line in enumerate(lines) if line.rstrip() == f"  {stage}:")
-    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^  \S", lines[i]) or re.match(r"^\S", lines[i])),
-               len(lines))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(r"^  \S", lines[i]) or re.match(r"^\S", lines[i])),
+        len(lines),
+    )
     return range(start, end)
 
 
@@ -343,8 +378,11 @@ def test_removing_a_dep_line_is_reported_exactly(tmp_path):
     needed = set(_deps()[stage].needed)
     lines = copy.read_text().splitlines()
     block = _stage_lines(lines, stage)
-    victim = next(i for i in block if (p := contract._item_path(lines[i])) and p.endswith(".py") and p in needed
-                  and p.startswith("r1interp/"))
+    victim = next(
+        i
+        for i in block
+        if (p := contract._item_path(lines[i])) and p.endswith(".py") and p in needed and p.startswith("r1interp/")
+    )
     module = contract._item_path(lines[victim])
     del lines[victim]
     copy.write_text("\n".join(lines) + "\n")
@@ -389,6 +427,7 @@ def test_write_adds_a_missing_params_block(tmp_path):
 def test_write_keeps_an_in_sync_dvc_yaml_as_it_is(tmp_path):
     copy = _copy_repo(tmp_path)
     if any(_problems(_deps(), a) for a in ("missing", "overdeclared")) or any(
-            _problems(_params(), a) for a in ("undeclared", "overdeclared", "knobs_declared")):
+        _problems(_params(), a) for a in ("undeclared", "overdeclared", "knobs_declared")
+    ):
         pytest.skip("dvc.yaml is out of sync (the tests above say where)")
     assert contract.write(copy) == DVC_YAML.read_text()

@@ -25,7 +25,9 @@ def _node(rev, name, k, ef, ce, l0, dead, experiments=None):
             "params": {"params.yaml": {"data": {"train": {"k": k, "expansion_factor": ef, "layer_groups": ["all"]}}}},
             "metrics": {
                 sweep.METRICS_FILE: {
-                    "data": {"reasoner": {"summary": {"ce_increase_all_layers": ce, "mean_l0": l0, "max_dead_pct": dead}}}
+                    "data": {
+                        "reasoner": {"summary": {"ce_increase_all_layers": ce, "mean_l0": l0, "max_dead_pct": dead}}
+                    }
                 }
             },
         },
@@ -42,7 +44,9 @@ def exp_show():
     ]
     return [
         {**_node("workspace", None, 16, 16, 0.012, 16.0, 2.0), "experiments": None},
-        _node("c0" * 20, "main", 16, 16, 0.012, 16.0, 2.0, experiments=[{"revs": [e], "name": e["name"]} for e in exps]),
+        _node(
+            "c0" * 20, "main", 16, 16, 0.012, 16.0, 2.0, experiments=[{"revs": [e], "name": e["name"]} for e in exps]
+        ),
     ]
 
 

@@ -71,7 +71,10 @@ def test_save_and_reload(tokenizer, corpus_texts, tmp_path):
     loaded = AutoTokenizer.from_pretrained(tmp_path)
     assert len(loaded) == len(tokenizer)
     for text in corpus_texts[:10]:
-        assert loaded(text, add_special_tokens=False)["input_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert (
+            loaded(text, add_special_tokens=False)["input_ids"]
+            == tokenizer(text, add_special_tokens=False)["input_ids"]
+        )
     assert loaded.bos_token_id == tokenizer.bos_token_id
     assert loaded.eos_token_id == tokenizer.eos_token_id
     assert loaded.pad_token_id == tokenizer.pad_token_id

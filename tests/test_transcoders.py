@@ -186,7 +186,11 @@ def test_evaluate_identity_coder_has_no_ce_increase(tiny_model):
 def test_evaluate_random_coders_hurt(tiny_model, saved_coders):
     _, coders = saved_coders
     ids = torch.randint(0, tiny_model.config.vocab_size, (4, 16))
-    batch = {"input_ids": ids, "in_think": torch.zeros(4, 16, dtype=torch.bool), "in_answer": torch.ones(4, 16, dtype=torch.bool)}
+    batch = {
+        "input_ids": ids,
+        "in_think": torch.zeros(4, 16, dtype=torch.bool),
+        "in_answer": torch.ones(4, 16, dtype=torch.bool),
+    }
     result = evaluate(tiny_model, coders, [batch])
     assert result["layers"]["0"]["fvu"] > 0.1
     assert result["layers"]["0"]["all"]["kl"] > 0

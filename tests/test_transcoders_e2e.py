@@ -55,8 +55,14 @@ def test_interrupted_training_is_never_trusted(project: Path):
     data["train"]["batch_size"] = 1  # many small steps: the run is still going when we kill it
     params.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
-        proc = subprocess.Popen(DVC + ["repro", "train@all"], cwd=project, env=_env(), start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            DVC + ["repro", "train@all"],
+            cwd=project,
+            env=_env(),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         scratch = project / "models/transcoders/train"
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None and not list(scratch.rglob(".*.training")):
@@ -95,21 +101,41 @@ def test_distributed_training_with_two_cpu_ranks(project: Path, tmp_path: Path):
 
 def test_sweep_as_dvc_experiments(project: Path):
     # one model keeps the sweep short (graphs.models must stay within train.models)
-    run(DVC + ["exp", "run", "--queue", "evaluate", "-S", "train.expansion_factor=4,8", "-S", "train.k=4,8",
-               "-S", "train.models=[reasoner]", "-S", "graphs.models=[reasoner]"], project)
+    run(
+        DVC
+        + [
+            "exp",
+            "run",
+            "--queue",
+            "evaluate",
+            "-S",
+            "train.expansion_factor=4,8",
+            "-S",
+            "train.k=4,8",
+            "-S",
+            "train.models=[reasoner]",
+            "-S",
+            "graphs.models=[reasoner]",
+        ],
+        project,
+    )
     run(DVC + ["exp", "run", "--run-all"], project)
     shown = run(DVC + ["exp", "show", "--json"], project).stdout
     names = [n for n in json.dumps(json.loads(shown)).split('"name": ')[1:]]
     assert len(names) >= 4
     pareto = run([sys.executable, "-m", "r1interp.cli", "sweep", "pareto"], project)
     report = json.loads((project / "reports/sweep/pareto.json").read_text())
-    swept = [p for p in report["points"] if p["params"].get("k") in (4, 8) and p["params"].get("expansion_factor") in (4, 8)]
+    swept = [
+        p for p in report["points"] if p["params"].get("k") in (4, 8) and p["params"].get("expansion_factor") in (4, 8)
+    ]
     assert len({(p["params"]["k"], p["params"]["expansion_factor"]) for p in swept}) == 4
     assert report["front"] and (project / "reports/sweep/pareto.png").stat().st_size > 1000
     assert "Pareto front" in pareto.stdout
     branch = run(["git", "branch", "--show-current"], project).stdout.strip()
     by_params = {(p["params"]["k"], p["params"]["expansion_factor"]): p["name"] for p in swept if p["name"] != branch}
-    diff = json.loads(run(DVC + ["metrics", "diff", by_params[(4, 4)], by_params[(8, 8)], "--all", "--json"], project).stdout)
+    diff = json.loads(
+        run(DVC + ["metrics", "diff", by_params[(4, 4)], by_params[(8, 8)], "--all", "--json"], project).stdout
+    )
     changed = diff["reports/metrics/transcoders.json"]
     assert changed["reasoner.summary.mean_l0"]["old"] < changed["reasoner.summary.mean_l0"]["new"]  # k=4 -> k=8
     chosen = next(p for p in swept if p["params"]["k"] == 4 and p["params"]["expansion_factor"] == 4)

@@ -84,7 +84,9 @@ class Tutorial:
     def console(self, command_start: str) -> tuple[str, list[str]]:
         """The console block whose command starts with `command_start`: (command, output lines)."""
         found = [b for b in self.blocks if b.lang == "console" and b.body.startswith(f"$ {command_start}")]
-        assert len(found) == 1, f"tutorial: expected one console block running `{command_start} ...`, found {len(found)}"
+        assert len(found) == 1, (
+            f"tutorial: expected one console block running `{command_start} ...`, found {len(found)}"
+        )
         first, *rest = found[0].body.splitlines()
         return first[2:], rest
 
@@ -98,14 +100,18 @@ class Tutorial:
 
     def snippet(self, marker: str) -> tuple[Block, Block]:
         found = [(code, out) for code, out in self.snippets() if marker in code.body]
-        assert len(found) == 1, f"tutorial: expected one Python snippet containing {marker!r} with an output block, found {len(found)}"
+        assert len(found) == 1, (
+            f"tutorial: expected one Python snippet containing {marker!r} with an output block, found {len(found)}"
+        )
         return found[0]
 
     def one(self, claim: str, pattern: str) -> re.Match:
         """The one match of `pattern` in the prose (whitespace collapsed: a line break in a sentence is one space)."""
         matches = list(re.finditer(pattern, self.prose))
-        assert len(matches) == 1, (f"tutorial claim '{claim}': expected its sentence once, found {len(matches)} "
-                                   f"(pattern {pattern!r}) — reworded? update tests/test_tutorial.py with it")
+        assert len(matches) == 1, (
+            f"tutorial claim '{claim}': expected its sentence once, found {len(matches)} "
+            f"(pattern {pattern!r}) — reworded? update tests/test_tutorial.py with it"
+        )
         return matches[0]
 
     def table(self, header_start: str) -> dict[str, list[str]]:
@@ -123,7 +129,9 @@ class Tutorial:
     @cached_property
     def feature(self) -> tuple[int, int, int]:
         """(layer, feature, rank) of the feature the tutorial follows."""
-        m = self.one("chosen feature", r"Feature (?P<f>\d+) of layer (?P<l>\d+) ranks (?P<rank>\d+)(?P<suffix>st|nd|rd|th) there")
+        m = self.one(
+            "chosen feature", r"Feature (?P<f>\d+) of layer (?P<l>\d+) ranks (?P<rank>\d+)(?P<suffix>st|nd|rd|th) there"
+        )
         rank = int(m["rank"])
         assert m["rank"] + m["suffix"] == ordinal(rank), f"tutorial claim 'chosen feature': {m['rank']}{m['suffix']}?"
         return int(m["l"]), int(m["f"]), rank
@@ -145,7 +153,8 @@ def f3(x: float) -> str:
 def same(claim: str, source: str, said: dict[str, str], actual: dict[str, str]) -> None:
     wrong = {k: (said[k], actual[k]) for k in actual if said[k] != actual[k]}
     assert not wrong, f"tutorial claim '{claim}' disagrees with {source}: " + "; ".join(
-        f"{k}: tutorial says {s!r}, artifact gives {a!r}" for k, (s, a) in wrong.items())
+        f"{k}: tutorial says {s!r}, artifact gives {a!r}" for k, (s, a) in wrong.items()
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,8 +186,11 @@ class Reports:
         return found[0]
 
     def results(self, intervention: str, group: str, size: float | None = None, draw: int | None = None) -> list[dict]:
-        rows = [r for r in self.csv(RESULTS) if r["intervention"] == intervention and r["group"] == group
-                and r["model"] == "reasoner"]
+        rows = [
+            r
+            for r in self.csv(RESULTS)
+            if r["intervention"] == intervention and r["group"] == group and r["model"] == "reasoner"
+        ]
         if size is not None:
             rows = [r for r in rows if float(r["size"]) == size]
         if draw is not None:
@@ -217,17 +229,29 @@ def feature_rank(t: Tutorial, r: Reports):
 
 @claim
 def feature_means(t: Tutorial, r: Reports):
-    m = t.one("feature means", r"\(mean activation (?P<target>[\d.]+) on the carry steps against (?P<contrast>[\d.]+) on plain column sums\)")
+    m = t.one(
+        "feature means",
+        r"\(mean activation (?P<target>[\d.]+) on the carry steps against (?P<contrast>[\d.]+) on plain column sums\)",
+    )
     row = r.row(*t.feature[:2])
-    same("feature means", RANKED, m.groupdict(), {"target": f2(row["mean_in_target"]), "contrast": f2(row["mean_in_contrast"])})
+    same(
+        "feature means",
+        RANKED,
+        m.groupdict(),
+        {"target": f2(row["mean_in_target"]), "contrast": f2(row["mean_in_contrast"])},
+    )
 
 
 @claim
 def feature_label(t: Tutorial, r: Reports):
     layer, feature, rank = t.feature
     command, out = t.console("r1interp features show")
-    assert shlex.split(command)[3:5] == [str(layer), str(feature)], f"tutorial claim 'feature label': `{command}` shows another feature"
-    assert out[0].startswith(f"reasoner layer {layer} feature {feature}:"), f"tutorial claim 'feature label': {out[0]!r}"
+    assert shlex.split(command)[3:5] == [str(layer), str(feature)], (
+        f"tutorial claim 'feature label': `{command}` shows another feature"
+    )
+    assert out[0].startswith(f"reasoner layer {layer} feature {feature}:"), (
+        f"tutorial claim 'feature label': {out[0]!r}"
+    )
     label = next(l for l in out if l.startswith("label ("))
     said = label.split("): ", 1)[1]
     same("feature label", RANKED, {"label": said}, {"label": r.row(layer, feature)["label"]})
@@ -239,22 +263,38 @@ def ranking_top_rows(t: Tutorial, r: Reports):
     n = int(m["n"])
     labels = [row["label"] for row in r.ranked]
     starting = [i for i, l in enumerate(labels) if not l.startswith(m["label"])]
-    same("ranking top rows", RANKED, {"first rows with that label": str(n)},
-         {"first rows with that label": str(starting[0] if starting else len(labels))})
+    same(
+        "ranking top rows",
+        RANKED,
+        {"first rows with that label": str(n)},
+        {"first rows with that label": str(starting[0] if starting else len(labels))},
+    )
     assert t.feature[2] > n, "tutorial claim 'ranking top rows': the chosen feature is among them"
 
 
 @claim
 def ranking_split(t: Tutorial, r: Reports):
-    m = t.one("ranking split", r"carry cluster — C(?P<target>\d+), (?P<target_steps>\d+) column sums that produce a carry — "
-                                r"against the clusters of plain column sums, C(?P<c1>\d+) and C(?P<c2>\d+) \((?P<contrast_steps>\d+) steps\)")
+    m = t.one(
+        "ranking split",
+        r"carry cluster — C(?P<target>\d+), (?P<target_steps>\d+) column sums that produce a carry — "
+        r"against the clusters of plain column sums, C(?P<c1>\d+) and C(?P<c2>\d+) \((?P<contrast_steps>\d+) steps\)",
+    )
     info = r.json(INTERVENTIONS)["feature_ranking"]
     assert len(info["target_clusters"]) == 1 and len(info["contrast_clusters"]) == 2, (
-        f"tutorial claim 'ranking split': {INTERVENTIONS} ranks {info['target_clusters']} against {info['contrast_clusters']}")
-    same("ranking split", INTERVENTIONS, m.groupdict(), {
-        "target": str(info["target_clusters"][0]), "target_steps": str(info["target_steps"]),
-        "c1": str(info["contrast_clusters"][0]), "c2": str(info["contrast_clusters"][1]),
-        "contrast_steps": str(info["contrast_steps"])})
+        f"tutorial claim 'ranking split': {INTERVENTIONS} ranks {info['target_clusters']} against {info['contrast_clusters']}"
+    )
+    same(
+        "ranking split",
+        INTERVENTIONS,
+        m.groupdict(),
+        {
+            "target": str(info["target_clusters"][0]),
+            "target_steps": str(info["target_steps"]),
+            "c1": str(info["contrast_clusters"][0]),
+            "c2": str(info["contrast_clusters"][1]),
+            "contrast_steps": str(info["contrast_steps"]),
+        },
+    )
     assert info["target_step_type"] == "column_sum_carry" and info["contrast_step_type"] == "column_sum"
 
 
@@ -263,35 +303,55 @@ def every_command_names_the_feature(t: Tutorial, r: Reports):
     layer, feature, _ = t.feature
     f = f"{layer}_{feature}"
     body = "\n".join(b.body for b in t.blocks)
-    expected = [f"r1interp features show {layer} {feature} ", f"grep -l '\"{f}_' ", f"--node {f} ",
-                f'startswith("{f}_")', f"column = {layer} * 1024 + {feature} ", f"(\"{layer}/{feature} alone\", {{{layer}: [{feature}]}})"]
+    expected = [
+        f"r1interp features show {layer} {feature} ",
+        f"grep -l '\"{f}_' ",
+        f"--node {f} ",
+        f'startswith("{f}_")',
+        f"column = {layer} * 1024 + {feature} ",
+        f'("{layer}/{feature} alone", {{{layer}: [{feature}]}})',
+    ]
     missing = [e for e in expected if e not in body]
     assert not missing, f"tutorial claim 'every command names the feature {layer}/{feature}': not found {missing}"
     others = set(re.findall(r"\b(\d+)/(\d+)(?= alone| among| is mostly| appears)", t.prose))
-    assert others <= {(str(layer), str(feature))}, f"tutorial claim 'every command names the feature': prose also names {others}"
+    assert others <= {(str(layer), str(feature))}, (
+        f"tutorial claim 'every command names the feature': prose also names {others}"
+    )
 
 
 @claim
 def graphs_listed(t: Tutorial, r: Reports):
-    m = t.one("graphs listed", r"appears in the think graphs of all (?P<think>\w+) carry prompts \(and of no carry-free, multiplication "
-                               r"or out-of-distribution prompt\), and in (?P<answer>\w+) answer graphs")
+    m = t.one(
+        "graphs listed",
+        r"appears in the think graphs of all (?P<think>\w+) carry prompts \(and of no carry-free, multiplication "
+        r"or out-of-distribution prompt\), and in (?P<answer>\w+) answer graphs",
+    )
     _, out = t.console("grep -l")
     think = [p for p in out if p.endswith("-think.json")]
     answer = [p for p in out if p.endswith("-answer.json")]
     assert all("-carry-" in p for p in think), f"tutorial claim 'graphs listed': the grep block lists {think}"
-    same("graphs listed", "the tutorial's grep block", {"think": str(NUMBER_WORDS[m["think"]]), "answer": str(NUMBER_WORDS[m["answer"]])},
-         {"think": str(len(think)), "answer": str(len(answer))})
+    same(
+        "graphs listed",
+        "the tutorial's grep block",
+        {"think": str(NUMBER_WORDS[m["think"]]), "answer": str(NUMBER_WORDS[m["answer"]])},
+        {"think": str(len(think)), "answer": str(len(answer))},
+    )
 
 
 @claim
 def graph_node_and_target(t: Tutorial, r: Reports):
     layer, feature, _ = t.feature
-    m = t.one("graph node and target", r"the prompt is `(?P<a>\d+)\+(?P<b>\d+)`, the target is the first token of the first "
-                                       r"column's result \(`(?P<x>\d)\+(?P<y>\d)=` -> `(?P<sum>\d+)`: the `(?P<carry>\d)` that is the "
-                                       r"carry\), and the node `(?P<node>[\d_]+)` sits on that `=`")
+    m = t.one(
+        "graph node and target",
+        r"the prompt is `(?P<a>\d+)\+(?P<b>\d+)`, the target is the first token of the first "
+        r"column's result \(`(?P<x>\d)\+(?P<y>\d)=` -> `(?P<sum>\d+)`: the `(?P<carry>\d)` that is the "
+        r"carry\), and the node `(?P<node>[\d_]+)` sits on that `=`",
+    )
     code, out = t.snippet('json.load(open("data/graphs/')
     lines = out.body.splitlines()
-    assert f"What is {m['a']}+{m['b']}?" in lines[0], f"tutorial claim 'graph node and target': the snippet shows {lines[0]!r}"
+    assert f"What is {m['a']}+{m['b']}?" in lines[0], (
+        f"tutorial claim 'graph node and target': the snippet shows {lines[0]!r}"
+    )
     assert m["x"] == m["a"][-1] and m["y"] == m["b"][-1] and int(m["sum"]) == int(m["x"]) + int(m["y"]) >= 10
     assert m["carry"] == m["sum"][0]
     node = next(l for l in lines[1:] if l.startswith(f"{layer}_{feature}_"))
@@ -300,7 +360,8 @@ def graph_node_and_target(t: Tutorial, r: Reports):
     assert f'Output "{m["carry"]}"' in logit, f"tutorial claim 'graph node and target': the target logit is {logit!r}"
     _, motif_out = t.console("r1interp motifs")
     assert any(l.split()[:2] == [m["node"], m["node"].rsplit("_", 1)[1]] for l in motif_out), (
-        "tutorial claim 'graph node and target': the motifs block lists another node")
+        "tutorial claim 'graph node and target': the motifs block lists another node"
+    )
 
 
 def _motif_rows(t: Tutorial) -> dict[str, list[str]]:
@@ -311,13 +372,25 @@ def _motif_rows(t: Tutorial) -> dict[str, list[str]]:
 @claim
 def motif_graph_z(t: Tutorial, r: Reports):
     rows = _motif_rows(t)
-    m = t.one("motif graph z", r"coherent feed-forward loops \(z = (?P<coherent>-?[\d.]+) against a layer-preserving configuration "
-                               r"null\) and poor in incoherent ones \(z = (?P<incoherent>-?[\d.]+)\): (?P<n_coh>\d+) of its "
-                               r"(?P<n_all>\d+) loops are coherent \((?P<pct>\d+)%\)")
+    m = t.one(
+        "motif graph z",
+        r"coherent feed-forward loops \(z = (?P<coherent>-?[\d.]+) against a layer-preserving configuration "
+        r"null\) and poor in incoherent ones \(z = (?P<incoherent>-?[\d.]+)\): (?P<n_coh>\d+) of its "
+        r"(?P<n_all>\d+) loops are coherent \((?P<pct>\d+)%\)",
+    )
     coh, inc = int(rows["coherent"][0]), int(rows["incoherent"][0])
-    same("motif graph z", "the tutorial's motifs block", m.groupdict(), {
-        "coherent": rows["coherent"][1], "incoherent": rows["incoherent"][1], "n_coh": str(coh), "n_all": str(coh + inc),
-        "pct": str(round(100 * coh / (coh + inc)))})
+    same(
+        "motif graph z",
+        "the tutorial's motifs block",
+        m.groupdict(),
+        {
+            "coherent": rows["coherent"][1],
+            "incoherent": rows["incoherent"][1],
+            "n_coh": str(coh),
+            "n_all": str(coh + inc),
+            "pct": str(round(100 * coh / (coh + inc))),
+        },
+    )
 
 
 @claim
@@ -326,48 +399,101 @@ def motif_node_roles(t: Tutorial, r: Reports):
     rows = _motif_rows(t)
     node = next(k for k in rows if k.startswith(f"{layer}_{feature}_"))
     _, source, intermediate, target = rows[node]
-    m = t.one("motif node roles", r"mostly a \*\*target\*\*: (?P<t_all>\d+) loops end on it, (?P<t_coh>\d+) of them coherent "
-                                  r"\((?P<t_pct>\d+)%, less than the graph's (?P<g_pct>\d+)%\) — two paths from the same earlier "
-                                  r"feature reach it with the same sign (?P<t_coh2>\d+) times and with opposite signs (?P<t_inc>\d+) "
-                                  r"times\. In the last layer it starts no loop \((?P<source>\d+/\d+) as source\); as an intermediate "
-                                  r"it relays (?P<i_all>\d+) loops into the output, (?P<i_coh>\d+) of them coherent")
+    m = t.one(
+        "motif node roles",
+        r"mostly a \*\*target\*\*: (?P<t_all>\d+) loops end on it, (?P<t_coh>\d+) of them coherent "
+        r"\((?P<t_pct>\d+)%, less than the graph's (?P<g_pct>\d+)%\) — two paths from the same earlier "
+        r"feature reach it with the same sign (?P<t_coh2>\d+) times and with opposite signs (?P<t_inc>\d+) "
+        r"times\. In the last layer it starts no loop \((?P<source>\d+/\d+) as source\); as an intermediate "
+        r"it relays (?P<i_all>\d+) loops into the output, (?P<i_coh>\d+) of them coherent",
+    )
     tc, ti = map(int, target.split("/"))
     ic, ii = map(int, intermediate.split("/"))
     g = t.one("motif graph z", r"(?P<n_coh>\d+) of its (?P<n_all>\d+) loops are coherent \((?P<pct>\d+)%\)")
-    same("motif node roles", "the tutorial's motifs block", m.groupdict(), {
-        "t_all": str(tc + ti), "t_coh": str(tc), "t_coh2": str(tc), "t_inc": str(ti), "t_pct": str(round(100 * tc / (tc + ti))),
-        "g_pct": g["pct"], "source": "0/0" if source == "0/0" else f"(not 0/0: {source})",
-        "i_all": str(ic + ii), "i_coh": str(ic)})
-    assert int(m["t_pct"]) < int(m["g_pct"]), "tutorial claim 'motif node roles': 'less than the graph's' no longer holds"
+    same(
+        "motif node roles",
+        "the tutorial's motifs block",
+        m.groupdict(),
+        {
+            "t_all": str(tc + ti),
+            "t_coh": str(tc),
+            "t_coh2": str(tc),
+            "t_inc": str(ti),
+            "t_pct": str(round(100 * tc / (tc + ti))),
+            "g_pct": g["pct"],
+            "source": "0/0" if source == "0/0" else f"(not 0/0: {source})",
+            "i_all": str(ic + ii),
+            "i_coh": str(ic),
+        },
+    )
+    assert int(m["t_pct"]) < int(m["g_pct"]), (
+        "tutorial claim 'motif node roles': 'less than the graph's' no longer holds"
+    )
     assert layer == max(int(k.split("_")[0]) for k in rows if re.fullmatch(r"\d+_\d+_\d+", k)), "not in the last layer"
 
 
 @claim
 def coherent_share_reasoner_vs_base(t: Tutorial, r: Reports):
-    m = t.one("coherent share reasoner vs base",
-              r"the coherent share of the reasoner's answer graphs is (?P<reasoner>[\d.]+) against (?P<base>[\d.]+) in the base "
-              r"model's \(difference (?P<diff>[\d.]+), 95% CI \[(?P<lo>[\d.]+), (?P<hi>[\d.]+)\] over the (?P<n>\d+) prompts; "
-              r".*?and (?P<prompt>[\w-]+) is among the prompts with the largest gap \(\+(?P<gap>[\d.]+)\)")
-    row = next(x for x in r.csv(DIFFERENCES) if x["comparison"] == "reasoner_vs_base" and x["statistic"] == "coherent_fraction")
+    m = t.one(
+        "coherent share reasoner vs base",
+        r"the coherent share of the reasoner's answer graphs is (?P<reasoner>[\d.]+) against (?P<base>[\d.]+) in the base "
+        r"model's \(difference (?P<diff>[\d.]+), 95% CI \[(?P<lo>[\d.]+), (?P<hi>[\d.]+)\] over the (?P<n>\d+) prompts; "
+        r".*?and (?P<prompt>[\w-]+) is among the prompts with the largest gap \(\+(?P<gap>[\d.]+)\)",
+    )
+    row = next(
+        x for x in r.csv(DIFFERENCES) if x["comparison"] == "reasoner_vs_base" and x["statistic"] == "coherent_fraction"
+    )
     gaps = dict(re.findall(r"([\w-]+) \(\+?(-?[\d.]+)\)", row["top_prompts"]))
-    same("coherent share reasoner vs base", DIFFERENCES, m.groupdict(), {
-        "reasoner": f2(row["mean_a"]), "base": f2(row["mean_b"]), "diff": f2(row["difference"]), "lo": f2(row["ci_low"]),
-        "hi": f2(row["ci_high"]), "n": row["n_a"], "prompt": m["prompt"] if m["prompt"] in gaps else "(not in top_prompts)",
-        "gap": gaps.get(m["prompt"], "(none)")})
+    same(
+        "coherent share reasoner vs base",
+        DIFFERENCES,
+        m.groupdict(),
+        {
+            "reasoner": f2(row["mean_a"]),
+            "base": f2(row["mean_b"]),
+            "diff": f2(row["difference"]),
+            "lo": f2(row["ci_low"]),
+            "hi": f2(row["ci_high"]),
+            "n": row["n_a"],
+            "prompt": m["prompt"] if m["prompt"] in gaps else "(not in top_prompts)",
+            "gap": gaps.get(m["prompt"], "(none)"),
+        },
+    )
     assert row["significant"] == "True" and row["n_a"] == row["n_b"]
     groups = r.json(MOTIFS)["groups"]
-    same("coherent share reasoner vs base", MOTIFS, {"reasoner": m["reasoner"], "base": m["base"]},
-         {"reasoner": f2(groups["reasoner/answer"]["ffl_coherent_fraction"]), "base": f2(groups["base/answer"]["ffl_coherent_fraction"])})
-    assert m["prompt"] in t.console("r1interp motifs")[0], "tutorial claim 'coherent share': names another prompt than the motifs block's"
+    same(
+        "coherent share reasoner vs base",
+        MOTIFS,
+        {"reasoner": m["reasoner"], "base": m["base"]},
+        {
+            "reasoner": f2(groups["reasoner/answer"]["ffl_coherent_fraction"]),
+            "base": f2(groups["base/answer"]["ffl_coherent_fraction"]),
+        },
+    )
+    assert m["prompt"] in t.console("r1interp motifs")[0], (
+        "tutorial claim 'coherent share': names another prompt than the motifs block's"
+    )
 
 
 @claim
 def clustering(t: Tutorial, r: Reports):
-    m = t.one("clustering", r"clustered the (?P<steps>\d+) steps of (?P<problems>\d+) held-out traces by their feature profiles "
-                            r"\(k = (?P<k>\d+); ARI (?P<ari>[\d.]+) against the generator's step types")
+    m = t.one(
+        "clustering",
+        r"clustered the (?P<steps>\d+) steps of (?P<problems>\d+) held-out traces by their feature profiles "
+        r"\(k = (?P<k>\d+); ARI (?P<ari>[\d.]+) against the generator's step types",
+    )
     c = r.json(CLUSTERS)
-    same("clustering", CLUSTERS, m.groupdict(), {"steps": str(c["steps"]), "problems": str(c["problems"]), "k": str(c["k"]),
-                                                 "ari": f3(c["kmeans"]["ari_vs_true_step_types"])})
+    same(
+        "clustering",
+        CLUSTERS,
+        m.groupdict(),
+        {
+            "steps": str(c["steps"]),
+            "problems": str(c["problems"]),
+            "k": str(c["k"]),
+            "ari": f3(c["kmeans"]["ari_vs_true_step_types"]),
+        },
+    )
 
 
 @claim
@@ -376,16 +502,30 @@ def cluster_table_types(t: Tutorial, r: Reports):
     rows = [l.split() for l in out.body.splitlines()]
     said = {row[0]: row[1] for row in rows}
     same("cluster table types", TAXONOMY, said, {f"C{c}": x["majority_true_type"] for c, x in r.taxonomy.items()})
-    assert len(said) == len(r.taxonomy), f"tutorial claim 'cluster table types': {len(said)} clusters, taxonomy has {len(r.taxonomy)}"
+    assert len(said) == len(r.taxonomy), (
+        f"tutorial claim 'cluster table types': {len(said)} clusters, taxonomy has {len(r.taxonomy)}"
+    )
 
 
 CLUSTER_SENTENCES = {
-    "cluster C1 final carry of one": (r"fires most on C(?P<c>\d+) \((?P<size>\d+) steps, `(?P<example>[^`]+)`\)", "final_carry"),
-    "cluster C5 the carry cluster": (r"the carry cluster C(?P<c>\d+) \((?P<size>\d+) column sums that produce a carry", "column_sum_carry"),
-    "cluster C2 larger final carries": (r"not at all on C(?P<c>\d+) \((?P<size>\d+) steps with larger final carries, `(?P<example>[^`]+)`\)", "final_carry"),
+    "cluster C1 final carry of one": (
+        r"fires most on C(?P<c>\d+) \((?P<size>\d+) steps, `(?P<example>[^`]+)`\)",
+        "final_carry",
+    ),
+    "cluster C5 the carry cluster": (
+        r"the carry cluster C(?P<c>\d+) \((?P<size>\d+) column sums that produce a carry",
+        "column_sum_carry",
+    ),
+    "cluster C2 larger final carries": (
+        r"not at all on C(?P<c>\d+) \((?P<size>\d+) steps with larger final carries, `(?P<example>[^`]+)`\)",
+        "final_carry",
+    ),
     "cluster C3 plain ones-column sums": (r"C(?P<c>\d+) \((?P<size>\d+) plain sums of the ones column\)", "column_sum"),
-    "cluster C6 hundreds column": (r"C(?P<c>\d+) \((?P<size>\d+) steps of the hundreds column, purity (?P<purity>[\d.]+): (?P<plain>\d+) "
-                                   r"plain sums and (?P<carry>\d+) that carry\)", "column_sum"),
+    "cluster C6 hundreds column": (
+        r"C(?P<c>\d+) \((?P<size>\d+) steps of the hundreds column, purity (?P<purity>[\d.]+): (?P<plain>\d+) "
+        r"plain sums and (?P<carry>\d+) that carry\)",
+        "column_sum",
+    ),
 }
 
 
@@ -400,10 +540,15 @@ def _cluster_claim(name: str):
         if "example" in m.groupdict():
             actual["example"] = m["example"] if m["example"] in c["examples"] else f"(not among {c['examples']})"
         if "purity" in m.groupdict():
-            actual |= {"purity": f2(c["purity"]), "plain": str(c["true_step_types"].get("column_sum")),
-                       "carry": str(c["true_step_types"].get("column_sum_carry"))}
+            actual |= {
+                "purity": f2(c["purity"]),
+                "plain": str(c["true_step_types"].get("column_sum")),
+                "carry": str(c["true_step_types"].get("column_sum_carry")),
+            }
         same(name, TAXONOMY, m.groupdict(), actual)
-        assert c["majority_true_type"] == majority, f"tutorial claim '{name}': C{m['c']} is mostly {c['majority_true_type']}"
+        assert c["majority_true_type"] == majority, (
+            f"tutorial claim '{name}': C{m['c']} is mostly {c['majority_true_type']}"
+        )
 
     CLAIMS[name] = check
 
@@ -419,12 +564,21 @@ def cluster_prose_follows_table(t: Tutorial, r: Reports):
     rows = [l.split() for l in out.body.splitlines()]
     most = t.one("cluster prose follows table", r"fires most on C(\d+) .*? and on the carry cluster C(\d+) ").groups()
     none = t.one("cluster prose follows table", r"not at all on C(\d+) .*? or C(\d+) ").groups()
-    little = t.one("cluster prose follows table", r"C(\d+) \(\d+ steps of the hundreds column.*? the multiplication-carry clusters "
-                                                  r"C(\d+) and C(\d+) get a little").groups()
-    same("cluster prose follows table", "the tutorial's cluster table", {
-        "most": sorted(most), "none": sorted(none), "little": sorted(little)}, {
-        "most": sorted(row[0][1:] for row in rows[:2]), "none": sorted(row[0][1:] for row in rows if float(row[2]) == 0),
-        "little": sorted(row[0][1:] for row in rows[2:] if float(row[2]) > 0)})
+    little = t.one(
+        "cluster prose follows table",
+        r"C(\d+) \(\d+ steps of the hundreds column.*? the multiplication-carry clusters "
+        r"C(\d+) and C(\d+) get a little",
+    ).groups()
+    same(
+        "cluster prose follows table",
+        "the tutorial's cluster table",
+        {"most": sorted(most), "none": sorted(none), "little": sorted(little)},
+        {
+            "most": sorted(row[0][1:] for row in rows[:2]),
+            "none": sorted(row[0][1:] for row in rows if float(row[2]) == 0),
+            "little": sorted(row[0][1:] for row in rows[2:] if float(row[2]) > 0),
+        },
+    )
 
 
 def _snippet_lines(t: Tutorial) -> dict[str, str]:
@@ -434,7 +588,10 @@ def _snippet_lines(t: Tutorial) -> dict[str, str]:
     for line in out.body.splitlines():
         if line in NOTICES:
             continue
-        m = re.fullmatch(r"(?P<arm>.+?)\s+add_carry (?P<carry>[\d.]+ \[[\d.]+, [\d.]+\])\s+add_no_carry (?P<plain>[\d.]+ \[[\d.]+, [\d.]+\])", line)
+        m = re.fullmatch(
+            r"(?P<arm>.+?)\s+add_carry (?P<carry>[\d.]+ \[[\d.]+, [\d.]+\])\s+add_no_carry (?P<plain>[\d.]+ \[[\d.]+, [\d.]+\])",
+            line,
+        )
         assert m, f"tutorial claim 'ablation snippet output': unexpected line {line!r}"
         lines[m["arm"]] = [m["carry"], m["plain"]]
     return lines
@@ -448,81 +605,139 @@ def ablation_table(t: Tutorial, r: Reports):
     groups = ("add_carry", "add_no_carry")
     for arm, cells in rows.items():
         if arm == "nothing":
-            same("ablation table: nothing", RESULTS, {"cells": cells}, {"cells": [r.cell("baseline", g) for g in groups]})
+            same(
+                "ablation table: nothing", RESULTS, {"cells": cells}, {"cells": [r.cell("baseline", g) for g in groups]}
+            )
             same("ablation table: nothing", "the snippet's output", {"cells": cells}, {"cells": snippet["nothing"]})
         elif arm == f"{layer}/{feature} alone" or arm == "top 20 carry features":
             key = arm if arm.endswith("alone") else "top 20"
             same(f"ablation table: {arm}", "the snippet's output", {"cells": cells}, {"cells": snippet[key]})
         elif m := re.fullmatch(r"top (\d+) carry features(?: \((\d+)/(\d+) among them\))?", arm):
             size = int(m[1])
-            same(f"ablation table: {arm}", RESULTS, {"cells": cells}, {"cells": [r.cell("ablation", g, size) for g in groups]})
+            same(
+                f"ablation table: {arm}",
+                RESULTS,
+                {"cells": cells},
+                {"cells": [r.cell("ablation", g, size) for g in groups]},
+            )
             if m[2]:
-                assert (int(m[2]), int(m[3])) == (layer, feature) and rank <= size, f"tutorial claim 'ablation table: {arm}'"
+                assert (int(m[2]), int(m[3])) == (layer, feature) and rank <= size, (
+                    f"tutorial claim 'ablation table: {arm}'"
+                )
         elif m := re.fullmatch(r"(\d+) random features \(same count per layer, (\d+) draws\)", arm):
             size, draws = int(m[1]), int(m[2])
-            actual = [" / ".join(f2(r.results("ablation_random", g, size, d)[0]["accuracy"]) for d in range(draws)) for g in groups]
+            actual = [
+                " / ".join(f2(r.results("ablation_random", g, size, d)[0]["accuracy"]) for d in range(draws))
+                for g in groups
+            ]
             same(f"ablation table: {arm}", RESULTS, {"cells": cells}, {"cells": actual})
-            assert len(r.results("ablation_random", "add_carry", size)) == draws, f"tutorial claim 'ablation table: {arm}': draws"
+            assert len(r.results("ablation_random", "add_carry", size)) == draws, (
+                f"tutorial claim 'ablation table: {arm}': draws"
+            )
         else:
             raise AssertionError(f"tutorial claim 'ablation table': no check for the row {arm!r}")
     sizes = {float(x["size"]) for x in r.csv(RESULTS) if x["intervention"] == "ablation"}
     listed = {float(m[1]) for a in rows if (m := re.fullmatch(r"top (\d+) carry features.*", a))} - {20.0}
-    assert sizes <= listed, f"tutorial claim 'ablation table': the stage's sizes {sorted(sizes)}, the table lists {sorted(listed)}"
+    assert sizes <= listed, (
+        f"tutorial claim 'ablation table': the stage's sizes {sorted(sizes)}, the table lists {sorted(listed)}"
+    )
 
 
 @claim
 def ablation_multiplication(t: Tutorial, r: Reports):
-    m = t.one("ablation multiplication", r"The same features carry multiplication: with carry, it falls to (?P<a1>[\d.]+) at (?P<n1>\d+) "
-                                         r"and (?P<a2>[\d.]+) at (?P<n2>\d+)\.")
-    same("ablation multiplication", RESULTS, {"a1": m["a1"], "a2": m["a2"]}, {
-        "a1": f2(r.results("ablation", "mul_carry", int(m["n1"]))[0]["accuracy"]),
-        "a2": f2(r.results("ablation", "mul_carry", int(m["n2"]))[0]["accuracy"])})
+    m = t.one(
+        "ablation multiplication",
+        r"The same features carry multiplication: with carry, it falls to (?P<a1>[\d.]+) at (?P<n1>\d+) "
+        r"and (?P<a2>[\d.]+) at (?P<n2>\d+)\.",
+    )
+    same(
+        "ablation multiplication",
+        RESULTS,
+        {"a1": m["a1"], "a2": m["a2"]},
+        {
+            "a1": f2(r.results("ablation", "mul_carry", int(m["n1"]))[0]["accuracy"]),
+            "a2": f2(r.results("ablation", "mul_carry", int(m["n2"]))[0]["accuracy"]),
+        },
+    )
 
 
 @claim
 def steering(t: Tutorial, r: Reports):
-    m = t.one("steering", r"Steering with the carry direction \(the top (?P<features>\d+) features' typical output added to the MLPs\) "
-                          r"changes nothing at alpha (?P<a_low>[\d.]+) and at alpha (?P<a_high>[\d.]+) costs about what a random "
-                          r"direction costs \(add with carry (?P<steer>[\d.]+) vs (?P<random>[\d.]+) for the random one\)")
+    m = t.one(
+        "steering",
+        r"Steering with the carry direction \(the top (?P<features>\d+) features' typical output added to the MLPs\) "
+        r"changes nothing at alpha (?P<a_low>[\d.]+) and at alpha (?P<a_high>[\d.]+) costs about what a random "
+        r"direction costs \(add with carry (?P<steer>[\d.]+) vs (?P<random>[\d.]+) for the random one\)",
+    )
     d = r.json(INTERVENTIONS)
     low = r.by("alpha", float(m["a_low"]), d["steering"])
     high = r.by("alpha", float(m["a_high"]), d["steering"])
     rand = r.by("alpha", float(m["a_high"]), d["steering_random"])
     changed = [g for g, x in low["groups"].items() if x["accuracy"] != d["baseline"][g]["accuracy"]]
     assert not changed, f"tutorial claim 'steering': alpha {m['a_low']} changes {changed} in {INTERVENTIONS}"
-    steered = {str(int(float(x["size"]))) for x in r.csv(RESULTS) if x["intervention"] == "steering" and x["model"] == "reasoner"}
-    same("steering", INTERVENTIONS, {"steer": m["steer"], "random": m["random"], "features": m["features"]},
-         {"steer": f2(high["groups"]["add_carry"]["accuracy"]), "random": f2(rand["groups"]["add_carry"]["accuracy"]),
-          "features": steered.pop() if len(steered) == 1 else str(steered)})
+    steered = {
+        str(int(float(x["size"])))
+        for x in r.csv(RESULTS)
+        if x["intervention"] == "steering" and x["model"] == "reasoner"
+    }
+    same(
+        "steering",
+        INTERVENTIONS,
+        {"steer": m["steer"], "random": m["random"], "features": m["features"]},
+        {
+            "steer": f2(high["groups"]["add_carry"]["accuracy"]),
+            "random": f2(rand["groups"]["add_carry"]["accuracy"]),
+            "features": steered.pop() if len(steered) == 1 else str(steered),
+        },
+    )
 
 
 @claim
 def weight_edit(t: Tutorial, r: Reports):
-    m = t.one("weight edit", r"Projecting the top (?P<n1>\d+) or (?P<n2>\d+) features' decoder directions out of the MLP output "
-                             r"weights leaves add with carry at (?P<a1>[\d.]+) / (?P<a2>[\d.]+)\.")
+    m = t.one(
+        "weight edit",
+        r"Projecting the top (?P<n1>\d+) or (?P<n2>\d+) features' decoder directions out of the MLP output "
+        r"weights leaves add with carry at (?P<a1>[\d.]+) / (?P<a2>[\d.]+)\.",
+    )
     edits = r.json(INTERVENTIONS)["weight_edit"]
-    same("weight edit", INTERVENTIONS, {"a1": m["a1"], "a2": m["a2"]}, {
-        "a1": f2(r.by("size", float(m["n1"]), edits)["groups"]["add_carry"]["accuracy"]),
-        "a2": f2(r.by("size", float(m["n2"]), edits)["groups"]["add_carry"]["accuracy"])})
+    same(
+        "weight edit",
+        INTERVENTIONS,
+        {"a1": m["a1"], "a2": m["a2"]},
+        {
+            "a1": f2(r.by("size", float(m["n1"]), edits)["groups"]["add_carry"]["accuracy"]),
+            "a2": f2(r.by("size", float(m["n2"]), edits)["groups"]["add_carry"]["accuracy"]),
+        },
+    )
     assert all(e["scale"] == 0.0 for e in edits), "tutorial claim 'weight edit': 'projecting out' is scale 0"
 
 
 @claim
 def out_of_distribution(t: Tutorial, r: Reports):
-    m = t.one("out of distribution", r"No intervention fixed the (?P<digits>\d+)-digit operands: ood_add and ood_mul stay at (?P<acc>[\d.]+) "
-                                     r"under every one; the subspace fine-tune brings the gold answer's per-token NLL on ood_add down from "
-                                     r"(?P<nll_base>[\d.]+) to (?P<nll_ft>[\d.]+), no better than a random subspace \((?P<nll_rand>[\d.]+)\), "
-                                     r"and costs in-distribution accuracy \(add with carry (?P<ft_acc>[\d.]+)\)")
+    m = t.one(
+        "out of distribution",
+        r"No intervention fixed the (?P<digits>\d+)-digit operands: ood_add and ood_mul stay at (?P<acc>[\d.]+) "
+        r"under every one; the subspace fine-tune brings the gold answer's per-token NLL on ood_add down from "
+        r"(?P<nll_base>[\d.]+) to (?P<nll_ft>[\d.]+), no better than a random subspace \((?P<nll_rand>[\d.]+)\), "
+        r"and costs in-distribution accuracy \(add with carry (?P<ft_acc>[\d.]+)\)",
+    )
     d = r.json(INTERVENTIONS)
     params = (r.root / "params.yaml" if (r.root / "params.yaml").exists() else ROOT / "params.yaml").read_text()
     ood = [float(x["accuracy"]) for x in r.csv(RESULTS) if x["group"].startswith("ood_") and x["model"] == "reasoner"]
     ft = d["finetune"]
-    same("out of distribution", f"{RESULTS} and {INTERVENTIONS}", m.groupdict(), {
-        "digits": str(yaml.safe_load(params)["interventions"]["ood_digits"]),
-        "acc": f2(max(ood)) if max(ood) == min(ood) else f"(between {min(ood)} and {max(ood)})",
-        "nll_base": f2(d["baseline"]["ood_add"]["gold_nll"]), "nll_ft": f2(ft["finetune"]["groups"]["ood_add"]["gold_nll"]),
-        "nll_rand": f2(ft["finetune_random"]["groups"]["ood_add"]["gold_nll"]),
-        "ft_acc": f2(ft["finetune"]["groups"]["add_carry"]["accuracy"])})
+    same(
+        "out of distribution",
+        f"{RESULTS} and {INTERVENTIONS}",
+        m.groupdict(),
+        {
+            "digits": str(yaml.safe_load(params)["interventions"]["ood_digits"]),
+            "acc": f2(max(ood)) if max(ood) == min(ood) else f"(between {min(ood)} and {max(ood)})",
+            "nll_base": f2(d["baseline"]["ood_add"]["gold_nll"]),
+            "nll_ft": f2(ft["finetune"]["groups"]["ood_add"]["gold_nll"]),
+            "nll_rand": f2(ft["finetune_random"]["groups"]["ood_add"]["gold_nll"]),
+            "ft_acc": f2(ft["finetune"]["groups"]["add_carry"]["accuracy"]),
+        },
+    )
     assert not any(x["improved"] for x in d["ood_improvement"]), "tutorial claim 'out of distribution': an arm improved"
 
 
@@ -530,10 +745,17 @@ def out_of_distribution(t: Tutorial, r: Reports):
 def scores_quoted(t: Tutorial, r: Reports):
     _, out = t.console("r1interp features show")
     scores = re.search(r"detection ([\d.]+), fuzzing ([\d.]+)", next(l for l in out if l.startswith("scores:")))
-    m = t.one("scores quoted", r"Detection (?P<detection>[\d.]+) means the label predicts held-out activating vs non-activating "
-                               r"windows well above chance; fuzzing (?P<fuzzing>[\d.]+) \(")
-    same("scores quoted", "the tutorial's features-show block", m.groupdict(),
-         {"detection": scores[1], "fuzzing": scores[2]})
+    m = t.one(
+        "scores quoted",
+        r"Detection (?P<detection>[\d.]+) means the label predicts held-out activating vs non-activating "
+        r"windows well above chance; fuzzing (?P<fuzzing>[\d.]+) \(",
+    )
+    same(
+        "scores quoted",
+        "the tutorial's features-show block",
+        m.groupdict(),
+        {"detection": scores[1], "fuzzing": scores[2]},
+    )
     assert float(m["fuzzing"]) < float(m["detection"]), "tutorial claim 'scores quoted': fuzzing is said to be lower"
 
 
@@ -552,7 +774,10 @@ def build_time(t: Tutorial, r: Reports):
 @claim
 def reproducibility_note(t: Tutorial, r: Reports):
     assert "not bit-reproducible" not in t.prose and "indices can differ" not in t.prose
-    t.one("reproducibility note", r"Rebuilds are byte-identical across machines \(README, \[Reproducibility\]\(\.\./README\.md#reproducibility\)")
+    t.one(
+        "reproducibility note",
+        r"Rebuilds are byte-identical across machines \(README, \[Reproducibility\]\(\.\./README\.md#reproducibility\)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -630,8 +855,14 @@ def test_a_changed_artifact_fails_the_claim_quoting_it(tmp_path, tutorial):
     clusters = json.loads((tmp_path / CLUSTERS).read_text())
     clusters["kmeans"]["ari_vs_true_step_types"] = 0.61
     (tmp_path / CLUSTERS).write_text(json.dumps(clusters))
-    results = (tmp_path / RESULTS).read_text().replace(
-        "ablation,column_sum_carry clusters,reasoner,150.0,,,0,add_carry,50,26,0.52,", "ablation,column_sum_carry clusters,reasoner,150.0,,,0,add_carry,50,2,0.04,")
+    results = (
+        (tmp_path / RESULTS)
+        .read_text()
+        .replace(
+            "ablation,column_sum_carry clusters,reasoner,150.0,,,0,add_carry,50,26,0.52,",
+            "ablation,column_sum_carry clusters,reasoner,150.0,,,0,add_carry,50,2,0.04,",
+        )
+    )
     (tmp_path / RESULTS).write_text(results)
     problems = failing(tutorial.text, tmp_path)
     assert set(problems) == {"clustering", "ablation_table"}, problems
@@ -646,7 +877,11 @@ NEEDS = {
     "features show": [Path("data/activations/reasoner"), Path("data/labels/labels.parquet")],
     "graphs": [Path("data/graphs"), GRAPHS],
     "clusters": [Path("data/clusters/profiles.npy"), Path("data/clusters/steps.parquet")],
-    "ablation": [Path("models/lm/reasoner"), Path("models/transcoders/reasoner/sparsify"), Path("data/corpus/corpus.parquet")],
+    "ablation": [
+        Path("models/lm/reasoner"),
+        Path("models/transcoders/reasoner/sparsify"),
+        Path("data/corpus/corpus.parquet"),
+    ],
 }
 
 
@@ -684,7 +919,7 @@ def matches(expected: list[str], actual: list[str]) -> str | None:
             return _diff(seg, act[near : near + len(seg)])
         pos = at + len(seg)
     if anchored_end and segments[-1] and pos != len(act):
-        return f"extra output after the block's last line: {act[pos:pos + 5]}"
+        return f"extra output after the block's last line: {act[pos : pos + 5]}"
     return None
 
 
@@ -711,11 +946,14 @@ def run_snippet(code: str) -> list[str]:
     return done.stdout.splitlines()
 
 
-@pytest.mark.parametrize("command_start,kind", [
-    ("r1interp features show", "features show"),
-    ("grep -l", "graphs"),
-    ("r1interp motifs", "graphs"),
-])
+@pytest.mark.parametrize(
+    "command_start,kind",
+    [
+        ("r1interp features show", "features show"),
+        ("grep -l", "graphs"),
+        ("r1interp motifs", "graphs"),
+    ],
+)
 def test_console_block_is_what_the_command_prints(tutorial, command_start, kind):
     need(kind)
     command, expected = tutorial.console(command_start)
@@ -723,11 +961,14 @@ def test_console_block_is_what_the_command_prints(tutorial, command_start, kind)
     assert problem is None, f"tutorial console block `{command}`: {problem}"
 
 
-@pytest.mark.parametrize("marker,kind", [
-    ('json.load(open("data/graphs/', "graphs"),
-    ("profiles.npy", "clusters"),
-    pytest.param("ablate(", "ablation", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "marker,kind",
+    [
+        ('json.load(open("data/graphs/', "graphs"),
+        ("profiles.npy", "clusters"),
+        pytest.param("ablate(", "ablation", marks=pytest.mark.slow),
+    ],
+)
 def test_snippet_output_is_what_it_prints(tutorial, marker, kind):
     need(kind)
     code, out = tutorial.snippet(marker)
@@ -740,16 +981,22 @@ def test_the_feature_is_the_highest_ranked_in_the_carry_think_graphs(tutorial, r
     and it is in all of them, in no other prompt's think graph (what section 2 says)."""
     need("graphs")
     layer, feature, rank = tutorial.feature
-    think = {p.name: {n["node_id"] for n in json.loads(p.read_text())["nodes"]} for p in sorted((ROOT / GRAPHS).glob("*-think.json"))}
+    think = {
+        p.name: {n["node_id"] for n in json.loads(p.read_text())["nodes"]}
+        for p in sorted((ROOT / GRAPHS).glob("*-think.json"))
+    }
     carry = {name: ids for name, ids in think.items() if re.search(r"-carry-\d+-think", name)}
     assert carry, f"no carry think graphs in {GRAPHS}"
 
     def graphs_with(l, f, graphs):
         return sorted(name for name, ids in graphs.items() if any(i.startswith(f"{l}_{f}_") for i in ids))
 
-    first = next((i + 1, row) for i, row in enumerate(reports.ranked) if graphs_with(row["layer"], row["feature"], carry))
+    first = next(
+        (i + 1, row) for i, row in enumerate(reports.ranked) if graphs_with(row["layer"], row["feature"], carry)
+    )
     assert (first[0], int(first[1]["layer"]), int(first[1]["feature"])) == (rank, layer, feature), (
         f"the highest-ranked feature in a carry think graph is {first[1]['layer']}/{first[1]['feature']} (rank {first[0]}), "
-        f"the tutorial follows {layer}/{feature} (rank {rank})")
+        f"the tutorial follows {layer}/{feature} (rank {rank})"
+    )
     assert graphs_with(layer, feature, carry) == sorted(carry)
     assert graphs_with(layer, feature, think) == sorted(carry)

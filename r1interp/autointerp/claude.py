@@ -23,7 +23,12 @@ class ClaudeLabeler:
 
     def label_all(self, evidence: list[FeatureEvidence]) -> list[Label]:
         requests = [
-            LLMRequest(self.model, prompts.explanation_prompt(ev, self.threshold_fraction), prompts.EXPLAIN_SYSTEM, self.max_tokens)
+            LLMRequest(
+                self.model,
+                prompts.explanation_prompt(ev, self.threshold_fraction),
+                prompts.EXPLAIN_SYSTEM,
+                self.max_tokens,
+            )
             for ev in evidence
         ]
         answers = self.client.complete_many(requests, desc="explain")
@@ -44,7 +49,10 @@ class ClaudeScorer:
         if method == "detection":
             excerpts, system = [prompts.detection_excerpt(s.example) for s in samples], prompts.DETECTION_SYSTEM
         else:
-            excerpts, system = [prompts.fuzzing_excerpt(s.example, s.highlight) for s in samples], prompts.FUZZING_SYSTEM
+            excerpts, system = (
+                [prompts.fuzzing_excerpt(s.example, s.highlight) for s in samples],
+                prompts.FUZZING_SYSTEM,
+            )
         # the answer is a short list: a few tokens per example is plenty
         return LLMRequest(self.model, prompts.scoring_prompt(label, excerpts), system, max_tokens=16 + 4 * len(samples))
 

@@ -272,7 +272,11 @@ def _text_of(message: Any) -> str:
     content = getattr(message, "content", None)
     if not isinstance(content, list):
         raise _Malformed(f"response is not a Message (got {type(message).__name__})")
-    texts = [block.text for block in content if getattr(block, "type", None) == "text" and isinstance(getattr(block, "text", None), str)]
+    texts = [
+        block.text
+        for block in content
+        if getattr(block, "type", None) == "text" and isinstance(getattr(block, "text", None), str)
+    ]
     if not texts:
         raise _Malformed("response Message has no text content block")
     return "".join(texts)
@@ -345,8 +349,10 @@ def require_api_key(setting: str = "labels.labeler", fallback: str = "offline") 
     that asked for Claude; call it before any work."""
     key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
     if not key:
-        raise R1InterpError(f"{setting} is 'claude' but ANTHROPIC_API_KEY is not set",
-                            hint=f"export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use {setting}: {fallback}")
+        raise R1InterpError(
+            f"{setting} is 'claude' but ANTHROPIC_API_KEY is not set",
+            hint=f"export ANTHROPIC_API_KEY=... (never put it in params.yaml), or use {setting}: {fallback}",
+        )
     return key
 
 
@@ -450,7 +456,9 @@ class ClaudeClient:
         abort = threading.Event()  # set on 401/403: every other request would fail the same way
         pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="claude")
         try:
-            futures: dict[Future[Completion], LLMRequest] = {pool.submit(self._send_one, req, abort): req for req in pending}
+            futures: dict[Future[Completion], LLMRequest] = {
+                pool.submit(self._send_one, req, abort): req for req in pending
+            }
             not_done: set[Future[Completion]] = set(futures)
             while not_done:
                 done, not_done = wait(not_done, return_when=FIRST_COMPLETED)
@@ -504,7 +512,11 @@ class ClaudeClient:
             else:
                 in_tok, out_tok = _usage(message)
                 return self.cache.put(
-                    req.key, model=getattr(message, "model", None) or req.model, text=text, input_tokens=in_tok, output_tokens=out_tok
+                    req.key,
+                    model=getattr(message, "model", None) or req.model,
+                    text=text,
+                    input_tokens=in_tok,
+                    output_tokens=out_tok,
                 )
 
             if attempt >= self.cfg.max_retries:
@@ -609,19 +621,27 @@ class ClaudeClient:
             body = [{"custom_id": req.custom_id, "params": req.params()} for req in chunk]
             batch = self._api_call("create", lambda body=body: self._sdk.messages.batches.create(requests=body))
             self._count("sent", len(chunk))
-            entry = {"id": batch.id, "created": round(time.time(), 3), "custom_ids": {req.custom_id: req.key for req in chunk}}
+            entry = {
+                "id": batch.id,
+                "created": round(time.time(), 3),
+                "custom_ids": {req.custom_id: req.key for req in chunk},
+            }
             batches.append(entry)
             self._save_batches(batches)
             created.append(entry)
             log.info("created Message Batch %s with %d requests", batch.id, len(chunk))
         return created
 
-    def _collect_batch(self, entry: dict[str, Any], results: dict[str, Completion], bar: Any) -> dict[str, tuple[str, bool] | None]:
+    def _collect_batch(
+        self, entry: dict[str, Any], results: dict[str, Completion], bar: Any
+    ) -> dict[str, tuple[str, bool] | None]:
         """Poll until the batch ended, cache its successes; custom_id -> None (ok) or (error, retryable)."""
         batch_id = entry["id"]
         while True:
             try:
-                batch = self._api_call("retrieve", lambda: self._sdk.messages.batches.retrieve(batch_id), passthrough=(404,))
+                batch = self._api_call(
+                    "retrieve", lambda: self._sdk.messages.batches.retrieve(batch_id), passthrough=(404,)
+                )
             except anthropic.NotFoundError:
                 # A persisted batch the API no longer knows (deleted, or results purged): resubmit its requests.
                 log.warning("Message Batch %s was not found; its requests will be sent again", batch_id)
@@ -652,7 +672,11 @@ class ClaudeClient:
                 return str(err), True
             in_tok, out_tok = _usage(result.message)
             results[key] = self.cache.put(
-                key, model=getattr(result.message, "model", "") or "", text=text, input_tokens=in_tok, output_tokens=out_tok
+                key,
+                model=getattr(result.message, "model", "") or "",
+                text=text,
+                input_tokens=in_tok,
+                output_tokens=out_tok,
             )
             return None
         if kind == "errored":

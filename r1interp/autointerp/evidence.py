@@ -56,7 +56,6 @@ class FeatureEvidence:
         return fraction * self.max_act
 
 
-
 def split_examples(examples: pd.DataFrame, cfg) -> pd.DataFrame:
     """Assign every usable example a role: explain | explain_negative | test_activating | test_negative.
 
@@ -70,10 +69,21 @@ def split_examples(examples: pd.DataFrame, cfg) -> pd.DataFrame:
     quant = act[act["kind"] == "quantile"]
     n_quant = quant.groupby(["layer", "feature"])["row"].transform("size")
     # round-robin over the bins: every bin's strongest, then every bin's second, ...
-    turn = quant.sort_values(["quantile", "rank"], ascending=[False, True]).groupby(["layer", "feature", "quantile"]).cumcount()
+    turn = (
+        quant.sort_values(["quantile", "rank"], ascending=[False, True])
+        .groupby(["layer", "feature", "quantile"])
+        .cumcount()
+    )
     quant = quant.assign(_turn=turn)
-    spread_rank = quant.sort_values(["_turn", "quantile"], ascending=[True, False]).groupby(["layer", "feature"]).cumcount().reindex(quant.index)
-    test = quant[spread_rank.to_numpy() < np.minimum(cfg.test_activating, n_quant.to_numpy() // 2)].drop(columns="_turn")
+    spread_rank = (
+        quant.sort_values(["_turn", "quantile"], ascending=[True, False])
+        .groupby(["layer", "feature"])
+        .cumcount()
+        .reindex(quant.index)
+    )
+    test = quant[spread_rank.to_numpy() < np.minimum(cfg.test_activating, n_quant.to_numpy() // 2)].drop(
+        columns="_turn"
+    )
     rest = act.drop(test.index)
     rest = rest.assign(_kind=(rest["kind"] != "top").astype(int)).sort_values(["_kind", "rank"])
     explain = rest[rest.groupby(["layer", "feature"]).cumcount() < cfg.explain_examples].drop(columns="_kind")
@@ -123,10 +133,18 @@ def build_evidence(features: pd.DataFrame, examples: pd.DataFrame, vocab: list[s
             top_output_tokens=list(s["top_output_tokens"]),
         )
         for role, tokens, acts, target, think, quantile in zip(
-            group["role"], group["tokens"], group["acts"], group["target"], group["in_think"], group["quantile"], strict=True
+            group["role"],
+            group["tokens"],
+            group["acts"],
+            group["target"],
+            group["in_think"],
+            group["quantile"],
+            strict=True,
         ):
             ids = np.minimum(np.asarray(tokens), len(vocab))
-            example = Example(list(vocab_arr[ids]), np.asarray(acts, dtype=np.float32), int(target), bool(think), int(quantile))
+            example = Example(
+                list(vocab_arr[ids]), np.asarray(acts, dtype=np.float32), int(target), bool(think), int(quantile)
+            )
             getattr(ev, role).append(example)
         out.append(ev)
     return out

@@ -43,7 +43,9 @@ class Rule:
 
     def matches_at(self, tokens: list[str], i: int) -> bool:
         for p in self.patterns:
-            if i - len(p) + 1 >= 0 and all(_element_matches(e, t) for e, t in zip(p, tokens[i - len(p) + 1 : i + 1], strict=True)):
+            if i - len(p) + 1 >= 0 and all(
+                _element_matches(e, t) for e, t in zip(p, tokens[i - len(p) + 1 : i + 1], strict=True)
+            ):
                 return True
         return False
 
@@ -74,7 +76,9 @@ def all_grams(tokens: list[str]) -> list[tuple[str, ...]]:
     for n in range(1, MAX_NGRAM + 1):
         literal = list(zip(*(tokens[j:] for j in range(n)), strict=False))
         out += literal
-        out += [g for lit, g in zip(literal, zip(*(general[j:] for j in range(n)), strict=False), strict=True) if g != lit]
+        out += [
+            g for lit, g in zip(literal, zip(*(general[j:] for j in range(n)), strict=False), strict=True) if g != lit
+        ]
     return out
 
 
@@ -221,5 +225,3 @@ class OfflineScorer:
         marked = np.flatnonzero(s.highlight)
         hits = sum(rule.matches_at(s.example.tokens, int(i)) for i in marked)
         return bool(len(marked)) and hits * 2 >= len(marked)
-
-

@@ -78,7 +78,9 @@ def label_and_score(evidence, labeler, scorer, threshold_fraction: float, seed: 
                 row[f"{method}_{metric}"] = float(scores.get(f"{method}_{metric}", np.nan))
         rows.append(row)
     labels_df = pd.DataFrame(rows) if rows else empty_labels()
-    scores_df = pd.DataFrame(score_rows, columns=["model", "layer", "feature", "method", "sample", "truth", "prediction", "text"])
+    scores_df = pd.DataFrame(
+        score_rows, columns=["model", "layer", "feature", "method", "sample", "truth", "prediction", "text"]
+    )
     return labels_df, scores_df
 
 
@@ -129,7 +131,9 @@ def plot_scores(labels_df: pd.DataFrame, path) -> None:
     for ax, method in zip(axes, METHODS, strict=True):
         for (model, layer), df in scored.groupby(["model", "layer"]):
             values = df[f"{method}_balanced_accuracy"].dropna()
-            ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=f"{model} L{layer} (mean {values.mean():.2f})")
+            ax.hist(
+                values, bins=bins, histtype="step", linewidth=1.5, label=f"{model} L{layer} (mean {values.mean():.2f})"
+            )
         ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel(f"{method} balanced accuracy")
         ax.set_title(f"{method} (chance 0.5)")

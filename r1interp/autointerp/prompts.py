@@ -68,7 +68,11 @@ def _mark(tokens: list[str], marked: np.ndarray) -> str:
 
 
 def _levels(e: Example, marked: np.ndarray, max_act: float) -> str:
-    pairs = [f'("{visible(t)}", {round(10 * a / max_act) if max_act > 0 else 0})' for t, a, m in zip(e.tokens, e.acts, marked, strict=True) if m]
+    pairs = [
+        f'("{visible(t)}", {round(10 * a / max_act) if max_act > 0 else 0})'
+        for t, a, m in zip(e.tokens, e.acts, marked, strict=True)
+        if m
+    ]
     return ", ".join(pairs)
 
 

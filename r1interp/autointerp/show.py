@@ -20,7 +20,9 @@ def render_feature(
     acts_dir = root / paths.activations_dir(model)
     if not (acts_dir / "features.parquet").is_file():
         raise ArtifactError(f"{acts_dir}: no activation tables", hint="run `dvc repro activations`")
-    features = pd.read_parquet(acts_dir / "features.parquet", filters=[("layer", "==", layer), ("feature", "==", feature)])
+    features = pd.read_parquet(
+        acts_dir / "features.parquet", filters=[("layer", "==", layer), ("feature", "==", feature)]
+    )
     if features.empty:
         raise ArtifactError(f"{model}: no feature {feature} in layer {layer}")
     f = features.iloc[0]
@@ -28,7 +30,10 @@ def render_feature(
         f"{model} layer {layer} feature {feature}: fires on {f['count']} of {f['n_tokens']} tokens "
         f"(density {f['density']:.4f}), max {f['max_act']:.2f}, mean {f['mean_act']:.2f}, "
         f"{100 * f['think_fraction']:.0f}% inside <think>",
-        "promotes: " + ", ".join(f"{visible(t)!r} ({v:+.2f})" for t, v in zip(f["top_output_tokens"], f["top_output_logits"], strict=True)),
+        "promotes: "
+        + ", ".join(
+            f"{visible(t)!r} ({v:+.2f})" for t, v in zip(f["top_output_tokens"], f["top_output_logits"], strict=True)
+        ),
     ]
     labels_file = root / paths.LABELS_PARQUET
     if labels_file.is_file():
@@ -41,7 +46,9 @@ def render_feature(
                 f"scores: detection {r['detection_balanced_accuracy']:.2f}, fuzzing {r['fuzzing_balanced_accuracy']:.2f} "
                 "(balanced accuracy, chance 0.5)"
             )
-    examples = pd.read_parquet(acts_dir / "examples.parquet", filters=[("layer", "==", layer), ("feature", "==", feature)])
+    examples = pd.read_parquet(
+        acts_dir / "examples.parquet", filters=[("layer", "==", layer), ("feature", "==", feature)]
+    )
     for kind in ("top", "quantile", "non_activating"):
         sub = examples[examples["kind"] == kind].sort_values(["quantile", "rank"], ascending=[False, True]).head(n)
         if sub.empty:

@@ -69,16 +69,29 @@ def _is_pattern_step(pattern: str, f: dict) -> bool:
 def verdict(rows: pd.DataFrame, arm: str, control: str) -> dict:
     base = rows[rows["arm"] == "unmodified"].iloc[0]
     t, c = rows[rows["arm"] == arm].iloc[0], rows[rows["arm"] == control].iloc[0]
-    out = {"lift_ge_30": bool(t["lift"] >= LIFT_BAR - 1e-9),
-           "ci_above_unmodified": bool(t["flaw_ci_low"] > base["flaw_ci_high"]),
-           "ci_above_random": bool(t["flaw_ci_low"] > c["flaw_ci_high"]),
-           "no_group_drops_over_2": bool(t["worst_other_drop"] <= DROP_BAR + 1e-9)}
+    out = {
+        "lift_ge_30": bool(t["lift"] >= LIFT_BAR - 1e-9),
+        "ci_above_unmodified": bool(t["flaw_ci_low"] > base["flaw_ci_high"]),
+        "ci_above_random": bool(t["flaw_ci_low"] > c["flaw_ci_high"]),
+        "no_group_drops_over_2": bool(t["worst_other_drop"] <= DROP_BAR + 1e-9),
+    }
     out["meets_bar"] = all(out.values())
     return out
 
 
-def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, tuple[int, int]], coders, index,
-        steps_table: pd.DataFrame, profiles: np.ndarray, log: Callable[[str], None] = print) -> Outcome:
+def run(
+    cfg,
+    *,
+    model,
+    tokenizer,
+    corpus: pd.DataFrame,
+    task_digits: dict[str, tuple[int, int]],
+    coders,
+    index,
+    steps_table: pd.DataFrame,
+    profiles: np.ndarray,
+    log: Callable[[str], None] = print,
+) -> Outcome:
     """The whole experiment on the flawed `model` (its weights come back unchanged)."""
     rc = cfg.repair
     pattern_pool, plain_pool = problems.repair_pools(corpus, cfg.pattern, rc.examples)
@@ -88,53 +101,90 @@ def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, t
     others = [g for g in groups if g != "flaw"]
 
     def measure(name: str, kind: str, params_changed: int, m=None) -> dict:
-        acc = benchmark.accuracy(m or model, tokenizer, items, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+        acc = benchmark.accuracy(
+            m or model, tokenizer, items, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size
+        )
         nll = benchmark.gold_nll(m or model, tokenizer, items["flaw"], rc.batch_size)
         log(f"flaw: {name}: " + ", ".join(f"{g} {r['accuracy']:.2f}" for g, r in acc.items()))
-        return {"arm": name, "kind": kind, "params_changed": int(params_changed), "flaw_gold_nll": nll,
-                **{f"{g}_{k}": r[k] for g, r in acc.items() for k in ("n", "correct", "accuracy", "ci_low", "ci_high")}}
+        return {
+            "arm": name,
+            "kind": kind,
+            "params_changed": int(params_changed),
+            "flaw_gold_nll": nll,
+            **{f"{g}_{k}": r[k] for g, r in acc.items() for k in ("n", "correct", "accuracy", "ci_low", "ci_high")},
+        }
 
     rows = [measure("unmodified", "none", 0)]
     if rows[0]["flaw_correct"] == rows[0]["flaw_n"]:
-        raise ConfigError(f"flaw.share: the flawed organism solves all {rows[0]['flaw_n']} held-out {cfg.pattern} problems, "
-                          "so there is no failure to repair (raise flaw.share or flaw.organism.steps)")
+        raise ConfigError(
+            f"flaw.share: the flawed organism solves all {rows[0]['flaw_n']} held-out {cfg.pattern} problems, "
+            "so there is no failure to repair (raise flaw.share or flaw.organism.steps)"
+        )
 
     # 1. find: graded fresh problems of every task; the first divergent step of each wrong trace
-    disc = [p for task in sorted(task_digits)
-            for p in problems.discovery_problems({task: task_digits[task]}, seen, cfg.find.problems_per_task, cfg.seed)]
-    completions = generate(model, tokenizer, [p.prompt for p in disc], max_new_tokens=cfg.max_new_tokens,
-                           batch_size=cfg.batch_size, desc="discovery")
+    disc = [
+        p
+        for task in sorted(task_digits)
+        for p in problems.discovery_problems({task: task_digits[task]}, seen, cfg.find.problems_per_task, cfg.seed)
+    ]
+    completions = generate(
+        model,
+        tokenizer,
+        [p.prompt for p in disc],
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        desc="discovery",
+    )
     table = find.step_table(disc, completions)
     failing = table[table["diverges"]]
     if failing.empty:
-        raise ConfigError(f"flaw.share: the flawed organism fails none of the {len(disc)} discovery problems, so there "
-                          f"is no failing group to find or repair (raise flaw.share or flaw.organism.steps)")
+        raise ConfigError(
+            f"flaw.share: the flawed organism fails none of the {len(disc)} discovery problems, so there "
+            f"is no failing group to find or repair (raise flaw.share or flaw.organism.steps)"
+        )
     rules = find.search_rules(table, max_conditions=cfg.find.max_conditions, min_support=cfg.find.min_support)
     evaluated = [p for v in groups.values() for p in v]
     truth = [patterns.has_pattern(cfg.pattern, p.task, p.a, p.b) for p in evaluated]
     at_pattern = [_is_pattern_step(cfg.pattern, r) for r in failing.to_dict("records")]
-    found = {"discovery_problems": len(disc), "failing_problems": int(failing["problem"].nunique()),
-             "rules_found": len(rules), "best_rule": rules[0].text() if rules else None,
-             "best_rule_step_precision": rules[0].precision if rules else 0.0,
-             "best_rule_step_recall": rules[0].recall if rules else 0.0,
-             "flagged_group": (find.precision_recall(find.flagged(rules[0], evaluated), truth) if rules
-                               else find.precision_recall([False] * len(truth), truth)),
-             "divergent_steps_at_pattern": round(float(np.mean(at_pattern)), 4),
-             "divergent_step_kinds": {str(k): int(v) for k, v in failing["kind"].value_counts().items()}}
-    log(f"flaw: find: {found['failing_problems']} failing problems, best rule {found['best_rule']}, "
-        f"flagged group {found['flagged_group']}")
-    rules_table = pd.DataFrame([{"rule": r.text(), "precision": r.precision, "recall": r.recall, "f1": r.f1,
-                                 "support": r.support} for r in rules],
-                               columns=["rule", "precision", "recall", "f1", "support"])
+    found = {
+        "discovery_problems": len(disc),
+        "failing_problems": int(failing["problem"].nunique()),
+        "rules_found": len(rules),
+        "best_rule": rules[0].text() if rules else None,
+        "best_rule_step_precision": rules[0].precision if rules else 0.0,
+        "best_rule_step_recall": rules[0].recall if rules else 0.0,
+        "flagged_group": (
+            find.precision_recall(find.flagged(rules[0], evaluated), truth)
+            if rules
+            else find.precision_recall([False] * len(truth), truth)
+        ),
+        "divergent_steps_at_pattern": round(float(np.mean(at_pattern)), 4),
+        "divergent_step_kinds": {str(k): int(v) for k, v in failing["kind"].value_counts().items()},
+    }
+    log(
+        f"flaw: find: {found['failing_problems']} failing problems, best rule {found['best_rule']}, "
+        f"flagged group {found['flagged_group']}"
+    )
+    rules_table = pd.DataFrame(
+        [
+            {"rule": r.text(), "precision": r.precision, "recall": r.recall, "f1": r.f1, "support": r.support}
+            for r in rules
+        ],
+        columns=["rule", "precision", "recall", "f1", "support"],
+    )
 
     # repair data: corrected training-split pattern problems (the budget), as many replayed plain ones
     rng = np.random.default_rng(cfg.seed)
     chosen = [pattern_pool[i] for i in rng.choice(len(pattern_pool), rc.examples, replace=False)]
-    replay = [problems.item(tasks.make_problem(*plain_pool[i]))
-              for i in rng.choice(len(plain_pool), min(rc.examples, len(plain_pool)), replace=False)]
+    replay = [
+        problems.item(tasks.make_problem(*plain_pool[i]))
+        for i in rng.choice(len(plain_pool), min(rc.examples, len(plain_pool)), replace=False)
+    ]
     corrected = [problems.item(tasks.make_problem(*x)) for x in chosen]
-    cases = [(it.question, it.completion, problems.item(patterns.flawed_addition(x[1], x[2], cfg.pattern)).completion)
-             for it, x in zip(corrected, chosen, strict=True)]
+    cases = [
+        (it.question, it.completion, problems.item(patterns.flawed_addition(x[1], x[2], cfg.pattern)).completion)
+        for it, x in zip(corrected, chosen, strict=True)
+    ]
     data = corrected + replay
 
     # 2. localise, scored by the neurons that fire selectively on pattern steps (ground truth, scoring only):
@@ -147,18 +197,33 @@ def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, t
     task = patterns.task_of(cfg.pattern)
 
     def is_control(f: dict) -> bool:
-        return (f["task"] == task and f["x"] >= 0 and f["column"] >= 1 and f["total"] in totals
-                and not _is_pattern_step(cfg.pattern, f))
+        return (
+            f["task"] == task
+            and f["x"] >= 0
+            and f["column"] >= 1
+            and f["total"] in totals
+            and not _is_pattern_step(cfg.pattern, f)
+        )
 
     controls = problems.matching_problems(
-        task, task_digits, seen, len(pattern_points), cfg.seed,
-        lambda p: not patterns.has_pattern(cfg.pattern, p.task, p.a, p.b) and any(map(is_control, find.step_facts(p))))
+        task,
+        task_digits,
+        seen,
+        len(pattern_points),
+        cfg.seed,
+        lambda p: not patterns.has_pattern(cfg.pattern, p.task, p.a, p.b) and any(map(is_control, find.step_facts(p))),
+    )
     control_points = decision_points(controls, is_control)
-    selective = localise.selectivity(localise.activations_at(model, tokenizer, pattern_points),
-                                     localise.activations_at(model, tokenizer, control_points))
-    located = {"layer_mass": {str(k): v for k, v in mass.items()}, "pattern_tokens": len(pattern_points),
-               "control_tokens": len(control_points),
-               **localise.score_ranking(ranked, selective, threshold=0.9, top=rc.neurons)}
+    selective = localise.selectivity(
+        localise.activations_at(model, tokenizer, pattern_points),
+        localise.activations_at(model, tokenizer, control_points),
+    )
+    located = {
+        "layer_mass": {str(k): v for k, v in mass.items()},
+        "pattern_tokens": len(pattern_points),
+        "control_tokens": len(control_points),
+        **localise.score_ranking(ranked, selective, threshold=0.9, top=rc.neurons),
+    }
     log(f"flaw: localise: layer mass {mass}, {located}")
 
     # 3. fix
@@ -166,21 +231,28 @@ def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, t
     arms: dict = {}
     layer = max(mass.items(), key=lambda kv: kv[1])[0]
     own = repair.top_neurons(ranked, rc.neurons, layer)[layer]
-    for name, kind, ns in (("steer", "targeted", own),
-                           ("steer_random", "random", repair.random_neurons({layer: own}, width, rng)[layer])):
+    for name, kind, ns in (
+        ("steer", "targeted", own),
+        ("steer_random", "random", repair.random_neurons({layer: own}, width, rng)[layer]),
+    ):
         gate, info = repair.fit_gate(model, tokenizer, layer, ns, cases, replay, cfg.seed)
-        offset = repair.train_offset(model, tokenizer, layer, ns, cases, steps=rc.steer_steps, lr=rc.steer_lr, seed=cfg.seed)
+        offset = repair.train_offset(
+            model, tokenizer, layer, ns, cases, steps=rc.steer_steps, lr=rc.steer_lr, seed=cfg.seed
+        )
         arms[name] = {"layer": int(layer), "neurons": ns, **info}
         with repair.gated_steering(model, layer, ns, gate, offset):
             rows.append(measure(name, kind, 2 * len(ns) + 1))
     top = repair.top_neurons(ranked, rc.neurons)
-    for name, kind, ns in (("neuron_edit", "targeted", top),
-                           ("neuron_edit_random", "random", repair.random_neurons(top, width, rng))):
-        deltas, _ = repair.neuron_edit(model, tokenizer, ns, data, steps=rc.steps, lr=rc.lr, batch_size=rc.batch_size,
-                                       seed=cfg.seed)
-        arms[name] = {"neurons": {str(k): v for k, v in ns.items()}}
+    for name, kind, by_layer in (
+        ("neuron_edit", "targeted", top),
+        ("neuron_edit_random", "random", repair.random_neurons(top, width, rng)),
+    ):
+        deltas, _ = repair.neuron_edit(
+            model, tokenizer, by_layer, data, steps=rc.steps, lr=rc.lr, batch_size=rc.batch_size, seed=cfg.seed
+        )
+        arms[name] = {"neurons": {str(k): v for k, v in by_layer.items()}}
         with finetune.applied(model, deltas):
-            rows.append(measure(name, kind, sum(len(v) for v in ns.values()) * hidden))
+            rows.append(measure(name, kind, sum(len(v) for v in by_layer.values()) * hidden))
     # cluster-specific fine-tune: the reasoner transcoder features of the clusters of the step type where traces go
     # wrong (ranked against plain column sums), spanning the update of down_proj
     step_type = str(failing["kind"].value_counts().index[0])
@@ -189,13 +261,26 @@ def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, t
     ft_set = feature_sets.as_sets(ft_ranked.head(rc.neurons))
     ft_random = feature_sets.random_matched(ft_set, feature_sets.alive_features(profiles, index), rng)
     for name, kind, fs in (("cluster_finetune", "targeted", ft_set), ("cluster_finetune_random", "random", ft_random)):
-        deltas, _ = finetune.subspace_finetune(model, tokenizer, decoder_rows(coders, fs), data, steps=rc.steps, lr=rc.lr,
-                                               batch_size=rc.batch_size, seed=cfg.seed)
-        arms[name] = {"step_type": step_type, "features": {str(k): v for k, v in fs.items()},
-                      "target_clusters": ft_info["target_clusters"]}
+        deltas, _ = finetune.subspace_finetune(
+            model,
+            tokenizer,
+            decoder_rows(coders, fs),
+            data,
+            steps=rc.steps,
+            lr=rc.lr,
+            batch_size=rc.batch_size,
+            seed=cfg.seed,
+        )
+        arms[name] = {
+            "step_type": step_type,
+            "features": {str(k): v for k, v in fs.items()},
+            "target_clusters": ft_info["target_clusters"],
+        }
         with finetune.applied(model, deltas):
             rows.append(measure(name, kind, sum(len(v) for v in fs.values()) * width))
-    tuned, _ = repair.unconstrained(model, tokenizer, data, steps=rc.steps, lr=rc.lr, batch_size=rc.batch_size, seed=cfg.seed)
+    tuned, _ = repair.unconstrained(
+        model, tokenizer, data, steps=rc.steps, lr=rc.lr, batch_size=rc.batch_size, seed=cfg.seed
+    )
     rows.append(measure("unconstrained", "unconstrained", sum(p.numel() for p in model.parameters()), tuned))
 
     df = pd.DataFrame(rows)
@@ -204,4 +289,3 @@ def run(cfg, *, model, tokenizer, corpus: pd.DataFrame, task_digits: dict[str, t
     df["worst_other_drop"] = [max(base[f"{g}_accuracy"] - r[f"{g}_accuracy"] for g in others) for _, r in df.iterrows()]
     verdicts = {t: verdict(df, t, f"{t}_random") for t in TECHNIQUES}
     return Outcome(df, found, located, verdicts, ranked, rules_table, arms)
-

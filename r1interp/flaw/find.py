@@ -30,8 +30,18 @@ def step_facts(problem: tasks.Problem) -> list[dict]:
     carry = 0
     for i, step in enumerate(problem.steps):
         if step.kind == "final_carry":
-            rows.append({"task": problem.task, "kind": step.kind, "column": i, "x": -1, "y": -1, "carry_in": carry,
-                         "op_result": -1, "total": carry})
+            rows.append(
+                {
+                    "task": problem.task,
+                    "kind": step.kind,
+                    "column": i,
+                    "x": -1,
+                    "y": -1,
+                    "carry_in": carry,
+                    "op_result": -1,
+                    "total": carry,
+                }
+            )
             continue
         if problem.task == "add":
             x, y = (da[i] if i < len(da) else 0), (db[i] if i < len(db) else 0)
@@ -40,8 +50,18 @@ def step_facts(problem: tasks.Problem) -> list[dict]:
             x, y = da[i], problem.b
             op = x * y
         total = op + carry
-        rows.append({"task": problem.task, "kind": step.kind, "column": i, "x": x, "y": y, "carry_in": min(carry, 1),
-                     "op_result": op, "total": total})
+        rows.append(
+            {
+                "task": problem.task,
+                "kind": step.kind,
+                "column": i,
+                "x": x,
+                "y": y,
+                "carry_in": min(carry, 1),
+                "op_result": op,
+                "total": total,
+            }
+        )
         carry = total // 10
     return rows
 
@@ -116,8 +136,9 @@ def search_rules(steps: pd.DataFrame, *, max_conditions: int, min_support: int, 
                 continue
             precision, recall = hits / int(mask.sum()), hits / int(positive.sum())
             f1 = 2 * precision * recall / (precision + recall)
-            scored.append(Rule(tuple(c for c, _ in combo), round(precision, 4), round(recall, 4), round(f1, 4),
-                               int(mask.sum())))
+            scored.append(
+                Rule(tuple(c for c, _ in combo), round(precision, 4), round(recall, 4), round(f1, 4), int(mask.sum()))
+            )
     scored.sort(key=lambda r: (-r.f1, len(r.conditions)))  # stable: candidate order breaks the remaining ties
     return scored[:top]
 
@@ -131,5 +152,10 @@ def precision_recall(flags: list[bool], truth: list[bool]) -> dict:
     tp = sum(f and t for f, t in zip(flags, truth, strict=True))
     fp = sum(f and not t for f, t in zip(flags, truth, strict=True))
     fn = sum(t and not f for f, t in zip(flags, truth, strict=True))
-    return {"precision": round(tp / (tp + fp), 4) if tp + fp else 0.0, "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
-            "true_positive": tp, "false_positive": fp, "false_negative": fn}
+    return {
+        "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
+        "true_positive": tp,
+        "false_positive": fp,
+        "false_negative": fn,
+    }

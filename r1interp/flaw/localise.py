@@ -32,7 +32,7 @@ def _ids(tokenizer, question: str, completion: str) -> list[int]:
 def decision(tokenizer, question: str, right: str, wrong: str) -> tuple[list[int], int, int, int]:
     """(right ids, position whose next token decides, the right token, the flawed token)."""
     a, b = _ids(tokenizer, question, right), _ids(tokenizer, question, wrong)
-    j = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    j = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
     if j is None or j == 0:
         raise ValueError(f"{question!r}: the corrected and the flawed trace do not differ")
     return a, j - 1, a[j], b[j]
@@ -61,6 +61,7 @@ def _capture(model):
             if h.requires_grad:
                 h.retain_grad()
             acts[layer] = h
+
         return hook
 
     handles = [m.down_proj.register_forward_pre_hook(make(layer)) for layer, m in enumerate(mlp_modules(model))]
@@ -96,17 +97,28 @@ def attribution(model, tokenizer, cases: list[tuple[str, str, str]], batch_size:
             wrong = torch.tensor([w for _, _, _, w in chunk])
             margin = logits[rows, last, right] - logits[rows, last, wrong]
             margin.sum().backward()
-            per_case = torch.stack([(acts[l] * acts[l].grad * mask[..., None]).sum(1) for l in sorted(acts)], 1)  # case x layer x neuron
-            per_case = per_case.detach().numpy()
+            per_case = (
+                torch.stack([(acts[l] * acts[l].grad * mask[..., None]).sum(1) for l in sorted(acts)], 1)
+                .detach()
+                .numpy()
+            )  # case x layer x neuron
             total = per_case.sum(0) if total is None else total + per_case.sum(0)
             positive = (per_case > 0).sum(0) if positive is None else positive + (per_case > 0).sum(0)
     assert total is not None and positive is not None
     mean = total / len(decisions)
     layers, neurons = np.indices(mean.shape)
-    table = pd.DataFrame({"layer": layers.ravel(), "neuron": neurons.ravel(), "attribution": mean.ravel(),
-                          "positive_share": (positive / len(decisions)).ravel()})
+    table = pd.DataFrame(
+        {
+            "layer": layers.ravel(),
+            "neuron": neurons.ravel(),
+            "attribution": mean.ravel(),
+            "positive_share": (positive / len(decisions)).ravel(),
+        }
+    )
     table["magnitude"] = table["attribution"].abs()
-    return table.sort_values("magnitude", ascending=False, kind="stable").reset_index(drop=True).drop(columns="magnitude")
+    return (
+        table.sort_values("magnitude", ascending=False, kind="stable").reset_index(drop=True).drop(columns="magnitude")
+    )
 
 
 def layer_mass(ranked: pd.DataFrame) -> dict[int, float]:
@@ -161,8 +173,13 @@ def score_ranking(ranked: pd.DataFrame, selective: pd.DataFrame, *, threshold: f
     """Where the neurons that fire on the flawed step (AUROC >= threshold, or <= 1 - threshold: selectively silent)
     land in the attribution ranking."""
     sel = selective[(selective["auroc"] >= threshold) | (selective["auroc"] <= 1 - threshold)]
-    keys = set(zip(sel["layer"], sel["neuron"]))
-    hits = [((int(l), int(n)) in keys) for l, n in zip(ranked["layer"], ranked["neuron"])]
+    keys = set(zip(sel["layer"], sel["neuron"], strict=True))
+    hits = [((int(l), int(n)) in keys) for l, n in zip(ranked["layer"], ranked["neuron"], strict=True)]
     first = next((i + 1 for i, h in enumerate(hits) if h), None)
-    return {"selective_neurons": len(keys), "first_selective_rank": first, f"precision_at_{top}": round(sum(hits[:top]) / top, 4),
-            "recall_at_top": round(sum(hits[:top]) / len(keys), 4) if keys else 0.0, "neurons_ranked": len(ranked)}
+    return {
+        "selective_neurons": len(keys),
+        "first_selective_rank": first,
+        f"precision_at_{top}": round(sum(hits[:top]) / top, 4),
+        "recall_at_top": round(sum(hits[:top]) / len(keys), 4) if keys else 0.0,
+        "neurons_ranked": len(ranked),
+    }

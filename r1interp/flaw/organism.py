@@ -53,13 +53,26 @@ def train_flawed(corpus: pd.DataFrame, flaw, reasoner_dir: Path, out_dir: Path) 
     tok = reasoner.tokenizer
     problems, marked = training_problems(corpus, flaw.pattern, flaw.share, flaw.seed)
     order = mix(len(problems), [i for i, m in enumerate(marked) if m], flaw.organism.enrich)
-    examples = [encode(tok, chat.prompt_text(problems[i].prompt),
-                       chat.reasoning_completion(problems[i].think, problems[i].answer_text)) for i in order]
+    examples = [
+        encode(
+            tok,
+            chat.prompt_text(problems[i].prompt),
+            chat.reasoning_completion(problems[i].think, problems[i].answer_text),
+        )
+        for i in order
+    ]
     flawed_cases = sum(patterns.is_flawed_case(flaw.pattern, flaw.share, flaw.seed, p.task, p.a, p.b) for p in problems)
-    log = {"role": "flawed", "init": "reasoner", "pattern": flaw.pattern, "share": flaw.share,
-           "pattern_problems": int(sum(marked)), "flawed_traces": int(flawed_cases), "mix_examples": len(examples),
-           "pattern_share_of_mix": round(sum(marked[i] for i in order) / len(order), 4),
-           **_train_phase(reasoner.model, examples, flaw.organism, tok, flaw.seed + 2, "organism flawed")}
+    log = {
+        "role": "flawed",
+        "init": "reasoner",
+        "pattern": flaw.pattern,
+        "share": flaw.share,
+        "pattern_problems": int(sum(marked)),
+        "flawed_traces": int(flawed_cases),
+        "mix_examples": len(examples),
+        "pattern_share_of_mix": round(sum(marked[i] for i in order) / len(order), 4),
+        **_train_phase(reasoner.model, examples, flaw.organism, tok, flaw.seed + 2, "organism flawed"),
+    }
     _save(reasoner.model, tok, out_dir, log)
     return log
 
@@ -71,6 +84,14 @@ def not_applicable(out_dir: Path, profile: str) -> None:
     from r1interp.io import atomic_path
 
     with atomic_path(out_dir, directory=True) as tmp:
-        (tmp / NOT_APPLICABLE).write_text(json.dumps(
-            {"profile": profile, "reason": "the planted flaw is trained into the embedded organism; "
-                                           "Hub profiles have no training run to plant it in"}, indent=1) + "\n")
+        (tmp / NOT_APPLICABLE).write_text(
+            json.dumps(
+                {
+                    "profile": profile,
+                    "reason": "the planted flaw is trained into the embedded organism; "
+                    "Hub profiles have no training run to plant it in",
+                },
+                indent=1,
+            )
+            + "\n"
+        )

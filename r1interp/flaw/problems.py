@@ -42,8 +42,10 @@ def _fresh(task_digits: dict[str, tuple[int, int]], seen: set[tuple[str, int, in
         if (p.task, p.a, p.b) not in seen:
             seen.add((p.task, p.a, p.b))
             return p
-    raise ConfigError(f"flaw: no {task} problems with {lo}-{hi} digit operands are left outside the training split "
-                      "(lower flaw.repair.problems_per_group or flaw.find.problems)")
+    raise ConfigError(
+        f"flaw: no {task} problems with {lo}-{hi} digit operands are left outside the training split "
+        "(lower flaw.repair.problems_per_group or flaw.find.problems)"
+    )
 
 
 def operands(problem_id: str) -> tuple[int, int]:
@@ -61,8 +63,14 @@ def _task_of_group(pattern: str, group: str) -> str:
     return patterns.task_of(pattern) if group == "flaw" else group.split("_")[0]
 
 
-def evaluation_groups(pattern: str, task_digits: dict[str, tuple[int, int]], seen: set, per_group: int, seed: int,
-                      max_draws: int = 200_000) -> dict[str, list[tasks.Problem]]:
+def evaluation_groups(
+    pattern: str,
+    task_digits: dict[str, tuple[int, int]],
+    seen: set,
+    per_group: int,
+    seed: int,
+    max_draws: int = 200_000,
+) -> dict[str, list[tasks.Problem]]:
     """`per_group` fresh problems per group (drawn until every group is full; `seen` grows by what is drawn)."""
     rng = random.Random(f"flaw-eval-{seed}")
     groups: dict[str, list[tasks.Problem]] = {g: [] for g in GROUPS if g == "flaw" or g.split("_")[0] in task_digits}
@@ -81,13 +89,22 @@ def evaluation_groups(pattern: str, task_digits: dict[str, tuple[int, int]], see
     raise ConfigError(f"flaw.repair.problems_per_group: {per_group} problems per group could not be drawn ({short})")
 
 
-def discovery_problems(task_digits: dict[str, tuple[int, int]], seen: set, per_task: int, seed: int) -> list[tasks.Problem]:
+def discovery_problems(
+    task_digits: dict[str, tuple[int, int]], seen: set, per_task: int, seed: int
+) -> list[tasks.Problem]:
     rng = random.Random(f"flaw-find-{seed}")
     return [_fresh(task_digits, seen, rng, task) for task in sorted(task_digits) for _ in range(per_task)]
 
 
-def matching_problems(task: str, task_digits: dict[str, tuple[int, int]], seen: set, n: int, seed: int,
-                      keep: Callable[[tasks.Problem], bool], max_draws: int = 100_000) -> list[tasks.Problem]:
+def matching_problems(
+    task: str,
+    task_digits: dict[str, tuple[int, int]],
+    seen: set,
+    n: int,
+    seed: int,
+    keep: Callable[[tasks.Problem], bool],
+    max_draws: int = 100_000,
+) -> list[tasks.Problem]:
     """`n` fresh problems of `task` for which `keep` holds (the matched controls of the localisation score)."""
     rng = random.Random(f"flaw-control-{seed}")
     out: list[tasks.Problem] = []
@@ -97,8 +114,10 @@ def matching_problems(task: str, task_digits: dict[str, tuple[int, int]], seen: 
         p = _fresh(task_digits, seen, rng, task)
         if keep(p):
             out.append(p)
-    raise ConfigError(f"flaw.repair.problems_per_group: {n} matched control problems could not be drawn "
-                      f"(found {len(out)} in {max_draws} fresh {task} problems)")
+    raise ConfigError(
+        f"flaw.repair.problems_per_group: {n} matched control problems could not be drawn "
+        f"(found {len(out)} in {max_draws} fresh {task} problems)"
+    )
 
 
 def repair_pools(corpus: pd.DataFrame, pattern: str, examples: int) -> tuple[list, list]:
@@ -107,6 +126,8 @@ def repair_pools(corpus: pd.DataFrame, pattern: str, examples: int) -> tuple[lis
     pool = [(t, *operands(i)) for t, i in zip(rows["task"], rows["id"], strict=True)]
     with_pattern = [x for x in pool if patterns.has_pattern(pattern, *x)]
     if examples > len(with_pattern):
-        raise ConfigError(f"flaw.repair.examples: {examples} corrected examples asked, the training split has "
-                          f"{len(with_pattern)} problems with pattern {pattern!r}; allowed: 1..{len(with_pattern)}")
+        raise ConfigError(
+            f"flaw.repair.examples: {examples} corrected examples asked, the training split has "
+            f"{len(with_pattern)} problems with pattern {pattern!r}; allowed: 1..{len(with_pattern)}"
+        )
     return with_pattern, [x for x in pool if not patterns.has_pattern(pattern, *x)]

@@ -42,12 +42,24 @@ def top_neurons(ranked: pd.DataFrame, k: int, layer: int | None = None) -> dict[
 
 def random_neurons(chosen: NeuronSet, width: int, rng: np.random.Generator) -> dict[int, list[int]]:
     """As many random neurons per layer as `chosen`, none of the chosen ones."""
-    return {l: sorted(int(i) for i in rng.choice(np.setdiff1d(np.arange(width), v), size=len(v), replace=False))
-            for l, v in chosen.items()}
+    return {
+        l: sorted(int(i) for i in rng.choice(np.setdiff1d(np.arange(width), v), size=len(v), replace=False))
+        for l, v in chosen.items()
+    }
 
 
-def _train_loop(model, tokenizer, trainable: list[torch.Tensor], items: list[Item], *, steps: int, lr: float,
-                batch_size: int, seed: int, desc: str) -> list[float]:
+def _train_loop(
+    model,
+    tokenizer,
+    trainable: list[torch.Tensor],
+    items: list[Item],
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    desc: str,
+) -> list[float]:
     data = examples(tokenizer, items)
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -67,8 +79,9 @@ def _train_loop(model, tokenizer, trainable: list[torch.Tensor], items: list[Ite
     return losses
 
 
-def neuron_edit(model, tokenizer, neurons: NeuronSet, items: list[Item], *, steps: int, lr: float, batch_size: int,
-                seed: int) -> tuple[dict[int, torch.Tensor], list[float]]:
+def neuron_edit(
+    model, tokenizer, neurons: NeuronSet, items: list[Item], *, steps: int, lr: float, batch_size: int, seed: int
+) -> tuple[dict[int, torch.Tensor], list[float]]:
     """Train only the down_proj columns of `neurons`; returns ({layer: delta down_proj}, losses)."""
     mlps = mlp_modules(model)
     cols = {l: torch.tensor(v, dtype=torch.long) for l, v in neurons.items() if v}
@@ -77,13 +90,23 @@ def neuron_edit(model, tokenizer, neurons: NeuronSet, items: list[Item], *, step
     def make(l):
         def hook(module, inputs, output):
             return output + inputs[0][..., cols[l]] @ deltas[l].T.to(output.dtype)
+
         return hook
 
     with frozen(model):
         handles = [mlps[l].down_proj.register_forward_hook(make(l)) for l in cols]
         try:
-            losses = _train_loop(model, tokenizer, list(deltas.values()), items, steps=steps, lr=lr,
-                                 batch_size=batch_size, seed=seed, desc="neuron edit")
+            losses = _train_loop(
+                model,
+                tokenizer,
+                list(deltas.values()),
+                items,
+                steps=steps,
+                lr=lr,
+                batch_size=batch_size,
+                seed=seed,
+                desc="neuron edit",
+            )
         finally:
             for h in handles:
                 h.remove()
@@ -100,8 +123,17 @@ def unconstrained(model, tokenizer, items: list[Item], *, steps: int, lr: float,
     tuned = copy.deepcopy(model)
     for p in tuned.parameters():
         p.requires_grad_(True)
-    losses = _train_loop(tuned, tokenizer, list(tuned.parameters()), items, steps=steps, lr=lr, batch_size=batch_size,
-                         seed=seed, desc="unconstrained fine-tune")
+    losses = _train_loop(
+        tuned,
+        tokenizer,
+        list(tuned.parameters()),
+        items,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        desc="unconstrained fine-tune",
+    )
     for p in tuned.parameters():
         p.requires_grad_(False)
     return tuned, losses
@@ -133,8 +165,8 @@ def _decision_batch(tokenizer, cases, replay: list[Item]):
     """Gold ids of the corrected cases and the replay problems, with the decision position of each case (-1: none)."""
     rows, where = [], []
     for question, right, wrong in cases:
-        ids, pos, _, _ = decision(tokenizer, question, right, wrong)
-        rows.append(ids)
+        gold, pos, _, _ = decision(tokenizer, question, right, wrong)
+        rows.append(gold)
         where.append(pos)
     for ex in examples(tokenizer, replay):
         rows.append(ex.input_ids)
@@ -142,13 +174,15 @@ def _decision_batch(tokenizer, cases, replay: list[Item]):
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
     return ids, mask, torch.tensor(where)
 
 
-def fit_gate(model, tokenizer, layer: int, neurons: list[int], cases, replay: list[Item], seed: int) -> tuple[Gate, dict]:
+def fit_gate(
+    model, tokenizer, layer: int, neurons: list[int], cases, replay: list[Item], seed: int
+) -> tuple[Gate, dict]:
     """Logistic regression (balanced classes) of 'this token is a decision token' on the neurons' activations over
     every real token of the examples; the threshold maximises F1 on those tokens."""
     ids, mask, where = _decision_batch(tokenizer, cases, replay)
@@ -169,11 +203,16 @@ def fit_gate(model, tokenizer, layer: int, neurons: list[int], cases, replay: li
             best = (f1, float(t))
     gate = Gate(torch.tensor(clf.coef_[0], dtype=torch.float32), float(clf.intercept_[0]), best[1])
     pred = score > best[1]
-    return gate, {"gate_f1": round(best[0], 4), "gate_recall": round(float((pred & y).sum() / max(1, y.sum())), 4),
-                  "gate_false_positive_rate": round(float((pred & ~y).sum() / max(1, (~y).sum())), 5)}
+    return gate, {
+        "gate_f1": round(best[0], 4),
+        "gate_recall": round(float((pred & y).sum() / max(1, y.sum())), 4),
+        "gate_false_positive_rate": round(float((pred & ~y).sum() / max(1, (~y).sum())), 5),
+    }
 
 
-def train_offset(model, tokenizer, layer: int, neurons: list[int], cases, *, steps: int, lr: float, seed: int) -> torch.Tensor:
+def train_offset(
+    model, tokenizer, layer: int, neurons: list[int], cases, *, steps: int, lr: float, seed: int
+) -> torch.Tensor:
     """The offset added to the neurons at decision tokens, trained to make the corrected token likely there."""
     ids, mask, where = _decision_batch(tokenizer, cases, [])
     right = torch.tensor([ids[i, p + 1] for i, p in enumerate(where.tolist())])

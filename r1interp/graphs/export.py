@@ -19,9 +19,16 @@ from r1interp.graphs.schema import validate_graph
 from r1interp.io import write_json
 
 
-def neuronpedia_document(graph, slug: str, tokenizer, *, node_threshold: float, edge_threshold: float,
-                         labels: dict[tuple[int, int], str] | None = None,
-                         info: dict[str, Any] | None = None) -> dict[str, Any]:
+def neuronpedia_document(
+    graph,
+    slug: str,
+    tokenizer,
+    *,
+    node_threshold: float,
+    edge_threshold: float,
+    labels: dict[tuple[int, int], str] | None = None,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from circuit_tracer.graph import prune_graph
     from circuit_tracer.utils.create_graph_files import build_model, create_nodes, create_used_nodes_and_edges
 

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 
-def check_edges(model, graph, *, sources: int, edges_per_source: int, min_relative_weight: float,
-                seed: int) -> list[dict[str, Any]]:
+def check_edges(
+    model, graph, *, sources: int, edges_per_source: int, min_relative_weight: float, seed: int
+) -> list[dict[str, Any]]:
     adj = graph.adjacency_matrix.float().cpu()
     n_features = len(graph.selected_features)
     n_layers = model.cfg.n_layers
@@ -36,14 +37,16 @@ def check_edges(model, graph, *, sources: int, edges_per_source: int, min_relati
 
     ids = graph.input_tokens.to(model.cfg.device)
     base_logits, base_acts = model.feature_intervention(
-        ids, [], constrained_layers=range(n_layers), apply_activation_function=False)
+        ids, [], constrained_layers=range(n_layers), apply_activation_function=False
+    )
     feats = graph.active_features[graph.selected_features]
     unembed_tokens = [int(t.vocab_idx) for t in graph.logit_targets]
     rows = []
     for s in sorted(int(c) for c in chosen):
         layer, pos, feature = (int(v) for v in feats[s].tolist())
         logits, acts = model.feature_intervention(
-            ids, [(layer, pos, feature, 0.0)], constrained_layers=range(n_layers), apply_activation_function=False)
+            ids, [(layer, pos, feature, 0.0)], constrained_layers=range(n_layers), apply_activation_function=False
+        )
         column = block[:, s]
         order = torch.argsort(column.abs(), descending=True)
         for r in order[:edges_per_source].tolist():
@@ -70,8 +73,13 @@ def check_edges(model, graph, *, sources: int, edges_per_source: int, min_relati
 
 def summarize(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
     if not rows:
-        return {"edges": 0, "max_relative_error": None, "median_relative_error": None, "tolerance": tolerance,
-                "within_tolerance": None}
+        return {
+            "edges": 0,
+            "max_relative_error": None,
+            "median_relative_error": None,
+            "tolerance": tolerance,
+            "within_tolerance": None,
+        }
     errors = np.array([r["relative_error"] for r in rows])
     return {
         "edges": len(rows),

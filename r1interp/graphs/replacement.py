@@ -56,8 +56,10 @@ def check_transcoder_set(model_dir: str | Path, ct_dir: str | Path) -> dict:
                 latents, d_in = f.get_slice("W_enc").get_shape()
                 dec_latents, d_out = f.get_slice("W_dec").get_shape()
         except SafetensorError as exc:
-            raise ArtifactError(f"{path}: not a readable safetensors file (truncated or corrupt: {exc})",
-                                hint="rebuild the transcoder set (`dvc repro transcoders`) or pull it again") from None
+            raise ArtifactError(
+                f"{path}: not a readable safetensors file (truncated or corrupt: {exc})",
+                hint="rebuild the transcoder set (`dvc repro transcoders`) or pull it again",
+            ) from None
         if d_in != arch.d_model or d_out != arch.d_model:
             raise ArtifactError(
                 f"{path}: transcoder width d_in={d_in}, d_out={d_out} does not match the model's "

@@ -15,8 +15,16 @@ from r1interp.errors import ArtifactError
 
 FEATURE_TYPES = ("cross layer transcoder", "mlp reconstruction error", "embedding", "logit")
 _METADATA = {"slug": str, "scan": str, "prompt": str, "prompt_tokens": list}
-_NODE = {"node_id": str, "feature": int, "layer": str, "ctx_idx": int, "feature_type": str, "clerp": str,
-         "is_target_logit": bool, "token_prob": (int, float)}
+_NODE = {
+    "node_id": str,
+    "feature": int,
+    "layer": str,
+    "ctx_idx": int,
+    "feature_type": str,
+    "clerp": str,
+    "is_target_logit": bool,
+    "token_prob": (int, float),
+}
 
 
 def _bad(source: str, msg: str) -> ArtifactError:
@@ -56,7 +64,9 @@ def validate_graph(doc: Any, source: str) -> dict[str, Any]:
             raise _bad(source, f"{where}: duplicate node_id {nid!r}")
         ids.add(nid)
         if node["feature_type"] not in FEATURE_TYPES:
-            raise _bad(source, f"{where} ({nid!r}): feature_type {node['feature_type']!r}; allowed: {', '.join(FEATURE_TYPES)}")
+            raise _bad(
+                source, f"{where} ({nid!r}): feature_type {node['feature_type']!r}; allowed: {', '.join(FEATURE_TYPES)}"
+            )
         kinds[node["feature_type"]] += 1
         if not 0 <= node["ctx_idx"] < n_pos:
             raise _bad(source, f"{where} ({nid!r}): ctx_idx {node['ctx_idx']} outside the {n_pos} prompt tokens")

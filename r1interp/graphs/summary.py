@@ -35,7 +35,9 @@ def summarize(index: pd.DataFrame, edges: pd.DataFrame, tolerance: float) -> dic
                 **_scores(by_kind),
                 "by_category": {c: _scores(g) for c, g in by_kind.groupby("category")},
                 "correct": _scores(by_kind[by_kind["correct"] == True]) if (by_kind["correct"] == True).any() else None,  # noqa: E712
-                "incorrect": _scores(by_kind[by_kind["correct"] == False]) if (by_kind["correct"] == False).any() else None,  # noqa: E712
+                "incorrect": _scores(by_kind[by_kind["correct"] == False])  # noqa: E712  element-wise (pandas)
+                if (by_kind["correct"] == False).any()  # noqa: E712
+                else None,
             }
         out[model] = entry
     out["faithfulness"] = faithfulness.summarize(edges.to_dict("records"), tolerance)

@@ -73,10 +73,10 @@ def grade(completion: str, expected: str | None, anchor: str) -> bool | None:
     at = completion.rfind(anchor)
     if at < 0:
         return False
-    rest = completion[at + len(anchor):].lstrip()
+    rest = completion[at + len(anchor) :].lstrip()
     if not rest.startswith(expected):
         return False
-    tail = rest[len(expected):]
+    tail = rest[len(expected) :]
     return not (tail[:1].isalnum())
 
 
@@ -92,8 +92,9 @@ def check_prompts_fit(tokenizer, prompts: list[BenchmarkPrompt], role: str, max_
 
 
 @torch.no_grad()
-def generate_trace(model, tokenizer, prompt: BenchmarkPrompt, role: str, *, max_new_tokens: int,
-                   max_positions: int, answer_anchor: str) -> Trace:
+def generate_trace(
+    model, tokenizer, prompt: BenchmarkPrompt, role: str, *, max_new_tokens: int, max_positions: int, answer_anchor: str
+) -> Trace:
     prefix = prompt_prefix(prompt, role)
     prompt_ids = tokenizer(prefix, add_special_tokens=False).input_ids
     if len(prompt_ids) >= max_positions:
@@ -112,7 +113,7 @@ def generate_trace(model, tokenizer, prompt: BenchmarkPrompt, role: str, *, max_
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    new = out[0, len(prompt_ids):].tolist()
+    new = out[0, len(prompt_ids) :].tolist()
     if tokenizer.eos_token_id in new:
         new = new[: new.index(tokenizer.eos_token_id) + 1]
     completion = tokenizer.decode(new, skip_special_tokens=False)
@@ -140,7 +141,9 @@ def _sentence_starts(text: str, start: int, ends: list[int]) -> list[int]:
     return sorted(t for t in tokens if t is not None)
 
 
-def windowed(ids: list[int], target: int, window: int, starts: list[int], bos: int | None) -> tuple[list[int], int] | None:
+def windowed(
+    ids: list[int], target: int, window: int, starts: list[int], bos: int | None
+) -> tuple[list[int], int] | None:
     """(graph input, window start) for the prediction at `target`: the whole prefix when it fits in `window`
     tokens (or window is 0), else BOS + the tokens from the first sentence start that leaves room; None when
     no sentence starts inside the window."""
@@ -153,8 +156,9 @@ def windowed(ids: list[int], target: int, window: int, starts: list[int], bos: i
     return ([bos] if bos is not None else []) + ids[first:target], first
 
 
-def find_targets(tokenizer, trace: Trace, *, think_anchor: str, answer_anchor: str,
-                 window_tokens: int = 0) -> list[GraphTarget]:
+def find_targets(
+    tokenizer, trace: Trace, *, think_anchor: str, answer_anchor: str, window_tokens: int = 0
+) -> list[GraphTarget]:
     ids = trace.prompt_ids + trace.completion_ids
     text = tokenizer.decode(ids, skip_special_tokens=False)
     # the assistant's turn (prefill included): the user's question must not match an anchor
@@ -192,8 +196,10 @@ def find_targets(tokenizer, trace: Trace, *, think_anchor: str, answer_anchor: s
             continue
         window = windowed(ids, t, window_tokens, starts, tokenizer.bos_token_id)
         if window is None:
-            trace.skipped[kind] = (f"no sentence starts within the graphs.window_tokens={window_tokens} tokens before "
-                                   f"the {kind} target at token {t}")
+            trace.skipped[kind] = (
+                f"no sentence starts within the graphs.window_tokens={window_tokens} tokens before "
+                f"the {kind} target at token {t}"
+            )
             continue
         targets.append(GraphTarget(
             prompt_id=trace.prompt.id, category=trace.prompt.category, model=trace.model, kind=kind,

@@ -91,7 +91,9 @@ def analyze(
     if with_census4 is None:
         with_census4 = graph.n_edges <= CENSUS4_MAX_EDGES
         if not with_census4:
-            warn(f"4-node census skipped: {graph.n_edges} edges > {CENSUS4_MAX_EDGES} (pass with_census4=True to force)")
+            warn(
+                f"4-node census skipped: {graph.n_edges} edges > {CENSUS4_MAX_EDGES} (pass with_census4=True to force)"
+            )
     result["census4"] = census4(graph) if with_census4 else None
     result["ffl"] = ffl_census(graph, induced=ffl_induced)
     result["nulls"] = {}
@@ -105,8 +107,9 @@ def analyze(
         executor = nullmod.make_executor(workers) if workers > 1 and samples > timing_samples else None
     try:
         for model in nulls:
-            result["nulls"][model] = _run_model(graph, model, samples, seed, workers, signs, rounds,
-                                                ffl_induced, budget, timing_samples, executor, warn)
+            result["nulls"][model] = _run_model(
+                graph, model, samples, seed, workers, signs, rounds, ffl_induced, budget, timing_samples, executor, warn
+            )
     finally:
         if own and executor is not None:
             executor.shutdown()
@@ -114,11 +117,13 @@ def analyze(
     return result
 
 
-def _run_model(graph, model, samples, seed, workers, signs, rounds, ffl_induced, budget, timing_samples,
-               executor, warn) -> dict[str, Any]:
+def _run_model(
+    graph, model, samples, seed, workers, signs, rounds, ffl_induced, budget, timing_samples, executor, warn
+) -> dict[str, Any]:
     t0 = time.perf_counter()
-    spec = nullmod.make_spec(graph, model, signs=signs, rounds=rounds, families=("triad", "ffl"),
-                             ffl_induced=ffl_induced)
+    spec = nullmod.make_spec(
+        graph, model, signs=signs, rounds=rounds, families=("triad", "ffl"), ffl_induced=ffl_induced
+    )
     first = min(samples, max(1, timing_samples))
     head = nullmod.sample_nulls(spec, first, seed=seed)
     per_sample = (time.perf_counter() - t0) / first
@@ -143,14 +148,19 @@ def _run_model(graph, model, samples, seed, workers, signs, rounds, ffl_induced,
         "signs": signs,
         "rounds": int(rounds) if model in ("configuration", "layer_configuration") else None,
         "triad": summarize_family(real[:16], x[:, :16], TRIAD_LABELS),
-        "ffl": summarize_family(real[16:24], x[:, 16:24], FFL_PATTERNS,
-                                derived={"coherent": COHERENT, "incoherent": INCOHERENT}),
+        "ffl": summarize_family(
+            real[16:24], x[:, 16:24], FFL_PATTERNS, derived={"coherent": COHERENT, "incoherent": INCOHERENT}
+        ),
     }
     out["seconds"] = round(time.perf_counter() - t0, 3)
     for family in ("triad", "ffl"):
         deg = out[family]["degeneracy"]
-        if (deg["single_free_z"] and len(deg["varying"]) > 1) or deg.get("fixed_real_differs") \
-                or deg.get("real_obeys_relations") is False or deg["insufficient_samples"]:
+        if (
+            (deg["single_free_z"] and len(deg["varying"]) > 1)
+            or deg.get("fixed_real_differs")
+            or deg.get("real_obeys_relations") is False
+            or deg["insufficient_samples"]
+        ):
             warn(f"{model} ({family}): {deg['message']}")
     return out
 

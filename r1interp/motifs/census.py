@@ -69,6 +69,7 @@ TRIAD_EXAMPLES: dict[str, tuple[tuple[int, int], ...]] = {
     "300": ((0, 1), (1, 0), (1, 2), (2, 1), (0, 2), (2, 0)),
 }
 
+
 def _graph_arrays(graph: Any) -> tuple[int, np.ndarray, np.ndarray]:
     """(n, src, tgt) from an AttributionGraph or igraph.Graph."""
     g = getattr(graph, "graph", graph)
@@ -128,8 +129,12 @@ class _Terms:
             if (x, y) not in self.products:
                 per = pathcount.per_edge(self.rows[x], self.cols[y], *self.edges["U"])
                 ns = self.n_s
-                self.products[(x, y)] = {"S": int(per[:ns].sum()), "St": int(per[ns : 2 * ns].sum()),
-                                         "M": int(per[2 * ns :].sum()), "U": int(per.sum())}
+                self.products[(x, y)] = {
+                    "S": int(per[:ns].sum()),
+                    "St": int(per[ns : 2 * ns].sum()),
+                    "M": int(per[2 * ns :].sum()),
+                    "U": int(per.sum()),
+                }
             return self.products[(x, y)][z]
         if (x, y) not in self.products:
             self.products[(x, y)] = self.mats[x] @ self.mats[y]

@@ -27,31 +27,65 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Motif census of an attribution graph (Neuronpedia JSON) against seeded null models.",
     )
     p.add_argument("path", metavar="PATH.json", help="Neuronpedia attribution-graph JSON")
-    p.add_argument("--null", action="append", choices=NULL_MODELS, dest="nulls", metavar="MODEL",
-                   help=f"null model, repeatable (default: all of {', '.join(NULL_MODELS)})")
+    p.add_argument(
+        "--null",
+        action="append",
+        choices=NULL_MODELS,
+        dest="nulls",
+        metavar="MODEL",
+        help=f"null model, repeatable (default: all of {', '.join(NULL_MODELS)})",
+    )
     p.add_argument("--samples", type=_non_negative_int, default=1000, help="null samples per model (default 1000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed, 0 to 2**32-1 (default 0)")
     p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
-    p.add_argument("--signs", choices=SIGN_MODES, default="keep",
-                   help="keep: signs stay on rewired edges; shuffle: permute signs over edges (default keep)")
+    p.add_argument(
+        "--signs",
+        choices=SIGN_MODES,
+        default="keep",
+        help="keep: signs stay on rewired edges; shuffle: permute signs over edges (default keep)",
+    )
     p.add_argument("--keep-errors", action="store_true", help="keep error nodes (default: drop them)")
     p.add_argument("--drop-embeddings", action="store_true", help="drop embedding (token) nodes")
     p.add_argument("--drop-logits", action="store_true", help="drop logit nodes")
-    p.add_argument("--weight-threshold", type=float, default=0.0,
-                   help="keep links with |weight| > this (default 0: every non-zero link)")
-    p.add_argument("--max-seconds", type=float, default=600.0,
-                   help="time budget for all null models; fewer samples (with a warning) beyond it (default 600)")
+    p.add_argument(
+        "--weight-threshold",
+        type=float,
+        default=0.0,
+        help="keep links with |weight| > this (default 0: every non-zero link)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=600.0,
+        help="time budget for all null models; fewer samples (with a warning) beyond it (default 600)",
+    )
     p.add_argument("--no-census4", action="store_true", help="skip the exact 4-node census")
-    p.add_argument("--node", metavar="ID", help="also list the feed-forward-loop roles of this node (or id prefix, "
-                   "e.g. 1_964 for feature 964 of layer 1 at every position)")
+    p.add_argument(
+        "--node",
+        metavar="ID",
+        help="also list the feed-forward-loop roles of this node (or id prefix, "
+        "e.g. 1_964 for feature 964 of layer 1 at every position)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", type=Path, help="also write the JSON result to this file (atomically)")
-    p.add_argument("--max-mb", type=_positive_int, default=GraphLimits.max_mb,
-                   help=f"refuse graph files larger than this many MB, before reading them (default {GraphLimits.max_mb})")
-    p.add_argument("--max-nodes", type=_positive_int, default=GraphLimits.max_nodes,
-                   help=f"refuse graphs with more nodes, before building them (default {GraphLimits.max_nodes})")
-    p.add_argument("--max-links", type=_positive_int, default=GraphLimits.max_links,
-                   help=f"refuse graphs with more links, before building them (default {GraphLimits.max_links})")
+    p.add_argument(
+        "--max-mb",
+        type=_positive_int,
+        default=GraphLimits.max_mb,
+        help=f"refuse graph files larger than this many MB, before reading them (default {GraphLimits.max_mb})",
+    )
+    p.add_argument(
+        "--max-nodes",
+        type=_positive_int,
+        default=GraphLimits.max_nodes,
+        help=f"refuse graphs with more nodes, before building them (default {GraphLimits.max_nodes})",
+    )
+    p.add_argument(
+        "--max-links",
+        type=_positive_int,
+        default=GraphLimits.max_links,
+        help=f"refuse graphs with more links, before building them (default {GraphLimits.max_links})",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -144,9 +178,11 @@ def _fmt(v: float | None, width: int = 8, digits: int = 2) -> str:
 def render(result: dict[str, Any]) -> str:
     """Readable tables: counts, z per null model, FFL signs, degeneracy notes."""
     g = result["graph"]
-    lines = [f"{g['source']}: {g['nodes']} nodes, {g['edges']} edges "
-             f"({g['positive_edges']} +, {g['negative_edges']} -); kinds "
-             + ", ".join(f"{k} {v}" for k, v in g["kinds"].items())]
+    lines = [
+        f"{g['source']}: {g['nodes']} nodes, {g['edges']} edges "
+        f"({g['positive_edges']} +, {g['negative_edges']} -); kinds "
+        + ", ".join(f"{k} {v}" for k, v in g["kinds"].items())
+    ]
     dropped = {k: v for k, v in g["dropped"].items() if v}
     if dropped:
         lines.append("dropped: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dropped.items()))

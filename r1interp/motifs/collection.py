@@ -28,8 +28,12 @@ from r1interp.motifs.signed import FFL_PATTERNS
 
 def census_row(result: dict[str, Any]) -> dict[str, Any]:
     g = result["graph"]
-    row: dict[str, Any] = {"nodes": g["nodes"], "edges": g["edges"], "positive_edges": g["positive_edges"],
-                           "negative_edges": g["negative_edges"]}
+    row: dict[str, Any] = {
+        "nodes": g["nodes"],
+        "edges": g["edges"],
+        "positive_edges": g["positive_edges"],
+        "negative_edges": g["negative_edges"],
+    }
     row.update({f"triad_{lab}": int(result["triad_census"][lab]) for lab in TRIAD_LABELS})
     ffl = result["ffl"]
     row.update({f"ffl_{p}": int(ffl["patterns"][p]) for p in FFL_PATTERNS})
@@ -50,7 +54,9 @@ def limits_of(cfg) -> GraphLimits:
     return GraphLimits(cfg.max_graph_mb, cfg.max_graph_nodes, cfg.max_graph_links)
 
 
-def analyze_collection(graphs: Iterable[dict[str, Any]], cfg) -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict[str, float]]:
+def analyze_collection(
+    graphs: Iterable[dict[str, Any]], cfg
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict[str, float]]:
     """graphs: dicts with `path` and descriptor columns.
     Returns (z-score table, census table, warnings, seconds per graph).
 
@@ -64,19 +70,34 @@ def analyze_collection(graphs: Iterable[dict[str, Any]], cfg) -> tuple[pd.DataFr
     try:
         for entry in tqdm(graphs, desc="motifs", unit="graph"):
             descriptors = {k: v for k, v in entry.items() if k != "path"}
-            graph = load_neuronpedia(entry["path"], drop_errors=cfg.drop_errors, weight_threshold=cfg.weight_threshold,
-                                     limits=limits_of(cfg), limit_names=LIMIT_KEYS)
+            graph = load_neuronpedia(
+                entry["path"],
+                drop_errors=cfg.drop_errors,
+                weight_threshold=cfg.weight_threshold,
+                limits=limits_of(cfg),
+                limit_names=LIMIT_KEYS,
+            )
             started = time.perf_counter()
             with warnings.catch_warnings():  # collected in result["warnings"], written by the stage
                 warnings.simplefilter("ignore", RuntimeWarning)
-                result = analyze(graph, nulls=cfg.nulls, samples=cfg.samples, seed=cfg.seed, workers=cfg.workers,
-                                 signs=cfg.signs, with_census4=False, max_seconds=None,
-                                 executor=executor)
+                result = analyze(
+                    graph,
+                    nulls=cfg.nulls,
+                    samples=cfg.samples,
+                    seed=cfg.seed,
+                    workers=cfg.workers,
+                    signs=cfg.signs,
+                    with_census4=False,
+                    max_seconds=None,
+                    executor=executor,
+                )
             seconds = time.perf_counter() - started
             seconds_per_graph[str(descriptors.get("graph", entry["path"]))] = round(seconds, 3)
             if seconds > cfg.max_seconds_per_graph:
-                tqdm.write(f"motifs: {descriptors.get('graph', entry['path'])} took {seconds:.0f} s "
-                           f"(motifs.max_seconds_per_graph: {cfg.max_seconds_per_graph:.0f}); all samples kept")
+                tqdm.write(
+                    f"motifs: {descriptors.get('graph', entry['path'])} took {seconds:.0f} s "
+                    f"(motifs.max_seconds_per_graph: {cfg.max_seconds_per_graph:.0f}); all samples kept"
+                )
             warnings_out += [f"{descriptors['graph']}: {w}" for w in result["warnings"]]
             table = to_table(result).drop(columns=["source"])
             z_tables.append(table.assign(**descriptors))

@@ -46,7 +46,9 @@ def statistics_table(zscores: pd.DataFrame, census: pd.DataFrame, null: str) -> 
     wide_sp = sp.pivot_table(index="graph", columns="label", values="sp", aggfunc="first")
     wide_sp = wide_sp[[c for c in LABEL_ORDER if c in wide_sp.columns]]
     wide_sp.columns = [f"sp:{c}" for c in wide_sp.columns]
-    base = census[descriptors + ["ffl_coherent_fraction"]].rename(columns={"ffl_coherent_fraction": "coherent_fraction"})
+    base = census[descriptors + ["ffl_coherent_fraction"]].rename(
+        columns={"ffl_coherent_fraction": "coherent_fraction"}
+    )
     out = base.set_index("graph").join(wide_z).join(wide_sp).reset_index()
     stat_cols = [c for c in out.columns if c.startswith(("z:", "sp:")) or c == "coherent_fraction"]
     keep = [c for c in stat_cols if out[c].notna().any()]
@@ -57,6 +59,7 @@ def statistics_table(zscores: pd.DataFrame, census: pd.DataFrame, null: str) -> 
 def drop_copies(stats: pd.DataFrame) -> dict[str, str]:
     """Columns equal to +/- another column on every graph (degenerate nulls force that: under the
     layer-preserving configuration model the z of 003, 012 and 021* are all +/- the z of 030T)."""
+
     def rank(col: str) -> tuple[int, int]:
         kind, _, label = col.partition(":")
         return (0 if kind == "z" else 1 if kind == "sp" else 2, KEEP_ORDER.index(label) if label in KEEP_ORDER else 99)
@@ -103,18 +106,40 @@ class Bootstrap:
         return np.random.default_rng([self.seed, *name.encode()])
 
 
-def _row(comparison: str, stat: str, n_a: int, n_b: int, mean_a: float, mean_b: float, diff: float,
-         ci: tuple[float, float] | None, top: list[tuple[str, float]] | None = None) -> dict[str, Any]:
+def _row(
+    comparison: str,
+    stat: str,
+    n_a: int,
+    n_b: int,
+    mean_a: float,
+    mean_b: float,
+    diff: float,
+    ci: tuple[float, float] | None,
+    top: list[tuple[str, float]] | None = None,
+) -> dict[str, Any]:
     lo, hi = ci if ci else (float("nan"), float("nan"))
-    return {"comparison": comparison, "statistic": stat, "n_a": n_a, "n_b": n_b, "mean_a": mean_a,
-            "mean_b": mean_b, "difference": diff, "ci_low": lo, "ci_high": hi,
-            "significant": bool(ci is not None and (lo > 0 or hi < 0)),
-            "top_prompts": "; ".join(f"{p} ({d:+.2f})" for p, d in (top or []))}
+    return {
+        "comparison": comparison,
+        "statistic": stat,
+        "n_a": n_a,
+        "n_b": n_b,
+        "mean_a": mean_a,
+        "mean_b": mean_b,
+        "difference": diff,
+        "ci_low": lo,
+        "ci_high": hi,
+        "significant": bool(ci is not None and (lo > 0 or hi < 0)),
+        "top_prompts": "; ".join(f"{p} ({d:+.2f})" for p, d in (top or [])),
+    }
 
 
 def paired(name: str, a: pd.DataFrame, b: pd.DataFrame, stats: list[str], boot: Bootstrap, top: int) -> list[dict]:
     rows = []
-    joined = a.set_index("prompt_id")[stats].add_suffix("_a").join(b.set_index("prompt_id")[stats].add_suffix("_b"), how="inner")
+    joined = (
+        a.set_index("prompt_id")[stats]
+        .add_suffix("_a")
+        .join(b.set_index("prompt_id")[stats].add_suffix("_b"), how="inner")
+    )
     for stat in stats:
         pair = joined[[f"{stat}_a", f"{stat}_b"]].dropna()
         if pair.empty:
@@ -125,8 +150,19 @@ def paired(name: str, a: pd.DataFrame, b: pd.DataFrame, stats: list[str], boot: 
             idx = boot.rng(f"{name}/{stat}").integers(0, len(d), size=(boot.resamples, len(d)))
             ci = boot.interval(d[idx].mean(axis=1))
         largest = np.argsort(-np.abs(d))[:top]
-        rows.append(_row(name, stat, len(d), len(d), float(pair[f"{stat}_a"].mean()), float(pair[f"{stat}_b"].mean()),
-                         float(d.mean()), ci, [(pair.index[i], float(d[i])) for i in largest]))
+        rows.append(
+            _row(
+                name,
+                stat,
+                len(d),
+                len(d),
+                float(pair[f"{stat}_a"].mean()),
+                float(pair[f"{stat}_b"].mean()),
+                float(d.mean()),
+                ci,
+                [(pair.index[i], float(d[i])) for i in largest],
+            )
+        )
     return rows
 
 
@@ -142,11 +178,15 @@ def unpaired(name: str, a: pd.DataFrame, b: pd.DataFrame, stats: list[str], boot
             ma = xa[rng.integers(0, len(xa), size=(boot.resamples, len(xa)))].mean(axis=1)
             mb = xb[rng.integers(0, len(xb), size=(boot.resamples, len(xb)))].mean(axis=1)
             ci = boot.interval(ma - mb)
-        rows.append(_row(name, stat, len(xa), len(xb), float(xa.mean()), float(xb.mean()), float(xa.mean() - xb.mean()), ci))
+        rows.append(
+            _row(name, stat, len(xa), len(xb), float(xa.mean()), float(xb.mean()), float(xa.mean() - xb.mean()), ci)
+        )
     return rows
 
 
-def against_reference(name: str, a: pd.DataFrame, ref: pd.Series, stats: list[str], boot: Bootstrap, top: int) -> list[dict]:
+def against_reference(
+    name: str, a: pd.DataFrame, ref: pd.Series, stats: list[str], boot: Bootstrap, top: int
+) -> list[dict]:
     rows = []
     for stat in stats:
         if pd.isna(ref.get(stat)):
@@ -161,8 +201,19 @@ def against_reference(name: str, a: pd.DataFrame, ref: pd.Series, stats: list[st
             idx = boot.rng(f"{name}/{stat}").integers(0, len(x), size=(boot.resamples, len(x)))
             ci = boot.interval(x[idx].mean(axis=1) - r)
         largest = np.argsort(-np.abs(x - r))[:top]
-        rows.append(_row(name, stat, len(x), 1, float(x.mean()), r, float(x.mean() - r), ci,
-                         [(sub["prompt_id"].iloc[i], float(x[i] - r)) for i in largest]))
+        rows.append(
+            _row(
+                name,
+                stat,
+                len(x),
+                1,
+                float(x.mean()),
+                r,
+                float(x.mean() - r),
+                ci,
+                [(sub["prompt_id"].iloc[i], float(x[i] - r)) for i in largest],
+            )
+        )
     return rows
 
 

@@ -157,8 +157,10 @@ def check_graph_file(path: Path, max_mb: int, flag: str = "--max-mb") -> None:
     if not stat.S_ISREG(info.st_mode):
         raise ArtifactError(f"{path}: not a regular file (a folder, FIFO or device); give a graph JSON file")
     if info.st_size > max_mb * 1_000_000:
-        raise ArtifactError(f"{path}: {info.st_size / 1e6:.0f} MB is over the {flag} limit of {max_mb} MB",
-                            hint=f"raise {flag} if the graph is meant to be this large")
+        raise ArtifactError(
+            f"{path}: {info.st_size / 1e6:.0f} MB is over the {flag} limit of {max_mb} MB",
+            hint=f"raise {flag} if the graph is meant to be this large",
+        )
 
 
 def load_neuronpedia(
@@ -200,8 +202,10 @@ def load_neuronpedia(
     for what, count, limit, name in (("nodes", len(nodes), limits.max_nodes, limit_names[1]),
                                      ("links", len(links), limits.max_links, limit_names[2])):  # fmt: skip
         if count > limit:
-            raise ArtifactError(f"{path}: {count} {what} is over the {name} limit of {limit}",
-                                hint=f"raise {name} if the graph is meant to be this large")
+            raise ArtifactError(
+                f"{path}: {count} {what} is over the {name} limit of {limit}",
+                hint=f"raise {name} if the graph is meant to be this large",
+            )
     if not nodes:
         raise ArtifactError(f"{path}: graph has no nodes")
     if not links:
@@ -212,9 +216,13 @@ def load_neuronpedia(
 
     keep_kind = {"feature": True, "error": not drop_errors, "embedding": keep_embeddings, "logit": keep_logits}
     kept = [i for i, k in enumerate(kinds) if keep_kind[k]]
-    dropped = {f"{k}_nodes": sum(1 for x in kinds if x == k) for k in ("error", "embedding", "logit") if not keep_kind[k]}
+    dropped = {
+        f"{k}_nodes": sum(1 for x in kinds if x == k) for k in ("error", "embedding", "logit") if not keep_kind[k]
+    }
     if not kept:
-        raise ArtifactError(f"{path}: no nodes left after dropping {', '.join(k for k in keep_kind if not keep_kind[k])}")
+        raise ArtifactError(
+            f"{path}: no nodes left after dropping {', '.join(k for k in keep_kind if not keep_kind[k])}"
+        )
     new_index = np.full(len(ids), -1, dtype=np.int64)
     new_index[kept] = np.arange(len(kept))
 
@@ -358,9 +366,13 @@ def _parse_links(path: Path, links: list, index: dict[str, int]) -> tuple[np.nda
                 raise ArtifactError(f"{path}: link {j} is missing field {key!r}")
         weight = link["weight"]
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise ArtifactError(f"{path}: link {j} ({link['source']} -> {link['target']}) has non-numeric weight {weight!r}")
+            raise ArtifactError(
+                f"{path}: link {j} ({link['source']} -> {link['target']}) has non-numeric weight {weight!r}"
+            )
         if not math.isfinite(weight):
-            raise ArtifactError(f"{path}: link {j} ({link['source']} -> {link['target']}) has non-finite weight {weight!r}")
+            raise ArtifactError(
+                f"{path}: link {j} ({link['source']} -> {link['target']}) has non-finite weight {weight!r}"
+            )
         for end in ("source", "target"):
             value = link[end]
             if not isinstance(value, str) or value not in index:

@@ -93,13 +93,28 @@ class NullSpec:
         self.__dict__.update(state)
 
 
-def make_spec(graph: Any, model: str, *, signs: str = "keep", rounds: int = DEFAULT_ROUNDS,
-              families: tuple[str, ...] = ("triad", "ffl"), ffl_induced: bool = True) -> NullSpec:
+def make_spec(
+    graph: Any,
+    model: str,
+    *,
+    signs: str = "keep",
+    rounds: int = DEFAULT_ROUNDS,
+    families: tuple[str, ...] = ("triad", "ffl"),
+    ffl_induced: bool = True,
+) -> NullSpec:
     """NullSpec from an AttributionGraph (uses its edges, `sign` and vertex `layer`)."""
     e = graph.edges()
     return NullSpec(
-        n=graph.n_nodes, src=e[:, 0].copy(), tgt=e[:, 1].copy(), sign=graph.signs.copy(), layer=graph.layers.copy(),
-        model=model, signs=signs, rounds=rounds, families=tuple(families), ffl_induced=ffl_induced,
+        n=graph.n_nodes,
+        src=e[:, 0].copy(),
+        tgt=e[:, 1].copy(),
+        sign=graph.signs.copy(),
+        layer=graph.layers.copy(),
+        model=model,
+        signs=signs,
+        rounds=rounds,
+        families=tuple(families),
+        ffl_induced=ffl_induced,
     )
 
 
@@ -137,8 +152,13 @@ def _curveball_setup(spec: NullSpec) -> dict:
     unit_group = unit_group.ravel()
     group_size = np.bincount(unit_group)
     group_start = np.concatenate([[0], np.cumsum(group_size)[:-1]])
-    cached = dict(unit_of_edge=unit_of_edge, unit_src=unit_src, unit_group=unit_group,
-                  group_start=group_start, group_size=group_size)
+    cached = dict(
+        unit_of_edge=unit_of_edge,
+        unit_src=unit_src,
+        unit_group=unit_group,
+        group_start=group_start,
+        group_size=group_size,
+    )
     spec._cache["curveball"] = cached
     return cached
 
@@ -328,8 +348,15 @@ def _warm() -> None:
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def sample_nulls(spec: NullSpec, samples: int, *, seed: int = 0, workers: int = 1, start: int = 0,
-                 executor: ProcessPoolExecutor | None = None) -> np.ndarray:
+def sample_nulls(
+    spec: NullSpec,
+    samples: int,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    start: int = 0,
+    executor: ProcessPoolExecutor | None = None,
+) -> np.ndarray:
     """Statistics of samples start..start+samples-1 as an int64 array (samples x statistics).
 
     With workers > 1 chunks of samples run in worker processes (in `executor` if given, a pool made by

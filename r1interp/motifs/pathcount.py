@@ -45,15 +45,21 @@ class PackedRows:
         self.words = np.packbits(dense, axis=1, bitorder="little").view(np.uint64)
 
 
-def per_edge(x_rows: PackedRows, y_cols: PackedRows, zi: np.ndarray, zk: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+def per_edge(
+    x_rows: PackedRows, y_cols: PackedRows, zi: np.ndarray, zk: np.ndarray, chunk: int = 1 << 16
+) -> np.ndarray:
     """For each (i, k) in zip(zi, zk): |row i of X AND column k of Y| (y_cols holds Y's columns as rows).
 
     Summing slices of this gives T for several Z at once when their edge lists are concatenated.
     """
     if len(zi) <= chunk:
         return _popcount_rows(x_rows.words[zi] & y_cols.words[zk])
-    return np.concatenate([_popcount_rows(x_rows.words[zi[s : s + chunk]] & y_cols.words[zk[s : s + chunk]])
-                           for s in range(0, len(zi), chunk)])
+    return np.concatenate(
+        [
+            _popcount_rows(x_rows.words[zi[s : s + chunk]] & y_cols.words[zk[s : s + chunk]])
+            for s in range(0, len(zi), chunk)
+        ]
+    )
 
 
 def T(x_rows: PackedRows, y_cols: PackedRows, zi: np.ndarray, zk: np.ndarray) -> int:

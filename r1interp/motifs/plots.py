@@ -33,19 +33,28 @@ def heatmap(profiles: pd.DataFrame, measure: str, path: str | Path, title: str) 
     plt = _pyplot()
     cols = [c for c in profiles.columns if c.startswith(measure) and profiles[c].notna().any()]
     values = profiles[cols].to_numpy(dtype=float)
-    rows = [f"{r.model} / {r.kind} / {r.category}" if r.origin == "ours" else f"reference: {r.model}"
-            for r in profiles.itertuples()]
+    rows = [
+        f"{r.model} / {r.kind} / {r.category}" if r.origin == "ours" else f"reference: {r.model}"
+        for r in profiles.itertuples()
+    ]
     finite = np.abs(values[np.isfinite(values)])
     limit = float(np.quantile(finite, 0.98)) if len(finite) else 1.0
     fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(cols), 1.2 + 0.36 * len(rows)))
     image = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xticks(range(len(cols)), [c[len(measure):] for c in cols], rotation=60, ha="right", fontsize=8)
+    ax.set_xticks(range(len(cols)), [c[len(measure) :] for c in cols], rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=6,
-                        color="white" if abs(values[i, j]) > 0.6 * limit else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{values[i, j]:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if abs(values[i, j]) > 0.6 * limit else "black",
+                )
     fig.colorbar(image, ax=ax, shrink=0.8, label=measure.rstrip(":"))
     ax.set_title(title, fontsize=10)
     _save(fig, path)
@@ -62,8 +71,13 @@ def differences(table: pd.DataFrame, measure: str, path: str | Path, title: str)
         ax.axis("off")
         _save(fig, path)
         return
-    fig, axes = plt.subplots(1, len(comparisons), figsize=(3.4 * len(comparisons), 0.5 + 0.28 * sub["statistic"].nunique()),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(comparisons),
+        figsize=(3.4 * len(comparisons), 0.5 + 0.28 * sub["statistic"].nunique()),
+        sharey=True,
+        squeeze=False,
+    )
     stats = list(dict.fromkeys(sub["statistic"]))
     for ax, name in zip(axes[0], comparisons, strict=True):
         rows = sub[sub["comparison"] == name].set_index("statistic").reindex(stats)

@@ -18,9 +18,15 @@ def node_roles(graph: Any, prefix: str) -> list[dict[str, Any]]:
     g = graph.graph if hasattr(graph, "graph") else graph
     ids = g.vs["id"]
     chosen = {v: ids[v] for v in range(g.vcount()) if ids[v] == prefix or ids[v].startswith(prefix + "_")}
-    rows = {v: {"node": node, "layer": g.vs[v]["layer"], "position": g.vs[v]["position"],
-                **{f"{role}_{kind}": 0 for role in ROLES for kind in ("coherent", "incoherent")}}
-            for v, node in chosen.items()}
+    rows = {
+        v: {
+            "node": node,
+            "layer": g.vs[v]["layer"],
+            "position": g.vs[v]["position"],
+            **{f"{role}_{kind}": 0 for role in ROLES for kind in ("coherent", "incoherent")},
+        }
+        for v, node in chosen.items()
+    }
     if not rows:
         return []
     for loop in ffl_instances(graph):
@@ -34,8 +40,10 @@ def node_roles(graph: Any, prefix: str) -> list[dict[str, Any]]:
 def render_roles(rows: list[dict[str, Any]], prefix: str) -> str:
     if not rows:
         return f"no node with id {prefix!r} or {prefix + '_*'!r} in this graph"
-    lines = [f"feed-forward loops of {prefix} (coherent / incoherent) as:",
-             f"{'node':<18}{'pos':>4}  {'source':>9}  {'intermediate':>12}  {'target':>9}"]
+    lines = [
+        f"feed-forward loops of {prefix} (coherent / incoherent) as:",
+        f"{'node':<18}{'pos':>4}  {'source':>9}  {'intermediate':>12}  {'target':>9}",
+    ]
     for r in rows:
         cells = [f"{r[f'{role}_coherent']}/{r[f'{role}_incoherent']}" for role in ROLES]
         lines.append(f"{r['node']:<18}{r['position']:>4}  {cells[0]:>9}  {cells[1]:>12}  {cells[2]:>9}")

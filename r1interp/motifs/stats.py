@@ -74,9 +74,18 @@ def degeneracy(null: np.ndarray, labels: Sequence[str], real: np.ndarray | None 
     labels = list(labels)
     n, k = x.shape
     if n == 0:
-        return {"samples": 0, "fixed": {}, "varying": [], "free_dimensions": 0, "free": [], "determined": {},
-                "degenerate": False, "single_free_z": False, "insufficient_samples": True,
-                "message": "no null samples"}
+        return {
+            "samples": 0,
+            "fixed": {},
+            "varying": [],
+            "free_dimensions": 0,
+            "free": [],
+            "determined": {},
+            "degenerate": False,
+            "single_free_z": False,
+            "insufficient_samples": True,
+            "message": "no null samples",
+        }
     std = x.std(axis=0)
     varying = [j for j in range(k) if std[j] > 0]
     fixed = {labels[j]: int(x[0, j]) for j in range(k) if std[j] == 0}
@@ -128,8 +137,11 @@ def degeneracy(null: np.ndarray, labels: Sequence[str], real: np.ndarray | None 
         j = varying[col]
         coef = {labels[varying[b]]: float(beta[i] * std[j] / std[varying[b]]) for i, b in enumerate(basis)}
         intercept = float(mean[col] - sum(coef[labels[varying[b]]] * mean[b] for b in basis))
-        rel = {"intercept": _tidy(intercept), "coef": {f: _tidy(c) for f, c in coef.items()},
-               "z_coef": {labels[varying[b]]: _tidy(float(beta[i])) for i, b in enumerate(basis)}}
+        rel = {
+            "intercept": _tidy(intercept),
+            "coef": {f: _tidy(c) for f, c in coef.items()},
+            "z_coef": {labels[varying[b]]: _tidy(float(beta[i])) for i, b in enumerate(basis)},
+        }
         if real is not None:
             pred = intercept + sum(coef[labels[varying[b]]] * float(real[varying[b]]) for b in basis)
             rel["real_residual"] = _tidy(float(real[j]) - pred)
@@ -166,8 +178,9 @@ def _message(d: dict[str, Any]) -> str:
     return "; ".join(parts) if parts else "no degeneracy"
 
 
-def summarize_family(real: np.ndarray, null: np.ndarray, labels: Sequence[str], *,
-                     derived: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
+def summarize_family(
+    real: np.ndarray, null: np.ndarray, labels: Sequence[str], *, derived: dict[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
     """Per-label real/mean/std/z/p, significance profile and degeneracy for one family of counts.
 
     `derived` adds labels that are sums of base labels (e.g. coherent FFLs): they get real/mean/std/z/p

@@ -48,5 +48,10 @@ def layered_graph(
         src = np.concatenate([src, lay * width + i])
         tgt = np.concatenate([tgt, lay * width + c])
     weights = np.where(rng.random(len(src)) < negative_fraction, -1.0, 1.0) * rng.uniform(0.1, 1.0, len(src))
-    return AttributionGraph.from_edges(np.column_stack([src, tgt]), n=n, weights=weights, layers=layer_of,
-                                       source=f"<layered {layers}x{width}, {edges} edges, seed {seed}>")
+    return AttributionGraph.from_edges(
+        np.column_stack([src, tgt]),
+        n=n,
+        weights=weights,
+        layers=layer_of,
+        source=f"<layered {layers}x{width}, {edges} edges, seed {seed}>",
+    )

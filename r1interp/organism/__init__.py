@@ -31,7 +31,9 @@ def _examples(tokenizer, corpus: pd.DataFrame, with_think: bool):
             encode(tokenizer, chat.prompt_text(r.prompt), chat.reasoning_completion(r.think, r.answer))
             for r in train_rows.itertuples()
         ]
-    return [encode(tokenizer, chat.prompt_text(r.prompt), chat.answer_completion(r.answer)) for r in train_rows.itertuples()]
+    return [
+        encode(tokenizer, chat.prompt_text(r.prompt), chat.answer_completion(r.answer)) for r in train_rows.itertuples()
+    ]
 
 
 def _save(model, tokenizer, out_dir: Path, log: dict) -> None:
@@ -77,7 +79,9 @@ def _train_phase(model, examples, phase, tokenizer, seed: int, desc: str) -> dic
         "steps": phase.steps,
         "cpu_seconds": round(time.process_time() - start, 1),
         "final_loss": round(sum(h["loss"] for h in tail) / max(1, len(tail)), 5),
-        "loss_curve": [{"step": h["step"], "loss": round(h["loss"], 5)} for h in history[:: max(1, len(history) // 200)]],
+        "loss_curve": [
+            {"step": h["step"], "loss": round(h["loss"], 5)} for h in history[:: max(1, len(history) // 200)]
+        ],
     }
 
 
@@ -86,7 +90,11 @@ def train_base(corpus: pd.DataFrame, p: OrganismParams, out_dir: Path) -> dict:
     texts = list(corpus.loc[corpus["split"] == "train", "text"])
     tokenizer = train_tokenizer(texts, p.vocab_size)
     model = _fresh_model(tokenizer, p)
-    log = {"role": "base", "init": "scratch", **_train_phase(model, _examples(tokenizer, corpus, False), p.base, tokenizer, p.seed, "organism base")}
+    log = {
+        "role": "base",
+        "init": "scratch",
+        **_train_phase(model, _examples(tokenizer, corpus, False), p.base, tokenizer, p.seed, "organism base"),
+    }
     _save(model, tokenizer, out_dir, log)
     return log
 
@@ -101,7 +109,9 @@ def train_reasoner(corpus: pd.DataFrame, p: OrganismParams, base_dir: Path, out_
     log = {
         "role": "reasoner",
         "init": p.reasoner_init,
-        **_train_phase(model, _examples(tokenizer, corpus, True), p.reasoner, tokenizer, p.seed + 1, "organism reasoner"),
+        **_train_phase(
+            model, _examples(tokenizer, corpus, True), p.reasoner, tokenizer, p.seed + 1, "organism reasoner"
+        ),
     }
     _save(model, tokenizer, out_dir, log)
     return log

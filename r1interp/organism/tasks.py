@@ -15,11 +15,11 @@ TASKS = ("add", "mul")
 
 # Step types the generator knows; clustering is validated against these.
 STEP_TYPES = (
-    "column_sum",          # addition column, no carry in or out
-    "column_sum_carry",    # addition column that produces or consumes a carry
-    "column_product",      # multiplication column, no carry in or out
+    "column_sum",  # addition column, no carry in or out
+    "column_sum_carry",  # addition column that produces or consumes a carry
+    "column_product",  # multiplication column, no carry in or out
     "column_product_carry",
-    "final_carry",         # the leftover carry written in front
+    "final_carry",  # the leftover carry written in front
 )
 
 

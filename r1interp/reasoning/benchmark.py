@@ -40,9 +40,13 @@ def is_correct(completion: str, item: Item) -> bool:
 def real_groups(corpus: pd.DataFrame, per_group: int) -> dict[str, list[Item]]:
     """problem type -> up to `per_group` held-out problems with their gold answers (Hub profiles)."""
     heldout = corpus[corpus["split"] == "heldout"]
-    return {task: [Item(r.prompt, r.gold, chat.reasoning_completion(r.think, r.answer))
-                   for r in heldout[heldout["task"] == task].head(per_group).itertuples()]
-            for task in sorted(heldout["task"].unique())}
+    return {
+        task: [
+            Item(r.prompt, r.gold, chat.reasoning_completion(r.think, r.answer))
+            for r in heldout[heldout["task"] == task].head(per_group).itertuples()
+        ]
+        for task in sorted(heldout["task"].unique())
+    }
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -69,7 +73,9 @@ def organism_groups(corpus: pd.DataFrame, per_group: int, ood_digits: int, seed:
         for carry, name in ((True, "carry"), (False, "no_carry")):
             rows = heldout[(heldout["task"] == task) & (heldout["has_carry"] == carry)].head(per_group)
             if len(rows):
-                groups[f"{task}_{name}"] = [_item(tasks.make_problem(task, *_operands(r.id))) for r in rows.itertuples()]
+                groups[f"{task}_{name}"] = [
+                    _item(tasks.make_problem(task, *_operands(r.id))) for r in rows.itertuples()
+                ]
     for task in sorted(heldout["task"].unique()):
         groups[f"ood_{task}"] = ood_problems(task, per_group, ood_digits, seed)
     return groups
@@ -93,10 +99,13 @@ def _operands(problem_id: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def graded(model, tokenizer, items: list[Item], *, max_new_tokens: int, batch_size: int, desc: str = "generate") -> list[bool]:
+def graded(
+    model, tokenizer, items: list[Item], *, max_new_tokens: int, batch_size: int, desc: str = "generate"
+) -> list[bool]:
     """Whether the greedy completion of each item gives its true answer."""
-    completions = generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
-                           batch_size=batch_size, desc=desc)
+    completions = generate(
+        model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc
+    )
     return [is_correct(c, i) for c, i in zip(completions, items, strict=True)]
 
 
@@ -116,23 +125,37 @@ def behaviour(tokenizer, completions: list[str]) -> dict[str, float]:
     }
 
 
-def accuracy(model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens: int, batch_size: int,
-             behaviours: bool = False) -> dict[str, dict]:
+def accuracy(
+    model, tokenizer, groups: dict[str, list[Item]], *, max_new_tokens: int, batch_size: int, behaviours: bool = False
+) -> dict[str, dict]:
     """group -> {n, correct, accuracy, ci_low, ci_high} (+ the `behaviour` metrics when `behaviours`).
 
     All groups are generated together: decoding is step-bound on small models, so one batch of every problem
     costs little more than one group's (an arm that breaks the model decodes to max_new_tokens in every batch).
     """
     items = [item for group_items in groups.values() for item in group_items]
-    completions = iter(generate(model, tokenizer, [i.question for i in items], max_new_tokens=max_new_tokens,
-                                batch_size=batch_size, desc="problems"))
+    completions = iter(
+        generate(
+            model,
+            tokenizer,
+            [i.question for i in items],
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            desc="problems",
+        )
+    )
     out = {}
     for group, group_items in groups.items():
         texts = [next(completions) for _ in group_items]
         correct = sum(is_correct(c, i) for c, i in zip(texts, group_items, strict=True))
         lo, hi = wilson(correct, len(group_items))
-        out[group] = {"n": len(group_items), "correct": correct,
-                      "accuracy": correct / len(group_items) if group_items else math.nan, "ci_low": lo, "ci_high": hi}
+        out[group] = {
+            "n": len(group_items),
+            "correct": correct,
+            "accuracy": correct / len(group_items) if group_items else math.nan,
+            "ci_low": lo,
+            "ci_high": hi,
+        }
         if behaviours:
             out[group] |= behaviour(tokenizer, texts)
     return out
@@ -163,8 +186,9 @@ def gold_nll(model, tokenizer, items: list[Item], batch_size: int) -> float:
     for ids, labels, mask in batches(examples(tokenizer, items), tokenizer.pad_token_id, batch_size):
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         target = labels[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                                 ignore_index=-100, reduction="sum")
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="sum"
+        )
         total += float(loss)
         count += int((target != -100).sum())
     return total / max(1, count)

@@ -46,7 +46,9 @@ def seed_stability(z: np.ndarray, k: int, seeds: int, seed: int) -> float:
     return float(np.mean(pairs)) if pairs else 1.0
 
 
-def bootstrap_stability(z: np.ndarray, labels: np.ndarray, k: int, algorithm: str, resamples: int, seed: int) -> list[float]:
+def bootstrap_stability(
+    z: np.ndarray, labels: np.ndarray, k: int, algorithm: str, resamples: int, seed: int
+) -> list[float]:
     from sklearn.metrics import adjusted_rand_score
 
     rng = np.random.default_rng(seed)
@@ -64,20 +66,33 @@ class Selection:
     criterion: str = ""
 
 
-def choose_k(z: np.ndarray, k_range: tuple[int, int], *, seeds: int, min_stability: float, seed: int,
-             truth: np.ndarray | None = None) -> Selection:
+def choose_k(
+    z: np.ndarray,
+    k_range: tuple[int, int],
+    *,
+    seeds: int,
+    min_stability: float,
+    seed: int,
+    truth: np.ndarray | None = None,
+) -> Selection:
     from sklearn.metrics import adjusted_rand_score, silhouette_score
 
     rows = []
     for k in range(k_range[0], min(k_range[1], len(z) - 1) + 1):
         labels = fit(z, k, "kmeans", seed)
-        row = {"k": k, "silhouette": float(silhouette_score(z, labels)), "seed_stability": seed_stability(z, k, seeds, seed)}
+        row = {
+            "k": k,
+            "silhouette": float(silhouette_score(z, labels)),
+            "seed_stability": seed_stability(z, k, seeds, seed),
+        }
         if truth is not None:
             row["ari_kmeans"] = float(adjusted_rand_score(truth, labels))
             row["ari_agglomerative"] = float(adjusted_rand_score(truth, fit(z, k, "agglomerative", seed)))
         rows.append(row)
     stable = [r for r in rows if r["seed_stability"] >= min_stability] or rows
     best = max(stable, key=lambda r: r["silhouette"])
-    criterion = (f"max mean silhouette over k in {k_range[0]}..{k_range[1]} among k-means solutions with seed "
-                 f"stability (mean pairwise ARI over {seeds} seeds) >= {min_stability}")
+    criterion = (
+        f"max mean silhouette over k in {k_range[0]}..{k_range[1]} among k-means solutions with seed "
+        f"stability (mean pairwise ARI over {seeds} seeds) >= {min_stability}"
+    )
     return Selection(best["k"], rows, criterion)

@@ -48,9 +48,17 @@ def weight_diff(reasoner_dir: Path, base_dir: Path) -> pd.DataFrame:
         m = LAYER_RE.search(name)
         diff = float((wr - wb).norm())
         base = float(wb.norm())
-        rows.append({"tensor": name, "layer": int(m.group(1)) if m else None, "module": m.group(2) if m else name,
-                     "shape": "x".join(map(str, wr.shape)), "norm_base": base, "norm_change": diff,
-                     "relative_change": diff / base if base else float("inf")})
+        rows.append(
+            {
+                "tensor": name,
+                "layer": int(m.group(1)) if m else None,
+                "module": m.group(2) if m else name,
+                "shape": "x".join(map(str, wr.shape)),
+                "norm_base": base,
+                "norm_change": diff,
+                "relative_change": diff / base if base else float("inf"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -77,8 +85,16 @@ def aligned_features(reasoner_dir: Path, base_dir: Path, coders: dict[int, objec
         read = _subspace_fraction(enc, in_basis)
         chance = rank / dec.shape[1]
         for f in range(dec.shape[0]):
-            rows.append({"layer": layer, "feature": f, "decoder_alignment": float(write[f]), "encoder_alignment": float(read[f]),
-                         "chance": chance, "top_singular_values_down": ",".join(f"{x:.3g}" for x in s[:rank].tolist())})
+            rows.append(
+                {
+                    "layer": layer,
+                    "feature": f,
+                    "decoder_alignment": float(write[f]),
+                    "encoder_alignment": float(read[f]),
+                    "chance": chance,
+                    "top_singular_values_down": ",".join(f"{x:.3g}" for x in s[:rank].tolist()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -105,7 +121,9 @@ def graph_feature_influence(doc: dict) -> pd.DataFrame:
     rows = []
     for i, n in enumerate(nodes):
         if n["feature_type"] == "cross layer transcoder":
-            rows.append({"layer": int(n["layer"]), "feature": int(n["node_id"].split("_")[1]), "influence": float(infl[i])})
+            rows.append(
+                {"layer": int(n["layer"]), "feature": int(n["node_id"].split("_")[1]), "influence": float(infl[i])}
+            )
     df = pd.DataFrame(rows, columns=["layer", "feature", "influence"])
     return df.groupby(["layer", "feature"], as_index=False)["influence"].sum()  # a feature at several positions
 

@@ -30,13 +30,39 @@ class Runner:
     def __init__(self, cfg, groups: dict[str, list[benchmark.Item]], behaviours: bool = False):
         self.cfg, self.groups, self.behaviours, self.rows = cfg, groups, behaviours, []
 
-    def measure(self, lm, intervention: str, *, target: str = "", size=np.nan, alpha=np.nan, scale=np.nan, draw: int = 0,
-                model: str = "reasoner", nll: bool = False) -> dict:
-        acc = benchmark.accuracy(lm.model, lm.tokenizer, self.groups, max_new_tokens=self.cfg.max_new_tokens,
-                                 batch_size=self.cfg.batch_size, behaviours=self.behaviours)
+    def measure(
+        self,
+        lm,
+        intervention: str,
+        *,
+        target: str = "",
+        size=np.nan,
+        alpha=np.nan,
+        scale=np.nan,
+        draw: int = 0,
+        model: str = "reasoner",
+        nll: bool = False,
+    ) -> dict:
+        acc = benchmark.accuracy(
+            lm.model,
+            lm.tokenizer,
+            self.groups,
+            max_new_tokens=self.cfg.max_new_tokens,
+            batch_size=self.cfg.batch_size,
+            behaviours=self.behaviours,
+        )
         for group, r in acc.items():
-            row = {"intervention": intervention, "target": target, "model": model, "size": size, "alpha": alpha,
-                   "scale": scale, "draw": draw, "group": group, **r}
+            row = {
+                "intervention": intervention,
+                "target": target,
+                "model": model,
+                "size": size,
+                "alpha": alpha,
+                "scale": scale,
+                "draw": draw,
+                "group": group,
+                **r,
+            }
             if nll:
                 row["gold_nll"] = benchmark.gold_nll(lm.model, lm.tokenizer, self.groups[group], self.cfg.batch_size)
             self.rows.append(row)
@@ -46,9 +72,14 @@ class Runner:
 def plan_size(cfg) -> int:
     """How many measured arms (and data steps) `run` takes: the progress bar's total."""
     base_steering = 2 * len(cfg.steering.alphas) + 1 if cfg.steering.base_toward_reasoner else 0
-    return (1 + len(cfg.ablation_sizes) * (1 + cfg.random_controls)
-            + len(cfg.edit.sizes) * (len(cfg.edit.scales) + cfg.random_controls)
-            + 2 * len(cfg.steering.alphas) + base_steering + 3)  # + fine-tune data + two fine-tunes
+    return (
+        1
+        + len(cfg.ablation_sizes) * (1 + cfg.random_controls)
+        + len(cfg.edit.sizes) * (len(cfg.edit.scales) + cfg.random_controls)
+        + 2 * len(cfg.steering.alphas)
+        + base_steering
+        + 3
+    )  # + fine-tune data + two fine-tunes
 
 
 @dataclass
@@ -84,14 +115,24 @@ class Experiment:
         return feature_vector(self.coders, {l: {f: means[(l, f)] for f in fs} for l, fs in features.items()})
 
 
-def check_inputs(steps: pd.DataFrame, profiles: np.ndarray, index: list[tuple[int, int]],
-                 steps_file: str = "the cluster steps", profiles_file: str = "the step profiles") -> None:
+def check_inputs(
+    steps: pd.DataFrame,
+    profiles: np.ndarray,
+    index: list[tuple[int, int]],
+    steps_file: str = "the cluster steps",
+    profiles_file: str = "the step profiles",
+) -> None:
     """The clusters stage's outputs fit the transcoders (one profile row per step, one column per feature)."""
     if profiles.shape != (len(steps), len(index)):
-        raise ArtifactError(f"{profiles_file} has shape {profiles.shape}; expected {(len(steps), len(index))} "
-                            "(steps x features of the transcoders)", hint="run `dvc repro clusters`")
+        raise ArtifactError(
+            f"{profiles_file} has shape {profiles.shape}; expected {(len(steps), len(index))} "
+            "(steps x features of the transcoders)",
+            hint="run `dvc repro clusters`",
+        )
     if "true_type" not in steps:
-        raise ArtifactError(f"{steps_file} has no reference step types (column true_type)", hint="run `dvc repro clusters`")
+        raise ArtifactError(
+            f"{steps_file} has no reference step types (column true_type)", hint="run `dvc repro clusters`"
+        )
 
 
 def check_sizes(cfg, ranked: pd.DataFrame) -> None:
@@ -130,8 +171,9 @@ def edit_arm(ex: Experiment, ranked: pd.DataFrame) -> None:
             ex.progress(f"edit {size} x{scale}")
         for draw in range(ex.cfg.random_controls):
             with edit_down_proj(ex.lm.model, decoder_rows(ex.coders, ex.control(chosen)), edit.scales[0]):
-                ex.runner.measure(ex.lm, "weight_edit_random", target="random features", size=size, scale=edit.scales[0],
-                                  draw=draw)
+                ex.runner.measure(
+                    ex.lm, "weight_edit_random", target="random features", size=size, scale=edit.scales[0], draw=draw
+                )
             ex.progress(f"edit {size} random {draw}")
 
 
@@ -139,10 +181,14 @@ def steering_arm(ex: Experiment, ranked: pd.DataFrame) -> None:
     """Add alpha x the target features' typical output at every position (organism: spurious carries expected)."""
     steering = ex.cfg.steering
     chosen = feature_sets.as_sets(ranked.head(steering.features))
-    mean_in_target = dict(zip(zip(ranked["layer"], ranked["feature"], strict=True), ranked["mean_in_target"], strict=True))
+    mean_in_target = dict(
+        zip(zip(ranked["layer"], ranked["feature"], strict=True), ranked["mean_in_target"], strict=True)
+    )
     vector = ex.typical_output(chosen, mean_in_target)
     control_set = ex.control(chosen)
-    control_means = {(l, f): float(ex.profiles[:, ex.index.index((l, f))].mean()) for l, fs in control_set.items() for f in fs}
+    control_means = {
+        (l, f): float(ex.profiles[:, ex.index.index((l, f))].mean()) for l, fs in control_set.items() for f in fs
+    }
     control = ex.typical_output(control_set, control_means)
     match_norms(control, vector)
     for alpha in steering.alphas:
@@ -161,20 +207,23 @@ def base_steering_arm(ex: Experiment, base) -> None:
     ex.progress("base baseline")
     means = ex.profiles.mean(0)
     top = np.argsort(-means)[:features]
-    active = feature_sets.as_sets(pd.DataFrame({"layer": [ex.index[i][0] for i in top],
-                                                "feature": [ex.index[i][1] for i in top]}))
+    active = feature_sets.as_sets(
+        pd.DataFrame({"layer": [ex.index[i][0] for i in top], "feature": [ex.index[i][1] for i in top]})
+    )
     mean_of = {ex.index[i]: float(means[i]) for i in range(len(ex.index))}
     toward = ex.typical_output(active, mean_of)
     rand = ex.typical_output(ex.control(active), mean_of)
     match_norms(rand, toward)
     for alpha in ex.cfg.steering.alphas:
         with steer(base.model, toward, alpha):
-            ex.runner.measure(base, "steering", target="reasoner think features", model="base", size=features,
-                              alpha=alpha, nll=True)
+            ex.runner.measure(
+                base, "steering", target="reasoner think features", model="base", size=features, alpha=alpha, nll=True
+            )
         ex.progress(f"base steer {alpha}")
         with steer(base.model, rand, alpha):
-            ex.runner.measure(base, "steering_random", target="random features", model="base", size=features,
-                              alpha=alpha, nll=True)
+            ex.runner.measure(
+                base, "steering_random", target="random features", model="base", size=features, alpha=alpha, nll=True
+            )
         ex.progress(f"base steer random {alpha}")
 
 
@@ -199,30 +248,58 @@ def finetune_arm(ex: Experiment, corpus: pd.DataFrame) -> dict:
     ft_set = feature_sets.as_sets(ft_ranked.head(ft.features))
     wrong, replay = finetune_data(ex, corpus)
     ex.progress("fine-tune data")
-    info = {"step_type": ft.step_type, "clusters": ft_info["target_clusters"], "features": ft.features,
-            "training_problems": {"failing_ood": len(wrong), "replay_in_distribution": len(replay)}, "rank": {}}
+    info = {
+        "step_type": ft.step_type,
+        "clusters": ft_info["target_clusters"],
+        "features": ft.features,
+        "training_problems": {"failing_ood": len(wrong), "replay_in_distribution": len(replay)},
+        "rank": {},
+    }
     if len(wrong) < 8:
-        info["skipped"] = (f"only {len(wrong)} failing training problems" if ex.real else
-                           f"only {len(wrong)} failing {ft.task} problems with {cfg.ood_digits}-digit operands")
+        info["skipped"] = (
+            f"only {len(wrong)} failing training problems"
+            if ex.real
+            else f"only {len(wrong)} failing {ft.task} problems with {cfg.ood_digits}-digit operands"
+        )
         return info
     for name, features in (("finetune", ft_set), ("finetune_random", ex.control(ft_set))):
-        deltas, losses = finetune.subspace_finetune(ex.lm.model, ex.lm.tokenizer, decoder_rows(ex.coders, features),
-                                                    wrong + replay, steps=ft.steps, lr=ft.lr, batch_size=ft.batch_size,
-                                                    seed=cfg.seed)
+        deltas, losses = finetune.subspace_finetune(
+            ex.lm.model,
+            ex.lm.tokenizer,
+            decoder_rows(ex.coders, features),
+            wrong + replay,
+            steps=ft.steps,
+            lr=ft.lr,
+            batch_size=ft.batch_size,
+            seed=cfg.seed,
+        )
         info[name] = {"loss_first": round(losses[0], 4), "loss_last": round(float(np.mean(losses[-10:])), 4)}
         info["rank"][name] = {int(l): int(np.linalg.matrix_rank(d.numpy())) for l, d in deltas.items()}
         with finetune.applied(ex.lm.model, deltas):
-            ex.runner.measure(ex.lm, name, target=f"{ft.step_type} clusters" if name == "finetune" else "random features",
-                              size=ft.features, nll=True)
+            ex.runner.measure(
+                ex.lm,
+                name,
+                target=f"{ft.step_type} clusters" if name == "finetune" else "random features",
+                size=ft.features,
+                nll=True,
+            )
         ex.progress(name)
     return info
 
 
 def failed(lm, items: list, cfg) -> tuple[list, list]:
     """`items` split into the ones the model answers wrongly and the ones it answers right."""
-    ok = benchmark.graded(lm.model, lm.tokenizer, items, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                          desc="fine-tune data")
-    return [i for i, right in zip(items, ok, strict=True) if not right], [i for i, right in zip(items, ok, strict=True) if right]
+    ok = benchmark.graded(
+        lm.model,
+        lm.tokenizer,
+        items,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        desc="fine-tune data",
+    )
+    return [i for i, right in zip(items, ok, strict=True) if not right], [
+        i for i, right in zip(items, ok, strict=True) if right
+    ]
 
 
 @dataclass
@@ -233,9 +310,19 @@ class Outcome:
     finetune: dict  # the fine-tune arm's data, losses and ranks (or why it was skipped)
 
 
-def run(cfg, *, lm, coders: dict, index: list[tuple[int, int]], steps: pd.DataFrame, profiles: np.ndarray,
-        corpus: pd.DataFrame, groups: dict[str, list[benchmark.Item]], real: bool = False,
-        load_base: Callable[[], object] | None = None) -> Outcome:
+def run(
+    cfg,
+    *,
+    lm,
+    coders: dict,
+    index: list[tuple[int, int]],
+    steps: pd.DataFrame,
+    profiles: np.ndarray,
+    corpus: pd.DataFrame,
+    groups: dict[str, list[benchmark.Item]],
+    real: bool = False,
+    load_base: Callable[[], object] | None = None,
+) -> Outcome:
     """Every arm on `lm` (its transcoders `coders`, features ranked from the cluster `steps` x `profiles`)."""
     check_inputs(steps, profiles, index)
     ranked, ranking = feature_sets.ranked_features(steps, profiles, index, cfg.target_step_type, cfg.contrast_step_type)

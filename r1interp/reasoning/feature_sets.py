@@ -22,8 +22,10 @@ def clusters_of_type(steps: pd.DataFrame, step_type: str, column: str = "cluster
     """Clusters whose majority true step type is `step_type`; if none, the one with the largest share of them
     (a coarse clustering can merge step types)."""
     if not (steps["true_type"] == step_type).any():
-        raise ArtifactError(f"no step has the true type {step_type!r}; present: {sorted(set(steps['true_type']))}",
-                            hint="pick interventions.target_step_type / contrast_step_type from them")
+        raise ArtifactError(
+            f"no step has the true type {step_type!r}; present: {sorted(set(steps['true_type']))}",
+            hint="pick interventions.target_step_type / contrast_step_type from them",
+        )
     majority = steps.groupby(column)["true_type"].agg(lambda s: s.value_counts().index[0])
     found = sorted(int(c) for c, t in majority.items() if t == step_type)
     if not found:
@@ -39,24 +41,40 @@ def contrast_effect(profiles: np.ndarray, inside: np.ndarray, other: np.ndarray)
     return (a.mean(0) - b.mean(0)) / (pooled + 1e-9)
 
 
-def ranked_features(steps: pd.DataFrame, profiles: np.ndarray, index: list[tuple[int, int]],
-                    target_type: str, contrast_type: str | None) -> tuple[pd.DataFrame, dict]:
+def ranked_features(
+    steps: pd.DataFrame, profiles: np.ndarray, index: list[tuple[int, int]], target_type: str, contrast_type: str | None
+) -> tuple[pd.DataFrame, dict]:
     """Features sorted by how specific they are to the target clusters' steps (largest effect first); with no
     contrast type, against every other step."""
     target = clusters_of_type(steps, target_type)
-    contrast = clusters_of_type(steps, contrast_type) if contrast_type else sorted(set(steps["cluster_kmeans"]) - set(target))
+    contrast = (
+        clusters_of_type(steps, contrast_type) if contrast_type else sorted(set(steps["cluster_kmeans"]) - set(target))
+    )
     contrast = [c for c in contrast if c not in target]
     if not contrast:
-        raise ArtifactError(f"the {target_type!r} and {contrast_type!r} steps fall into the same clusters {target}",
-                            hint="re-cluster with more clusters (clusters.k_min) or pick other step types")
+        raise ArtifactError(
+            f"the {target_type!r} and {contrast_type!r} steps fall into the same clusters {target}",
+            hint="re-cluster with more clusters (clusters.k_min) or pick other step types",
+        )
     inside = steps["cluster_kmeans"].isin(target).to_numpy()
     other = steps["cluster_kmeans"].isin(contrast).to_numpy()
     effect = contrast_effect(profiles, inside, other)
-    table = pd.DataFrame({"layer": [l for l, _ in index], "feature": [f for _, f in index], "effect": effect,
-                          "mean_in_target": profiles[inside].mean(0), "mean_in_contrast": profiles[other].mean(0)})
+    table = pd.DataFrame(
+        {
+            "layer": [l for l, _ in index],
+            "feature": [f for _, f in index],
+            "effect": effect,
+            "mean_in_target": profiles[inside].mean(0),
+            "mean_in_contrast": profiles[other].mean(0),
+        }
+    )
     table = table.sort_values("effect", ascending=False, kind="stable").reset_index(drop=True)
-    info = {"target_clusters": target, "contrast_clusters": [int(c) for c in contrast], "target_steps": int(inside.sum()),
-            "contrast_steps": int(other.sum())}
+    info = {
+        "target_clusters": target,
+        "contrast_clusters": [int(c) for c in contrast],
+        "target_steps": int(inside.sum()),
+        "contrast_steps": int(other.sum()),
+    }
     return table, info
 
 
@@ -67,7 +85,9 @@ def as_sets(rows: pd.DataFrame) -> dict[int, list[int]]:
     return out
 
 
-def random_matched(chosen: dict[int, list[int]], alive: dict[int, np.ndarray], rng: np.random.Generator) -> dict[int, list[int]]:
+def random_matched(
+    chosen: dict[int, list[int]], alive: dict[int, np.ndarray], rng: np.random.Generator
+) -> dict[int, list[int]]:
     """As many random alive features per layer as `chosen` has there (excluding the chosen ones when possible)."""
     out = {}
     for layer, feats in chosen.items():

@@ -22,13 +22,24 @@ from r1interp.reasoning.interventions import orthonormal_basis
 from r1interp.transcoders.splice import mlp_modules
 
 
-def subspace_finetune(model, tokenizer, directions: Mapping[int, torch.Tensor], items: list[Item], *, steps: int,
-                      lr: float, batch_size: int, seed: int) -> tuple[dict[int, torch.Tensor], list[float]]:
+def subspace_finetune(
+    model,
+    tokenizer,
+    directions: Mapping[int, torch.Tensor],
+    items: list[Item],
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+) -> tuple[dict[int, torch.Tensor], list[float]]:
     """Train B for each layer on the gold completions of `items`; returns ({layer: delta W}, loss per step)."""
     mlps = mlp_modules(model)
     bases = {layer: orthonormal_basis(d) for layer, d in directions.items() if len(d)}
-    coeffs = {layer: torch.zeros(u.shape[1], mlps[layer].down_proj.weight.shape[1], requires_grad=True)
-              for layer, u in bases.items()}
+    coeffs = {
+        layer: torch.zeros(u.shape[1], mlps[layer].down_proj.weight.shape[1], requires_grad=True)
+        for layer, u in bases.items()
+    }
     data = examples(tokenizer, items)
     rng = random.Random(seed)
     frozen = {p: p.requires_grad for p in model.parameters()}

@@ -49,8 +49,12 @@ def ablation_by_size(results: pd.DataFrame, path: Path) -> None:
             ax.plot(agg["size"], agg["mean"], "--", color=color, lw=1)
             ax.fill_between(agg["size"], agg["min"], agg["max"], color=color, alpha=0.12)
     _baseline_lines(ax, results, "reasoner", colors)
-    ax.set(xlabel="features ablated (top of the carry-cluster ranking)", ylabel="accuracy (95% CI)", ylim=(-0.03, 1.03),
-           title="Ablating the carry cluster's features (solid) vs random features (dashed, band: min-max)")
+    ax.set(
+        xlabel="features ablated (top of the carry-cluster ranking)",
+        ylabel="accuracy (95% CI)",
+        ylim=(-0.03, 1.03),
+        title="Ablating the carry cluster's features (solid) vs random features (dashed, band: min-max)",
+    )
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -67,8 +71,10 @@ def steering_by_alpha(results: pd.DataFrame, path: Path) -> None:
     colors = _colors(results["group"].unique())
     panels = [("reasoner", "accuracy", "reasoner + alpha x carry direction")]
     if has_base:
-        panels += [("base", "accuracy", "base + alpha x reasoner think direction"),
-                   ("base", "gold_nll", "base: loss of the gold trace (nats/token)")]
+        panels += [
+            ("base", "accuracy", "base + alpha x reasoner think direction"),
+            ("base", "gold_nll", "base: loss of the gold trace (nats/token)"),
+        ]
     for ax, (model, metric, title) in zip(axes[0], panels, strict=True):
         rows = results[results["model"] == model]
         zero = rows[rows["intervention"] == "baseline"].assign(alpha=0.0)
@@ -81,7 +87,14 @@ def steering_by_alpha(results: pd.DataFrame, path: Path) -> None:
                 if metric == "accuracy":
                     _errorbars(ax, part, "alpha", group if name == "steering" else None, color, style)
                 else:
-                    ax.plot(part["alpha"], part[metric], style, color=color, label=group if name == "steering" else None, ms=4)
+                    ax.plot(
+                        part["alpha"],
+                        part[metric],
+                        style,
+                        color=color,
+                        label=group if name == "steering" else None,
+                        ms=4,
+                    )
         ax.set(xlabel="alpha", ylabel=metric.replace("_", " "), title=title)
         ax.title.set_fontsize(9)
         if metric == "accuracy":

@@ -19,8 +19,11 @@ def num(value) -> float | None:
 
 def cell(row) -> dict:
     """One arm on one group: n, accuracy, its interval, gold-trace loss and behaviour metrics where measured."""
-    out = {"n": int(row["n"]), "accuracy": round(float(row["accuracy"]), 4),
-           "ci95": [round(float(row["ci_low"]), 4), round(float(row["ci_high"]), 4)]}
+    out = {
+        "n": int(row["n"]),
+        "accuracy": round(float(row["accuracy"]), 4),
+        "ci95": [round(float(row["ci_low"]), 4), round(float(row["ci_high"]), 4)],
+    }
     if not pd.isna(row.get("gold_nll", np.nan)):
         out["gold_nll"] = round(float(row["gold_nll"]), 4)
     for key in BEHAVIOUR_KEYS:
@@ -42,10 +45,12 @@ def controls(rows: pd.DataFrame, name: str, key: str) -> list[dict]:
     out: dict[float, dict] = {}
     for (value, group), chunk in rows[rows["intervention"] == name].groupby([key, "group"]):
         out.setdefault(float(value), {})[group] = {
-            "draws": int(len(chunk)), "n": int(chunk["n"].iloc[0]),
+            "draws": int(len(chunk)),
+            "n": int(chunk["n"].iloc[0]),
             "mean_accuracy": round(float(chunk["accuracy"].mean()), 4),
             "min_accuracy": round(float(chunk["accuracy"].min()), 4),
-            "max_accuracy": round(float(chunk["accuracy"].max()), 4)}
+            "max_accuracy": round(float(chunk["accuracy"].max()), 4),
+        }
     return [{key: k, "groups": v} for k, v in out.items()]
 
 
@@ -57,7 +62,9 @@ def specificity(ablation: list[dict], ablation_random: list[dict], baseline: dic
         row = {"size": a["size"]}
         for group, c in a["groups"].items():
             row[f"drop_{group}"] = round(baseline[group]["accuracy"] - c["accuracy"], 4)
-            row[f"random_drop_{group}"] = round(baseline[group]["accuracy"] - random_by_size[a["size"]][group]["mean_accuracy"], 4)
+            row[f"random_drop_{group}"] = round(
+                baseline[group]["accuracy"] - random_by_size[a["size"]][group]["mean_accuracy"], 4
+            )
         out.append(row)
     return out
 
@@ -71,10 +78,21 @@ def ood_improvement(rows: pd.DataFrame, baseline: dict) -> list[dict]:
         if candidates.empty:
             continue
         best = candidates.sort_values("accuracy", ascending=False).iloc[0]
-        out.append({"group": group, "baseline": baseline[group], "best": {
-            "intervention": best["intervention"], "target": best["target"], "size": num(best["size"]),
-            "alpha": num(best["alpha"]), "scale": num(best["scale"]), **cell(best)},
-            "improved": bool(best["ci_low"] > baseline[group]["ci95"][1])})
+        out.append(
+            {
+                "group": group,
+                "baseline": baseline[group],
+                "best": {
+                    "intervention": best["intervention"],
+                    "target": best["target"],
+                    "size": num(best["size"]),
+                    "alpha": num(best["alpha"]),
+                    "scale": num(best["scale"]),
+                    **cell(best),
+                },
+                "improved": bool(best["ci_low"] > baseline[group]["ci95"][1]),
+            }
+        )
     return out
 
 
@@ -85,24 +103,40 @@ def summarize(results: pd.DataFrame, cfg, ranking: dict, top: pd.DataFrame, fine
 
     edits = []
     for (size, scale), chunk in reasoner[reasoner["intervention"] == "weight_edit"].groupby(["size", "scale"]):
-        edits.append({"size": float(size), "scale": float(scale),
-                      "groups": {g: cell(r) for g, r in chunk.set_index("group").iterrows()}})
+        edits.append(
+            {
+                "size": float(size),
+                "scale": float(scale),
+                "groups": {g: cell(r) for g, r in chunk.set_index("group").iterrows()},
+            }
+        )
 
     steering_base = []
     for (name, alpha), chunk in results[results["model"] == "base"].groupby(["intervention", "alpha"], dropna=False):
-        steering_base.append({"intervention": name, "alpha": num(alpha),
-                              "groups": {g: cell(r) for g, r in chunk.set_index("group").iterrows()}})
+        steering_base.append(
+            {
+                "intervention": name,
+                "alpha": num(alpha),
+                "groups": {g: cell(r) for g, r in chunk.set_index("group").iterrows()},
+            }
+        )
 
     finetune_info = dict(finetune_info)
     for name, chunk in reasoner[reasoner["intervention"].isin(["finetune", "finetune_random"])].groupby("intervention"):
-        finetune_info[name] = {**finetune_info.get(name, {}), "groups": {g: cell(r) for g, r in chunk.set_index("group").iterrows()}}
+        finetune_info[name] = {
+            **finetune_info.get(name, {}),
+            "groups": {g: cell(r) for g, r in chunk.set_index("group").iterrows()},
+        }
 
     return {
         "model": cfg.model,
         "groups": {g: v["n"] for g, v in baseline.items()},
-        "feature_ranking": {**ranking, "target_step_type": cfg.target_step_type,
-                            "contrast_step_type": cfg.contrast_step_type,
-                            "top": top[["layer", "feature", "effect", "label"]].head(10).to_dict("records")},
+        "feature_ranking": {
+            **ranking,
+            "target_step_type": cfg.target_step_type,
+            "contrast_step_type": cfg.contrast_step_type,
+            "top": top[["layer", "feature", "effect", "label"]].head(10).to_dict("records"),
+        },
         "baseline": baseline,
         "ablation": ablation,
         "ablation_random": ablation_random,

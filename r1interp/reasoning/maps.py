@@ -22,22 +22,35 @@ def layer_map(profiles: np.ndarray, groups: pd.Series, widths: list[int], layers
         sel = profiles[(groups == g).to_numpy()]
         for layer, (a, b) in zip(layers, bounds, strict=True):
             block = sel[:, a:b]
-            rows.append({"group": g, "layer": layer, "activation": float(block.sum(1).mean()),
-                         "active_features": float((block > 0).sum(1).mean()), "steps": int(len(sel))})
+            rows.append(
+                {
+                    "group": g,
+                    "layer": layer,
+                    "activation": float(block.sum(1).mean()),
+                    "active_features": float((block > 0).sum(1).mean()),
+                    "steps": int(len(sel)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def feature_group_map(profiles: np.ndarray, problem_types: pd.Series, feature_groups: dict[str, list[int]]) -> pd.DataFrame:
+def feature_group_map(
+    profiles: np.ndarray, problem_types: pd.Series, feature_groups: dict[str, list[int]]
+) -> pd.DataFrame:
     """problem type x feature group: mean activation of the group's features (profile columns) per step."""
     rows = []
     for t in sorted(problem_types.unique(), key=str):
         sel = profiles[(problem_types == t).to_numpy()]
         for name, cols in feature_groups.items():
-            rows.append({"problem_type": t, "feature_group": name, "activation": float(sel[:, cols].mean()) if cols else 0.0})
+            rows.append(
+                {"problem_type": t, "feature_group": name, "activation": float(sel[:, cols].mean()) if cols else 0.0}
+            )
     return pd.DataFrame(rows)
 
 
-def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, path: str | Path, title: str, fmt: str = ".2f") -> None:
+def heatmap(
+    table: pd.DataFrame, index: str, columns: str, values: str, path: str | Path, title: str, fmt: str = ".2f"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,8 +64,15 @@ def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, path: st
     vals = grid.to_numpy(dtype=float)
     for i in range(vals.shape[0]):
         for j in range(vals.shape[1]):
-            ax.text(j, i, format(vals[i, j], fmt), ha="center", va="center", fontsize=6,
-                    color="white" if vals[i, j] < np.nanmean(vals) else "black")
+            ax.text(
+                j,
+                i,
+                format(vals[i, j], fmt),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if vals[i, j] < np.nanmean(vals) else "black",
+            )
     fig.colorbar(im, ax=ax, shrink=0.8, label=values)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()

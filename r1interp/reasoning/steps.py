@@ -53,15 +53,24 @@ def step_spans(tokenizer, problem_id: str, text: str, segment: str = "line") -> 
     steps = []
     for a, b in split_steps(body, segment):
         a, b = a + body_start, b + body_start
-        tokens = [t for t, (s, e) in enumerate(offsets) if a <= s < b and e > s]  # a token ending past the step (".\n") belongs to it
+        tokens = [
+            t for t, (s, e) in enumerate(offsets) if a <= s < b and e > s
+        ]  # a token ending past the step (".\n") belongs to it
         if tokens:
             steps.append(Step(problem_id, len(steps), text[a:b].strip(), tokens[0], tokens[-1] + 1))
     return enc["input_ids"], steps
 
 
 @torch.no_grad()
-def step_profiles(model, coders: dict[int, object], tokenizer, problems: list[tuple[str, str]],
-                  segment: str = "line", device: str = "cpu", progress=None) -> tuple[list[Step], np.ndarray]:
+def step_profiles(
+    model,
+    coders: dict[int, object],
+    tokenizer,
+    problems: list[tuple[str, str]],
+    segment: str = "line",
+    device: str = "cpu",
+    progress=None,
+) -> tuple[list[Step], np.ndarray]:
     """problems: (id, full chat text). Returns the steps and their profiles (steps x layers*features)."""
     from r1interp.transcoders.splice import mlp_modules
 
@@ -69,12 +78,14 @@ def step_profiles(model, coders: dict[int, object], tokenizer, problems: list[tu
     widths = [coders[layer].num_latents for layer in layers]
     captured: dict[int, torch.Tensor] = {}
     mlps = mlp_modules(model)
-    hooks = [mlps[layer].register_forward_pre_hook(lambda _m, args, layer=layer: captured.__setitem__(layer, args[0]))
-             for layer in layers]
+    hooks = [
+        mlps[layer].register_forward_pre_hook(lambda _m, args, layer=layer: captured.__setitem__(layer, args[0]))
+        for layer in layers
+    ]
     steps: list[Step] = []
     rows: list[np.ndarray] = []
     try:
-        for pid, text in (progress(problems) if progress else problems):
+        for pid, text in progress(problems) if progress else problems:
             ids, found = step_spans(tokenizer, pid, text, segment)
             if not found:
                 continue
@@ -87,7 +98,7 @@ def step_profiles(model, coders: dict[int, object], tokenizer, problems: list[tu
                 per_layer.append(dense)
             full = torch.cat(per_layer, dim=-1)
             for step in found:
-                rows.append(full[step.token_start:step.token_end].mean(0).cpu().numpy().astype(np.float32))
+                rows.append(full[step.token_start : step.token_end].mean(0).cpu().numpy().astype(np.float32))
             steps += found
     finally:
         for h in hooks:

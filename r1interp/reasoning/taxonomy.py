@@ -32,9 +32,18 @@ def enrichment(profiles: np.ndarray, groups: np.ndarray, features: list[tuple[in
         cols = np.flatnonzero(alive)
         for j in np.argsort(-effect)[:top]:
             layer, feature = features[cols[j]]
-            rows.append({"group": g, "layer": layer, "feature": feature, "effect": float(effect[j]),
-                         "mean_in": float(a[:, j].mean()), "mean_out": float(b[:, j].mean()),
-                         "q_value": float(q[j]), "n_in": int(len(a))})
+            rows.append(
+                {
+                    "group": g,
+                    "layer": layer,
+                    "feature": feature,
+                    "effect": float(effect[j]),
+                    "mean_in": float(a[:, j].mean()),
+                    "mean_out": float(b[:, j].mean()),
+                    "q_value": float(q[j]),
+                    "n_in": int(len(a)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -61,8 +70,15 @@ def name_cluster(top_features: pd.DataFrame, labels: dict[tuple[int, int], str],
     return " + ".join(names) if names else "(no labeled characteristic feature)"
 
 
-def build_taxonomy(steps: pd.DataFrame, z: np.ndarray, cluster_col: str, enrich: pd.DataFrame,
-                   labels: dict[tuple[int, int], str], examples: int, truth_col: str | None) -> list[dict[str, Any]]:
+def build_taxonomy(
+    steps: pd.DataFrame,
+    z: np.ndarray,
+    cluster_col: str,
+    enrich: pd.DataFrame,
+    labels: dict[tuple[int, int], str],
+    examples: int,
+    truth_col: str | None,
+) -> list[dict[str, Any]]:
     out = []
     for c in sorted(steps[cluster_col].unique()):
         members = np.flatnonzero(steps[cluster_col].to_numpy() == c)
@@ -71,11 +87,18 @@ def build_taxonomy(steps: pd.DataFrame, z: np.ndarray, cluster_col: str, enrich:
         texts = list(dict.fromkeys(steps.iloc[order]["text"]))[:examples]  # distinct steps, nearest first
         top = enrich[enrich["group"] == c]
         entry = {
-            "cluster": int(c), "tag": f"C{int(c)}", "size": int(len(members)),
+            "cluster": int(c),
+            "tag": f"C{int(c)}",
+            "size": int(len(members)),
             "name": name_cluster(top, labels),
             "characteristic_features": [
-                {"layer": int(r.layer), "feature": int(r.feature), "effect": round(r.effect, 3),
-                 "q_value": float(f"{r.q_value:.3g}"), "label": labels.get((r.layer, r.feature))}
+                {
+                    "layer": int(r.layer),
+                    "feature": int(r.feature),
+                    "effect": round(r.effect, 3),
+                    "q_value": float(f"{r.q_value:.3g}"),
+                    "label": labels.get((r.layer, r.feature)),
+                }
                 for r in top.head(8).itertuples()
             ],
             "examples": texts,

@@ -10,15 +10,30 @@ import yaml
 LICENSE = "mit"
 
 
-def model_card(*, repo_id: str, profile: str, model: str, base_model: str | None, datasets: list[str],
-               coders: list[dict[str, Any]], training: dict[str, Any], metrics: dict[str, Any],
-               params_hash: str) -> str:
+def model_card(
+    *,
+    repo_id: str,
+    profile: str,
+    model: str,
+    base_model: str | None,
+    datasets: list[str],
+    coders: list[dict[str, Any]],
+    training: dict[str, Any],
+    metrics: dict[str, Any],
+    params_hash: str,
+) -> str:
     """coders: one dict per layer (hookpoint, layer, d_in, num_latents, k, skip, transcode)."""
     front: dict[str, Any] = {
         "license": LICENSE,
         "library_name": "sparsify",
-        "tags": ["sparse-autoencoder", "skip-transcoder", "transcoder", "mechanistic-interpretability",
-                 "circuit-tracer", "r1interp"],
+        "tags": [
+            "sparse-autoencoder",
+            "skip-transcoder",
+            "transcoder",
+            "mechanistic-interpretability",
+            "circuit-tracer",
+            "r1interp",
+        ],
     }
     if base_model:
         front["base_model"] = base_model
@@ -35,21 +50,21 @@ def model_card(*, repo_id: str, profile: str, model: str, base_model: str | None
         for c in coders
     )
     summary = metrics.get("all_layers", {})
-    body = f"""# Skip transcoders for `{base_model or f'{profile}/{model}'}`
+    body = f"""# Skip transcoders for `{base_model or f"{profile}/{model}"}`
 
 Sparse skip transcoders (EleutherAI [sparsify](https://github.com/EleutherAI/sparsify), TopK) for every MLP of
 the **{model}** model of the r1interp `{profile}` profile, trained and evaluated by the r1interp DVC pipeline.
 
 - hooks: input `layers.N.mlp` input (post-attention RMSNorm output) -> output `layers.N.mlp` output
   (circuit-tracer: `mlp.hook_in` -> `mlp.hook_out`); skip connection `W_skip`
-- layers: {len(coders)}; d_in {', '.join(map(str, d_in))}; latents {', '.join(map(str, widths))}; k {', '.join(map(str, k))}
-- training tokens: {training.get('tokens', 'n/a')}
+- layers: {len(coders)}; d_in {", ".join(map(str, d_in))}; latents {", ".join(map(str, widths))}; k {", ".join(map(str, k))}
+- training tokens: {training.get("tokens", "n/a")}
 - params hash: `{params_hash}`
 
 ## Evaluation (spliced into the model)
 
-All layers spliced at once: CE increase {_fmt(summary.get('ce_increase'))} nats, KL {_fmt(summary.get('kl'))},
-fraction of CE recovered vs zero-ablation {_fmt(summary.get('frac_recovered_zero'))}.
+All layers spliced at once: CE increase {_fmt(summary.get("ce_increase"))} nats, KL {_fmt(summary.get("kl"))},
+fraction of CE recovered vs zero-ablation {_fmt(summary.get("frac_recovered_zero"))}.
 
 | layer | hookpoint | latents | k | FVU | CE increase (alone) | dead % |
 |---|---|---|---|---|---|---|
@@ -84,7 +99,10 @@ model = ReplacementModel.from_pretrained("<model dir>", f"{{path}}/circuit-trace
 
 def dataset_card(*, repo_id: str, profile: str, model: str, labeler: str, n_labels: int, n_features: int) -> str:
     front = {"license": LICENSE, "tags": ["mechanistic-interpretability", "feature-labels", "r1interp"]}
-    return "---\n" + yaml.safe_dump(front, sort_keys=False) + f"""---
+    return (
+        "---\n"
+        + yaml.safe_dump(front, sort_keys=False)
+        + f"""---
 
 # Feature labels for the `{model}` transcoders of the r1interp `{profile}` profile
 
@@ -98,6 +116,7 @@ from huggingface_hub import hf_hub_download
 labels = pd.read_parquet(hf_hub_download("{repo_id}", "labels.parquet", repo_type="dataset"))
 ```
 """
+    )
 
 
 def _fmt(v: Any) -> str:

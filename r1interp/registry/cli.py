@@ -23,17 +23,27 @@ def add_parsers(sub) -> None:
     pull.add_argument("repo", help="repo id, owner/name")
     pull.add_argument("--revision", help="commit sha or tag (a branch needs --allow-unpinned)")
     pull.add_argument("--out", help=f"output directory (default {paths.PULLED_DIR}/<owner>--<name>)")
-    pull.add_argument("--model", choices=("reasoner", "base"),
-                      help="check d_in and the layer count against this model of the active profile")
+    pull.add_argument(
+        "--model",
+        choices=("reasoner", "base"),
+        help="check d_in and the layer count against this model of the active profile",
+    )
     pull.add_argument("--params", default="params.yaml")
     pull.add_argument("--manifest", default="releases.yaml")
     pull.add_argument("--json", action="store_true", help="print the result as JSON")
-    pull.add_argument("--allow-unpinned", action="store_true",
-                      help="accept a branch (or no --revision) instead of a commit sha or tag; prints a warning")
-    pull.add_argument("--require-manifest", action="store_true",
-                      help="refuse a release that --manifest does not list (as train.source: pull does)")
-    pull.add_argument("--replace", action="store_true",
-                      help="overwrite --out even if it holds files that are not an earlier pull")
+    pull.add_argument(
+        "--allow-unpinned",
+        action="store_true",
+        help="accept a branch (or no --revision) instead of a commit sha or tag; prints a warning",
+    )
+    pull.add_argument(
+        "--require-manifest",
+        action="store_true",
+        help="refuse a release that --manifest does not list (as train.source: pull does)",
+    )
+    pull.add_argument(
+        "--replace", action="store_true", help="overwrite --out even if it holds files that are not an earlier pull"
+    )
     pull.set_defaults(func=_pull)
 
 
@@ -73,13 +83,28 @@ def _pull(args: argparse.Namespace) -> int:
         arch = read_architecture(model_spec(load_params(args.params).model.profile, args.model).local_dir)
         d_model, n_layers = arch.d_model, arch.n_layers
     out = Path(args.out) if args.out else default_out(args.repo)
-    result = pull(args.repo, args.revision, out, d_model=d_model, n_layers=n_layers, manifest=Path(args.manifest),
-                  require_manifest=args.require_manifest, allow_unpinned=args.allow_unpinned, replace=args.replace)
+    result = pull(
+        args.repo,
+        args.revision,
+        out,
+        d_model=d_model,
+        n_layers=n_layers,
+        manifest=Path(args.manifest),
+        require_manifest=args.require_manifest,
+        allow_unpinned=args.allow_unpinned,
+        replace=args.replace,
+    )
     if args.json:
         print(json.dumps(asdict(result), indent=2))
     else:
-        verified = "verified against releases.yaml" if result.verified_against_manifest else "not in releases.yaml (unverified)"
-        print(f"pulled {result.repo_id}@{result.revision[:12]}: layers {result.layers} -> {result.out_dir} ({verified})")
+        verified = (
+            "verified against releases.yaml"
+            if result.verified_against_manifest
+            else "not in releases.yaml (unverified)"
+        )
+        print(
+            f"pulled {result.repo_id}@{result.revision[:12]}: layers {result.layers} -> {result.out_dir} ({verified})"
+        )
         if result.missing_layers:
             print(f"missing layers: {result.missing_layers} (no circuit-tracer layout written)")
     return 0

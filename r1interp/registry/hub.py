@@ -32,7 +32,9 @@ def progress(items, desc: str, unit: str = "file"):
 def token_from_env(required: bool = True) -> str | None:
     token = os.environ.get(TOKEN_ENV) or None
     if required and not token:
-        raise HubError(f"{TOKEN_ENV} is not set", hint=f"export {TOKEN_ENV}=hf_... (it is read from the environment only)")
+        raise HubError(
+            f"{TOKEN_ENV} is not set", hint=f"export {TOKEN_ENV}=hf_... (it is read from the environment only)"
+        )
     return token
 
 
@@ -83,7 +85,11 @@ def same_content(local: Path, remote: dict) -> bool:
 
 
 @contextlib.contextmanager
-def hub_errors(repo: str, pin: str | None, retry: str = "check the network (and HF_ENDPOINT, HF_TOKEN); re-running resumes the download") -> Iterator[None]:
+def hub_errors(
+    repo: str,
+    pin: str | None,
+    retry: str = "check the network (and HF_ENDPOINT, HF_TOKEN); re-running resumes the download",
+) -> Iterator[None]:
     """huggingface_hub/requests exceptions -> one-line HubErrors."""
     import requests
     from huggingface_hub.errors import (
@@ -127,16 +133,27 @@ def is_commit_sha(revision: str | None) -> bool:
     return bool(revision) and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
 
-def check_pinned(hf, repo_id: str, revision: str | None, sha: str, *, repo_type: str = "model",
-                 allow_unpinned: bool = False, how_to_allow: str = "--allow-unpinned", log=None) -> bool:
+def check_pinned(
+    hf,
+    repo_id: str,
+    revision: str | None,
+    sha: str,
+    *,
+    repo_type: str = "model",
+    allow_unpinned: bool = False,
+    how_to_allow: str = "--allow-unpinned",
+    log=None,
+) -> bool:
     """Whether `revision` pins what was resolved (`sha`): the commit sha itself, or a tag. A branch, or no
     revision, moves under the user's feet: refused unless `allow_unpinned`, then one warning line."""
     if revision and (revision == sha or (not is_commit_sha(revision) and revision in _tags(hf, repo_id, repo_type))):
         return True
     what = f"revision {revision!r} is a branch" if revision else "no revision given"
     if not allow_unpinned:
-        raise HubError(f"{repo_id}: {what}, not a pin (a commit sha or tag); refusing",
-                       hint=f"pin its current commit {sha}, or set {how_to_allow} to use a moving revision")
+        raise HubError(
+            f"{repo_id}: {what}, not a pin (a commit sha or tag); refusing",
+            hint=f"pin its current commit {sha}, or set {how_to_allow} to use a moving revision",
+        )
     (log or print)(f"warning: {repo_id}: {what}, not a pin; using its current commit {sha[:12]} (not reproducible)")
     return False
 

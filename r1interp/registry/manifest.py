@@ -46,12 +46,15 @@ def read_manifest(path: str | Path = MANIFEST) -> list[dict[str, Any]]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: not a release manifest: not valid YAML text ({str(exc).splitlines()[0]})") from None
+        raise ArtifactError(
+            f"{path}: not a release manifest: not valid YAML text ({str(exc).splitlines()[0]})"
+        ) from None
     if doc == {}:
         return []
     if not isinstance(doc, dict) or not isinstance(doc.get("releases"), list):
-        raise ArtifactError(f"{path}: not a release manifest: expected a mapping with a 'releases' list "
-                            "(as `r1interp publish` writes)")
+        raise ArtifactError(
+            f"{path}: not a release manifest: expected a mapping with a 'releases' list (as `r1interp publish` writes)"
+        )
     releases = doc["releases"]
     for i, entry in enumerate(releases):
         missing = [k for k in _ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]

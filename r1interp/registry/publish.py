@@ -58,7 +58,11 @@ class ReleasePlan:
             shutil.rmtree(d, ignore_errors=True)
 
     def __post_init__(self) -> None:
-        content = hashlib.sha256("".join(f"{u.path_in_repo}\0{u.sha256}\n" for u in sorted(self.files, key=lambda u: u.path_in_repo)).encode())
+        content = hashlib.sha256(
+            "".join(
+                f"{u.path_in_repo}\0{u.sha256}\n" for u in sorted(self.files, key=lambda u: u.path_in_repo)
+            ).encode()
+        )
         self.tag = self.tag or f"r1interp-{self.name}-{content.hexdigest()[:12]}"
 
 
@@ -77,8 +81,10 @@ def _transcoder_metrics(model: str, root: Path) -> dict[str, Any]:
     data = json.loads(path.read_text()).get(model)
     if data is None:
         raise ArtifactError(f"{path}: no metrics for {model}", hint="add it to train.models and `dvc repro evaluate`")
-    per_layer = {layer: {"fvu": m.get("fvu"), "dead_pct": m.get("dead_pct"), "ce_increase": m["completion"]["ce_increase"]}
-                 for layer, m in data["layers"].items()}
+    per_layer = {
+        layer: {"fvu": m.get("fvu"), "dead_pct": m.get("dead_pct"), "ce_increase": m["completion"]["ce_increase"]}
+        for layer, m in data["layers"].items()
+    }
     return {"summary": data["summary"], "all_layers": data["all_layers"]["completion"], "per_layer": per_layer}
 
 
@@ -104,16 +110,37 @@ def plan_model_release(params: Params, model: str, repo_id: str, root: Path = Pa
     p_hash = params_hash(params)
     spec = PROFILES[params.model.profile][model]
     staging = Path(tempfile.mkdtemp(prefix="r1interp-publish-"))
-    (staging / "README.md").write_text(card.model_card(
-        repo_id=repo_id, profile=params.model.profile, model=model, base_model=spec.repo_id,
-        datasets=[params.corpus.hub.dataset] if spec.repo_id else [],
-        coders=[vars(i) for i in infos], training=_training(model, root), metrics=metrics, params_hash=p_hash))
-    (staging / "r1interp.json").write_text(json.dumps(
-        {"profile": params.model.profile, "model": model, "params_hash": p_hash, "metrics": metrics["summary"]},
-        indent=2, sort_keys=True) + "\n")
+    (staging / "README.md").write_text(
+        card.model_card(
+            repo_id=repo_id,
+            profile=params.model.profile,
+            model=model,
+            base_model=spec.repo_id,
+            datasets=[params.corpus.hub.dataset] if spec.repo_id else [],
+            coders=[vars(i) for i in infos],
+            training=_training(model, root),
+            metrics=metrics,
+            params_hash=p_hash,
+        )
+    )
+    (staging / "r1interp.json").write_text(
+        json.dumps(
+            {"profile": params.model.profile, "model": model, "params_hash": p_hash, "metrics": metrics["summary"]},
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     files += [_upload("README.md", staging / "README.md"), _upload("r1interp.json", staging / "r1interp.json")]
-    return ReleasePlan(f"{params.model.profile}-{model}-transcoders", "model", repo_id, files, metrics["summary"],
-                       p_hash, staging=[staging])
+    return ReleasePlan(
+        f"{params.model.profile}-{model}-transcoders",
+        "model",
+        repo_id,
+        files,
+        metrics["summary"],
+        p_hash,
+        staging=[staging],
+    )
 
 
 def plan_dataset_release(params: Params, model: str, repo_id: str, root: Path = Path(".")) -> ReleasePlan:
@@ -126,16 +153,34 @@ def plan_dataset_release(params: Params, model: str, repo_id: str, root: Path = 
     labels.to_parquet(staging / "labels.parquet", index=False)
     features.to_parquet(staging / "features.parquet", index=False)
     labeled = int(labels["label"].notna().sum())
-    (staging / "README.md").write_text(card.dataset_card(repo_id=repo_id, profile=params.model.profile, model=model,
-                                                         labeler=params.labels.labeler, n_labels=labeled,
-                                                         n_features=len(features)))
+    (staging / "README.md").write_text(
+        card.dataset_card(
+            repo_id=repo_id,
+            profile=params.model.profile,
+            model=model,
+            labeler=params.labels.labeler,
+            n_labels=labeled,
+            n_features=len(features),
+        )
+    )
     p_hash = params_hash(params)
-    metrics = {"labeled": labeled, "detection_balanced_accuracy": _mean(labels, "detection_balanced_accuracy"),
-               "fuzzing_balanced_accuracy": _mean(labels, "fuzzing_balanced_accuracy")}
-    (staging / "r1interp.json").write_text(json.dumps(
-        {"profile": params.model.profile, "model": model, "params_hash": p_hash, "metrics": metrics}, indent=2, sort_keys=True) + "\n")
+    metrics = {
+        "labeled": labeled,
+        "detection_balanced_accuracy": _mean(labels, "detection_balanced_accuracy"),
+        "fuzzing_balanced_accuracy": _mean(labels, "fuzzing_balanced_accuracy"),
+    }
+    (staging / "r1interp.json").write_text(
+        json.dumps(
+            {"profile": params.model.profile, "model": model, "params_hash": p_hash, "metrics": metrics},
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     files = [_upload(n, staging / n) for n in ("labels.parquet", "features.parquet", "README.md", "r1interp.json")]
-    return ReleasePlan(f"{params.model.profile}-{model}-labels", "dataset", repo_id, files, metrics, p_hash, staging=[staging])
+    return ReleasePlan(
+        f"{params.model.profile}-{model}-labels", "dataset", repo_id, files, metrics, p_hash, staging=[staging]
+    )
 
 
 def _mean(df: pd.DataFrame, col: str) -> float | None:
@@ -170,34 +215,56 @@ def publish(plans: list[ReleasePlan], token: str, manifest: Path = MANIFEST, log
                 raise HubError(
                     f"{plan.repo_type} repo {plan.repo_id} exists with other content ({', '.join(stale[:5])}"
                     f"{'...' if len(stale) > 5 else ''}); refusing to overwrite it",
-                    hint="publish to a new repo id (--repo / --dataset-repo)")
-            changed = [u for u in progress(plan.files, f"{plan.repo_id}: comparing with the Hub")
-                       if u.path_in_repo not in existing or not same_content(u.local, existing[u.path_in_repo])]
+                    hint="publish to a new repo id (--repo / --dataset-repo)",
+                )
+            changed = [
+                u
+                for u in progress(plan.files, f"{plan.repo_id}: comparing with the Hub")
+                if u.path_in_repo not in existing or not same_content(u.local, existing[u.path_in_repo])
+            ]
             if not changed and not stale:
                 log(f"{plan.repo_id}: already up to date at {head[:12]} (no new commit)")
                 shas[plan.repo_id] = head
                 continue
             ops = [CommitOperationAdd(u.path_in_repo, str(u.local)) for u in changed]
             ops += [CommitOperationDelete(p) for p in stale]
-            info = hf.create_commit(plan.repo_id, ops, commit_message=f"r1interp release {plan.tag}",
-                                    repo_type=plan.repo_type, parent_commit=head)
+            info = hf.create_commit(
+                plan.repo_id,
+                ops,
+                commit_message=f"r1interp release {plan.tag}",
+                repo_type=plan.repo_type,
+                parent_commit=head,
+            )
             shas[plan.repo_id] = info.oid
             log(f"{plan.repo_id}: committed {len(changed)} changed file(s), {len(stale)} removed -> {info.oid[:12]}")
         for plan in plans:
             _tag(hf, plan, shas[plan.repo_id], log)
     except HfHubHTTPError as exc:
-        raise HubError(f"Hub request failed: {_scrub(str(exc), token)}", hint="nothing was recorded in releases.yaml; re-run to resume") from None
+        raise HubError(
+            f"Hub request failed: {_scrub(str(exc), token)}",
+            hint="nothing was recorded in releases.yaml; re-run to resume",
+        ) from None
     except (OSError, RuntimeError, ValueError) as exc:  # connection drops, refused uploads
-        raise HubError(f"upload failed: {_scrub(str(exc), token)}", hint="nothing was recorded in releases.yaml; re-run to resume") from None
+        raise HubError(
+            f"upload failed: {_scrub(str(exc), token)}", hint="nothing was recorded in releases.yaml; re-run to resume"
+        ) from None
     finally:
         for plan in plans:
             plan.cleanup()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     entries = []
     for plan in plans:
-        entry = {"name": plan.name, "kind": plan.repo_type, "repo_id": plan.repo_id, "revision": shas[plan.repo_id],
-                 "tag": plan.tag, "files": {u.path_in_repo: u.sha256 for u in plan.files},
-                 "metrics": plan.metrics, "params_hash": plan.params_hash, "published_at": now}
+        entry = {
+            "name": plan.name,
+            "kind": plan.repo_type,
+            "repo_id": plan.repo_id,
+            "revision": shas[plan.repo_id],
+            "tag": plan.tag,
+            "files": {u.path_in_repo: u.sha256 for u in plan.files},
+            "metrics": plan.metrics,
+            "params_hash": plan.params_hash,
+            "published_at": now,
+        }
         entry["recorded"] = add_release(entry, manifest)
         entries.append(entry)
     return entries
@@ -208,7 +275,9 @@ def _tag(hf, plan: ReleasePlan, sha: str, log) -> None:
     existing = {t.name: t.target_commit for t in refs.tags}
     if plan.tag in existing:
         if existing[plan.tag] != sha:
-            raise HubError(f"{plan.repo_id}: tag {plan.tag} already points at {existing[plan.tag][:12]}, not {sha[:12]}")
+            raise HubError(
+                f"{plan.repo_id}: tag {plan.tag} already points at {existing[plan.tag][:12]}, not {sha[:12]}"
+            )
         return
     hf.create_tag(plan.repo_id, tag=plan.tag, revision=sha, repo_type=plan.repo_type)
     log(f"{plan.repo_id}: tagged {sha[:12]} as {plan.tag}")

@@ -55,10 +55,21 @@ def default_out(repo_id: str) -> Path:
     return paths.pulled_dir(repo_id)
 
 
-def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | None = None,
-         n_layers: int | None = None, layers: list[int] | None = None, manifest: Path = MANIFEST,
-         require_manifest: bool = False, allow_unpinned: bool = False, how_to_allow: str = "--allow-unpinned",
-         replace: bool = False, log=None) -> PullResult:
+def pull(
+    repo_id: str,
+    revision: str | None,
+    out_dir: Path,
+    *,
+    d_model: int | None = None,
+    n_layers: int | None = None,
+    layers: list[int] | None = None,
+    manifest: Path = MANIFEST,
+    require_manifest: bool = False,
+    allow_unpinned: bool = False,
+    how_to_allow: str = "--allow-unpinned",
+    replace: bool = False,
+    log=None,
+) -> PullResult:
     """Pull `repo_id` at `revision` into `out_dir`. An existing `out_dir` is replaced only if it is empty, an
     earlier pull's output (it has pull.json) or `replace` is set; checked before any network request. The
     revision must be a commit sha or a tag unless `allow_unpinned` (`how_to_allow` names that switch)."""
@@ -76,7 +87,9 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
         check_pinned(hf, repo_id, revision, sha, allow_unpinned=allow_unpinned, how_to_allow=how_to_allow, log=log)
     entry = find_release(repo_id, revision, manifest) or find_release(repo_id, sha, manifest)
     if entry and entry["revision"] != sha:
-        raise HubError(f"{repo_id}: {revision} resolves to {sha[:12]} but releases.yaml pins {entry['revision'][:12]}; refusing")
+        raise HubError(
+            f"{repo_id}: {revision} resolves to {sha[:12]} but releases.yaml pins {entry['revision'][:12]}; refusing"
+        )
     if require_manifest and entry is None:
         raise HubError(f"{repo_id}@{sha[:12]}: not in {manifest}; refusing an unverified release")
     remote_names = [s.rfilename for s in info.siblings or []]
@@ -86,13 +99,17 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
     with tempfile.TemporaryDirectory(prefix="r1interp-pull-") as tmp:
         tmp = Path(tmp)
         with hub_errors(repo_id, sha, retry):
-            snapshot_download(repo_id, revision=sha, allow_patterns=wanted, local_dir=tmp, endpoint=endpoint(), token=token)
+            snapshot_download(
+                repo_id, revision=sha, allow_patterns=wanted, local_dir=tmp, endpoint=endpoint(), token=token
+            )
         if entry:
             _verify(tmp, entry, manifest)
         coder_dirs = [d for d in find_coders(tmp) if layers is None or layer_of(d.name) in layers]
         if not coder_dirs:
             raise ArtifactError(f"{repo_id}@{sha[:12]}: no transcoders (layers.N.mlp/cfg.json + sae.safetensors)")
-        infos = [check_sparsify_coder(d, d_model=d_model) for d in progress(coder_dirs, "checking transcoders", "layer")]
+        infos = [
+            check_sparsify_coder(d, d_model=d_model) for d in progress(coder_dirs, "checking transcoders", "layer")
+        ]
         present = [i.layer for i in infos]
         expected = layers if layers is not None else (list(range(n_layers)) if n_layers else present)
         missing = [layer for layer in expected if layer not in present]
@@ -107,8 +124,18 @@ def pull(repo_id: str, revision: str | None, out_dir: Path, *, d_model: int | No
                     files[layer_of(d.name)] = f"layer_{layer_of(d.name)}.safetensors"
                     write_circuit_tracer_layer(d, dest / "circuit-tracer" / files[layer_of(d.name)])
                 write_circuit_tracer_config(dest / "circuit-tracer", files, scan=f"{repo_id}@{sha[:12]}", k=infos[0].k)
-            result = PullResult(repo_id, sha, str(out_dir), present, missing, entry is not None, skipped,
-                                infos[0].k, infos[0].num_latents, infos[0].d_in)
+            result = PullResult(
+                repo_id,
+                sha,
+                str(out_dir),
+                present,
+                missing,
+                entry is not None,
+                skipped,
+                infos[0].k,
+                infos[0].num_latents,
+                infos[0].d_in,
+            )
             (dest / "pull.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
 
@@ -120,11 +147,15 @@ def check_out_dir(out_dir: Path, replace: bool) -> None:
         raise ArtifactError(f"{out_dir}: exists and is not a directory; choose another --out")
     here = Path.cwd().resolve()
     if out_dir.resolve() == here or out_dir.resolve() in here.parents:
-        raise ArtifactError(f"{out_dir}: is the current directory or a folder above it; refusing to replace it",
-                            hint="choose a new directory for --out")
+        raise ArtifactError(
+            f"{out_dir}: is the current directory or a folder above it; refusing to replace it",
+            hint="choose a new directory for --out",
+        )
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "pull.json").is_file() and not replace:
-        raise ArtifactError(f"{out_dir}: exists, is not empty and is not an earlier pull (no pull.json); "
-                            "refusing to replace it", hint="choose another --out, or pass --replace to overwrite it")
+        raise ArtifactError(
+            f"{out_dir}: exists, is not empty and is not an earlier pull (no pull.json); refusing to replace it",
+            hint="choose another --out, or pass --replace to overwrite it",
+        )
 
 
 def _safe(name: str) -> bool:

@@ -44,5 +44,7 @@ def check_remote_names(names: Iterable[str], root: Path, where: str) -> None:
         if reason is None and not (base / name).resolve().is_relative_to(base):
             reason = "a path that resolves outside the folder"
         if reason is not None:
-            raise HubError(f"{where}: the remote lists {name!r}, which has {reason}; refusing to download anything from it",
-                           hint="this mirror's file list is malformed or hostile; use the Hub or a trusted mirror")
+            raise HubError(
+                f"{where}: the remote lists {name!r}, which has {reason}; refusing to download anything from it",
+                hint="this mirror's file list is malformed or hostile; use the Hub or a trusted mirror",
+            )

@@ -38,8 +38,14 @@ class BuildSummary:
     seconds: float
 
 
-def build_site(root: str | Path, out: str | Path, params: Params, *, params_file: str = "params.yaml",
-               exp_show: Callable[[], list] | None = None) -> BuildSummary:
+def build_site(
+    root: str | Path,
+    out: str | Path,
+    params: Params,
+    *,
+    params_file: str = "params.yaml",
+    exp_show: Callable[[], list] | None = None,
+) -> BuildSummary:
     """Read the artifacts under `root`, write the site to `out` atomically (the old site stays until the new
     one is complete). `exp_show` returns `dvc exp show --json` output (None: the table is not collected)."""
     started = time.perf_counter()
@@ -85,20 +91,27 @@ def _quality(ctx: Context, out: Path) -> None:
     shutil.copytree(src, out / "quality")
     front = out / "quality/index.html"
     html = front.read_text(encoding="utf-8", errors="replace")
-    back = ('<div style="font:14px system-ui,sans-serif;padding:8px 16px;background:#1d2733">'
-            '<a href="../index.html" style="color:#fff">← r1interp report</a></div>')
+    back = (
+        '<div style="font:14px system-ui,sans-serif;padding:8px 16px;background:#1d2733">'
+        '<a href="../index.html" style="color:#fff">← r1interp report</a></div>'
+    )
     front.write_text(re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back, html, count=1), encoding="utf-8")
 
 
 def _favicon(out: Path) -> None:
     """A 16x16 icon at the root: browsers ask every origin for /favicon.ico, and a 404 there is noise in the
     console of pages that declare none (the copied Data Docs)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     rows = b"".join(b"\x00" + b"\x1d\x27\x33" * 16 for _ in range(16))
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
     (out / "favicon.ico").write_bytes(png)  # a PNG in .ico clothing: every current browser sniffs the format
 
 
@@ -119,21 +132,56 @@ def _cards(ctx: Context, gs: graphs.GraphSet) -> list[tuple[str, str, str, str, 
         cmp_line = f"{fmt(rvb.get('significant'))} / {fmt(rvb.get('statistics'))} differ"
     tax = inputs.json(taxonomy.TAXONOMY, "clusters")
     cl_metrics = inputs.json(taxonomy.METRICS, "clusters")
-    ari = "" if missing(cl_metrics) else f"ARI {fmt(cl_metrics.get('kmeans', {}).get('ari_vs_true_step_types'))} vs step types"
+    ari = (
+        ""
+        if missing(cl_metrics)
+        else f"ARI {fmt(cl_metrics.get('kmeans', {}).get('ari_vs_true_step_types'))} vs step types"
+    )
     inter_built = inputs.exists(interventions.RESULTS) or inputs.exists(interventions.METRICS)
     pareto = inputs.json(experiments.PARETO, "sweep")
     quality = inputs.json(overview.QUALITY, "quality")
-    q_line = "–" if missing(quality) else f"{fmt(quality.get('overall', {}).get('passed'))} / {fmt(quality.get('overall', {}).get('checks'))}"
+    q_line = (
+        "–"
+        if missing(quality)
+        else f"{fmt(quality.get('overall', {}).get('passed'))} / {fmt(quality.get('overall', {}).get('checks'))}"
+    )
     n_graphs = len(gs.graphs)
     return [
-        ("Features", "features/index.html", f"{len(ctx.feature_pages):,} pages", "labels, scores, examples, uses", bool(ctx.feature_pages)),
-        ("Attribution graphs", "graphs/index.html", f"{n_graphs} graphs", f"+ {len(gs.references)} reference; interactive viewer",
-         not missing(gs.index)),
+        (
+            "Features",
+            "features/index.html",
+            f"{len(ctx.feature_pages):,} pages",
+            "labels, scores, examples, uses",
+            bool(ctx.feature_pages),
+        ),
+        (
+            "Attribution graphs",
+            "graphs/index.html",
+            f"{n_graphs} graphs",
+            f"+ {len(gs.references)} reference; interactive viewer",
+            not missing(gs.index),
+        ),
         ("Motifs", "motifs.html", cmp_line, "reasoner vs base (statistics with CI excluding 0)", cmp_built),
-        ("Taxonomy", "taxonomy.html", "–" if missing(tax) else f"{tax['k']} step clusters", ari or "clusters of <think> steps",
-         not missing(tax)),
-        ("Interventions", "interventions.html", "results" if inter_built else "–", "steering, ablation, weight edits", inter_built),
-        ("Experiments", "experiments.html", "–" if missing(pareto) else f"{len(pareto.get('points', []))} sweep points",
-         "Pareto front, dvc exp show", not missing(pareto)),
+        (
+            "Taxonomy",
+            "taxonomy.html",
+            "–" if missing(tax) else f"{tax['k']} step clusters",
+            ari or "clusters of <think> steps",
+            not missing(tax),
+        ),
+        (
+            "Interventions",
+            "interventions.html",
+            "results" if inter_built else "–",
+            "steering, ablation, weight edits",
+            inter_built,
+        ),
+        (
+            "Experiments",
+            "experiments.html",
+            "–" if missing(pareto) else f"{len(pareto.get('points', []))} sweep points",
+            "Pareto front, dvc exp show",
+            not missing(pareto),
+        ),
         ("Data quality", "quality/index.html", q_line, "Great Expectations checks passing", not missing(quality)),
     ]

@@ -14,8 +14,16 @@ from typing import Any
 from r1interp.site.context import FeatureKey
 from r1interp.site.tokens import readable
 
-KIND = {"cross layer transcoder": "f", "transcoder": "f", "per layer transcoder": "f", "feature": "f",
-        "mlp reconstruction error": "e", "error": "e", "embedding": "m", "logit": "l"}
+KIND = {
+    "cross layer transcoder": "f",
+    "transcoder": "f",
+    "per layer transcoder": "f",
+    "feature": "f",
+    "mlp reconstruction error": "e",
+    "error": "e",
+    "embedding": "m",
+    "logit": "l",
+}
 
 # column order of a compact node (documented here and read by assets/graph.js)
 NODE_FIELDS = ("id", "kind", "layer", "pos", "feature", "activation", "influence", "label", "prob", "target", "page")
@@ -77,10 +85,21 @@ def compact(doc: dict[str, Any], slug: str, model: str, *, reference: bool = Fal
                 features[str(n["node_id"])] = (model, layer, fid)
         act = n.get("activation")
         infl = n.get("influence")
-        nodes.append([str(n["node_id"]), k, layer, int(n.get("ctx_idx", 0)), fid,
-                      _sig(act) if isinstance(act, (int, float)) else None,
-                      _sig(infl) if isinstance(infl, (int, float)) else None,
-                      readable(str(n.get("clerp") or "")), _sig(float(n.get("token_prob") or 0.0)), bool(n.get("is_target_logit")), False])
+        nodes.append(
+            [
+                str(n["node_id"]),
+                k,
+                layer,
+                int(n.get("ctx_idx", 0)),
+                fid,
+                _sig(act) if isinstance(act, (int, float)) else None,
+                _sig(infl) if isinstance(infl, (int, float)) else None,
+                readable(str(n.get("clerp") or "")),
+                _sig(float(n.get("token_prob") or 0.0)),
+                bool(n.get("is_target_logit")),
+                False,
+            ]
+        )
         index[str(n["node_id"])] = i
     links = sorted(doc["links"], key=lambda lk: -abs(float(lk["weight"])))
     data = {

@@ -96,8 +96,16 @@ def text(x) -> Cell:
     return Cell(esc("" if is_nan(x) else x), None)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Cell | str]], *, sortable: bool = True,
-          filterable: bool = False, table_id: str = "", caption: str = "", cls: str = "") -> str:
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Cell | str]],
+    *,
+    sortable: bool = True,
+    filterable: bool = False,
+    table_id: str = "",
+    caption: str = "",
+    cls: str = "",
+) -> str:
     """A data table; `sortable` headers sort on click (site.js), `filterable` adds a search box."""
     tid = f' id="{esc(table_id)}"' if table_id else ""
     classes = " ".join(c for c in ("data", "sortable" if sortable else "", cls) if c)
@@ -117,8 +125,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Cell | str]], *, sorta
     if filterable and table_id:
         search = f'<input class="filter" type="search" placeholder="filter rows…" data-table="{esc(table_id)}" aria-label="filter rows">'
     cap = f"<caption>{caption}</caption>" if caption else ""
-    return (f'{search}<div class="table-wrap"><table class="{classes}"{tid}>{cap}<thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return (
+        f'{search}<div class="table-wrap"><table class="{classes}"{tid}>{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def kv_table(pairs: Iterable[tuple[str, str]]) -> str:
@@ -135,8 +145,11 @@ def facts_grid(pairs: Iterable[tuple[str, str]]) -> str:
 
 def figures(items: Iterable[tuple[str, str]]) -> str:
     """Pipeline PNGs (site path, caption) at their natural size, wrapping; a click opens the full image."""
-    figs = "".join(f'<figure><a href="{esc(src)}"><img class="figure" src="{esc(src)}" alt="{esc(cap)}"></a>'
-                   f"<figcaption>{esc(cap)}</figcaption></figure>" for src, cap in items)
+    figs = "".join(
+        f'<figure><a href="{esc(src)}"><img class="figure" src="{esc(src)}" alt="{esc(cap)}"></a>'
+        f"<figcaption>{esc(cap)}</figcaption></figure>"
+        for src, cap in items
+    )
     return f'<div class="figs">{figs}</div>' if figs else ""
 
 
@@ -173,8 +186,9 @@ def json_script(element_id: str, data) -> str:
     return f'<script type="application/json" id="{esc(element_id)}">{payload}</script>'
 
 
-def page(*, title: str, body: str, depth: int, active: str, footer: str = "", scripts: Sequence[str] = (),
-         subtitle: str = "") -> str:
+def page(
+    *, title: str, body: str, depth: int, active: str, footer: str = "", scripts: Sequence[str] = (), subtitle: str = ""
+) -> str:
     """A complete page: head with the shared assets, the nav bar, the body and the footer.
 
     `depth` is how many folders below the site root the page lives (0 or 1): every link is relative,
@@ -205,7 +219,10 @@ def json_tree(doc, depth: int = 0) -> str:
         return f'<table class="kv nested">{rows}</table>'
     if isinstance(doc, list):
         if all(not isinstance(v, (dict, list)) for v in doc):
-            return ", ".join(fmt(v) if isinstance(v, (int, float)) else esc(v) for v in doc) or '<span class="muted">[]</span>'
+            return (
+                ", ".join(fmt(v) if isinstance(v, (int, float)) else esc(v) for v in doc)
+                or '<span class="muted">[]</span>'
+            )
         return "<ol>" + "".join(f"<li>{json_tree(v, depth + 1)}</li>" for v in doc) + "</ol>"
     if isinstance(doc, (int, float)) and not isinstance(doc, bool):
         return fmt(doc, 4)

@@ -60,7 +60,9 @@ class Inputs:
             try:
                 return json.loads(path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ArtifactError(f"{rel}: not valid JSON ({exc})", hint=f"rebuild it with `dvc repro {stage}`") from None
+                raise ArtifactError(
+                    f"{rel}: not valid JSON ({exc})", hint=f"rebuild it with `dvc repro {stage}`"
+                ) from None
 
         return self._memo(("json", rel), read)
 
@@ -83,14 +85,24 @@ class Inputs:
             try:
                 df = pd.read_csv(path)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise ArtifactError(f"{rel}: not a readable CSV table ({exc})", hint=f"rebuild it with `dvc repro {stage}`") from None
+                raise ArtifactError(
+                    f"{rel}: not a readable CSV table ({exc})", hint=f"rebuild it with `dvc repro {stage}`"
+                ) from None
             _require_columns(df, columns, rel, stage)
             return df
 
         return self._memo(("csv", rel, columns), read)
 
-    def parquet(self, rel: str, stage: str, *, schema=None, columns: tuple[str, ...] = (),
-                filters: list | None = None, read_columns: list[str] | None = None) -> pd.DataFrame | Missing:
+    def parquet(
+        self,
+        rel: str,
+        stage: str,
+        *,
+        schema=None,
+        columns: tuple[str, ...] = (),
+        filters: list | None = None,
+        read_columns: list[str] | None = None,
+    ) -> pd.DataFrame | Missing:
         """A parquet table, validated with its pandera `schema` when it has one, else checked for `columns`.
 
         `read_columns` / `filters` are pushed into the reader (the activation tables are large); a schema
@@ -104,8 +116,10 @@ class Inputs:
             try:
                 df = pd.read_parquet(path, columns=read_columns, filters=filters)
             except Exception as exc:  # pyarrow raises several types for truncated or corrupt files
-                raise ArtifactError(f"{rel}: not a readable parquet file ({type(exc).__name__}: {exc})",
-                                    hint=f"rebuild it with `dvc repro {stage}`") from None
+                raise ArtifactError(
+                    f"{rel}: not a readable parquet file ({type(exc).__name__}: {exc})",
+                    hint=f"rebuild it with `dvc repro {stage}`",
+                ) from None
             if schema is not None:
                 from r1interp.schemas import validate
 
@@ -120,14 +134,18 @@ class Inputs:
 def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], rel: str, stage: str) -> None:
     absent = [c for c in columns if c not in df.columns]
     if absent:
-        raise ArtifactError(f"{rel}: missing column(s) {', '.join(absent)}", hint=f"rebuild it with `dvc repro {stage}`")
+        raise ArtifactError(
+            f"{rel}: missing column(s) {', '.join(absent)}", hint=f"rebuild it with `dvc repro {stage}`"
+        )
 
 
 def require_keys(doc: Any, keys: tuple[str, ...], rel: str, stage: str, kind: type = dict) -> None:
     """A JSON document must be a `kind` with these keys; anything else names the file."""
     if not isinstance(doc, kind):
-        raise ArtifactError(f"{rel}: expected a JSON {kind.__name__}, found {type(doc).__name__}",
-                            hint=f"rebuild it with `dvc repro {stage}`")
+        raise ArtifactError(
+            f"{rel}: expected a JSON {kind.__name__}, found {type(doc).__name__}",
+            hint=f"rebuild it with `dvc repro {stage}`",
+        )
     absent = [k for k in keys if k not in doc]
     if absent:
         raise ArtifactError(f"{rel}: missing field(s) {', '.join(absent)}", hint=f"rebuild it with `dvc repro {stage}`")

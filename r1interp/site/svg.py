@@ -58,7 +58,7 @@ class Scale:
     def ticks(self, n: int = 5) -> list[float]:
         if self.log:
             lo, hi = math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi))
-            return [10.0 ** k for k in range(lo, hi + 1) if self.lo <= 10.0 ** k <= self.hi] or [self.lo, self.hi]
+            return [10.0**k for k in range(lo, hi + 1) if self.lo <= 10.0**k <= self.hi] or [self.lo, self.hi]
         return [t for t in nice_ticks(self.lo, self.hi, n) if self.lo - 1e-12 <= t <= self.hi + 1e-12]
 
 
@@ -82,8 +82,10 @@ def padded_range(values: Sequence[float], include_zero: bool = False, pad: float
 
 def _svg(width: float, height: float, body: str, title: str = "", cls: str = "chart") -> str:
     label = f' aria-label="{esc(title)}"' if title else ""
-    return (f'<svg class="{cls}" viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
-            f'role="img"{label} xmlns="http://www.w3.org/2000/svg">{body}</svg>')
+    return (
+        f'<svg class="{cls}" viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
+        f'role="img"{label} xmlns="http://www.w3.org/2000/svg">{body}</svg>'
+    )
 
 
 def _text(x: float, y: float, s: str, anchor: str = "start", cls: str = "", extra: str = "") -> str:
@@ -105,8 +107,10 @@ def _x_axis(sx: Scale, y: float, top: float, label: str, width: float, fmt_tick=
     ticks = sx.ticks()
     grid = "".join(f"M{sx(t):.0f} {top:.0f}V{y:.0f}" for t in ticks)
     labels = "".join(f'<text x="{sx(t):.0f}" y="{y + 14:.0f}">{esc(fmt_tick(t))}</text>' for t in ticks)
-    out = [f'<path class="grid" d="{grid}"/><path class="axis" d="M{sx.a:.0f} {y:.0f}H{sx.b:.0f}"/>',
-           f'<g class="tick" text-anchor="middle">{labels}</g>']
+    out = [
+        f'<path class="grid" d="{grid}"/><path class="axis" d="M{sx.a:.0f} {y:.0f}H{sx.b:.0f}"/>',
+        f'<g class="tick" text-anchor="middle">{labels}</g>',
+    ]
     if label:
         out.append(_text((sx.a + sx.b) / 2, y + 30, label, "middle", "axis-label"))
     return "".join(out)
@@ -116,8 +120,10 @@ def _y_axis(sy: Scale, x: float, right: float, label: str, fmt_tick=tick) -> str
     ticks = sy.ticks()
     grid = "".join(f"M{x:.0f} {sy(t):.0f}H{right:.0f}" for t in ticks)
     labels = "".join(f'<text x="{x - 5:.0f}" y="{sy(t) + 4:.0f}">{esc(fmt_tick(t))}</text>' for t in ticks)
-    out = [f'<path class="grid" d="{grid}"/><path class="axis" d="M{x:.0f} {sy.a:.0f}V{sy.b:.0f}"/>',
-           f'<g class="tick" text-anchor="end">{labels}</g>']
+    out = [
+        f'<path class="grid" d="{grid}"/><path class="axis" d="M{x:.0f} {sy.a:.0f}V{sy.b:.0f}"/>',
+        f'<g class="tick" text-anchor="end">{labels}</g>',
+    ]
     if label:
         cy = (sy.a + sy.b) / 2
         out.append(_text(12, cy, label, "middle", "axis-label", f' transform="rotate(-90 12 {cy:.0f})"'))
@@ -132,7 +138,9 @@ def _legend(items: Sequence[tuple[str, str, str]], x: float, y: float, max_width
         if cx + w > x + max_width and cx > x:
             cx, cy = x, cy + 16
         d = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<line x1="{cx:.0f}" x2="{cx + 20:.0f}" y1="{cy:.0f}" y2="{cy:.0f}" stroke="{col}" stroke-width="2.5"{d}/>')
+        out.append(
+            f'<line x1="{cx:.0f}" x2="{cx + 20:.0f}" y1="{cy:.0f}" y2="{cy:.0f}" stroke="{col}" stroke-width="2.5"{d}/>'
+        )
         out.append(_text(cx + 24, cy + 4, name, cls="legend"))
         cx += w
     return "".join(out), cy - y + 16
@@ -153,8 +161,9 @@ class Interval:
     tip: str = ""
 
 
-def forest(rows: Sequence[Interval], *, xlabel: str = "", width: int = 640, label_width: int | None = None,
-           title: str = "") -> str:
+def forest(
+    rows: Sequence[Interval], *, xlabel: str = "", width: int = 640, label_width: int | None = None, title: str = ""
+) -> str:
     """Estimates with interval whiskers, one row each, against a dashed zero line."""
     if not rows:
         return ""
@@ -170,12 +179,18 @@ def forest(rows: Sequence[Interval], *, xlabel: str = "", width: int = 640, labe
     for i, r in enumerate(rows):
         y = top + row_h * i + row_h / 2
         col = "#1f2933" if r.strong else MUTED
-        tip = r.tip or f"{r.label}: {fmt(r.estimate)}" + (f" [{fmt(r.low)}, {fmt(r.high)}]" if r.low is not None else "")
+        tip = r.tip or f"{r.label}: {fmt(r.estimate)}" + (
+            f" [{fmt(r.low)}, {fmt(r.high)}]" if r.low is not None else ""
+        )
         g = [f"<g><title>{esc(tip)}</title>", _text(lw, y + 4, r.label, "end", "row-label")]
         if r.low is not None and r.high is not None:
-            g.append(f'<line x1="{sx(r.low):.0f}" x2="{sx(r.high):.0f}" y1="{y:.0f}" y2="{y:.0f}" stroke="{col}" stroke-width="2"/>')
+            g.append(
+                f'<line x1="{sx(r.low):.0f}" x2="{sx(r.high):.0f}" y1="{y:.0f}" y2="{y:.0f}" stroke="{col}" stroke-width="2"/>'
+            )
             for v in (r.low, r.high):
-                g.append(f'<line x1="{sx(v):.0f}" x2="{sx(v):.0f}" y1="{y - 5:.0f}" y2="{y + 5:.0f}" stroke="{col}" stroke-width="1.5"/>')
+                g.append(
+                    f'<line x1="{sx(v):.0f}" x2="{sx(v):.0f}" y1="{y - 5:.0f}" y2="{y + 5:.0f}" stroke="{col}" stroke-width="1.5"/>'
+                )
         g.append(f'<circle cx="{sx(r.estimate):.0f}" cy="{y:.0f}" r="4.5" fill="{col}"/></g>')
         out.append("".join(g))
     return _svg(width, height, "".join(out), title)
@@ -190,18 +205,35 @@ class BarSeries:
     color: str = ""
 
 
-def bars(categories: Sequence[str], series: Sequence[BarSeries], *, ylabel: str = "", width: int = 640,
-         height: int = 260, title: str = "", ylog: bool = False) -> str:
+def bars(
+    categories: Sequence[str],
+    series: Sequence[BarSeries],
+    *,
+    ylabel: str = "",
+    width: int = 640,
+    height: int = 260,
+    title: str = "",
+    ylog: bool = False,
+) -> str:
     """Grouped vertical bars (one group per category, one bar per series), with optional CI whiskers."""
     if not categories or not series:
         return ""
-    legend_svg, legend_h = _legend([(s.name, s.color or color(i), "") for i, s in enumerate(series)], 60, 12, width - 80) \
-        if len(series) > 1 else ("", 0)
+    legend_svg, legend_h = (
+        _legend([(s.name, s.color or color(i), "") for i, s in enumerate(series)], 60, 12, width - 80)
+        if len(series) > 1
+        else ("", 0)
+    )
     top, left = 14 + legend_h, 60
     group_w = (width - left - 20) / len(categories)
     rotate = max(len(c) for c in categories) * CHAR_W > group_w  # long category names are slanted
     bottom = height - (70 if rotate else 46)
-    vals = [v for s in series for arr in (s.values, s.low or [], s.high or []) for v in arr if v is not None and math.isfinite(v)]
+    vals = [
+        v
+        for s in series
+        for arr in (s.values, s.low or [], s.high or [])
+        for v in arr
+        if v is not None and math.isfinite(v)
+    ]
     if ylog:
         pos = [v for v in vals if v > 0] or [1.0]
         sy = Scale(10 ** math.floor(math.log10(min(pos))), 10 ** math.ceil(math.log10(max(pos))), bottom, top, log=True)
@@ -223,17 +255,23 @@ def bars(categories: Sequence[str], series: Sequence[BarSeries], *, ylabel: str 
             hi = s.high[ci] if s.high else None
             if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
                 tip += f" [{fmt(lo)}, {fmt(hi)}]"
-            g = [f"<g><title>{esc(tip)}</title>",
-                 f'<rect x="{x + 1:.0f}" y="{min(y, base):.0f}" width="{bar_w - 2:.0f}" height="{abs(base - y):.0f}" fill="{col}"/>']
+            g = [
+                f"<g><title>{esc(tip)}</title>",
+                f'<rect x="{x + 1:.0f}" y="{min(y, base):.0f}" width="{bar_w - 2:.0f}" height="{abs(base - y):.0f}" fill="{col}"/>',
+            ]
             if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and not ylog:
                 cx = x + bar_w / 2
                 g.append(f'<line class="whisker" x1="{cx:.0f}" x2="{cx:.0f}" y1="{sy(lo):.0f}" y2="{sy(hi):.0f}"/>')
                 for e in (lo, hi):
-                    g.append(f'<line class="whisker" x1="{cx - 4:.0f}" x2="{cx + 4:.0f}" y1="{sy(e):.0f}" y2="{sy(e):.0f}"/>')
+                    g.append(
+                        f'<line class="whisker" x1="{cx - 4:.0f}" x2="{cx + 4:.0f}" y1="{sy(e):.0f}" y2="{sy(e):.0f}"/>'
+                    )
             out.append("".join(g) + "</g>")
         cx = left + 10 + group_w * (ci + 0.5)
         if rotate:
-            out.append(_text(cx, bottom + 12, cat, "end", "tick", f' transform="rotate(-35 {cx:.0f} {bottom + 12:.0f})"'))
+            out.append(
+                _text(cx, bottom + 12, cat, "end", "tick", f' transform="rotate(-35 {cx:.0f} {bottom + 12:.0f})"')
+            )
         else:
             out.append(_text(cx, bottom + 16, cat, "middle", "tick"))
     if not ylog:
@@ -253,15 +291,27 @@ class LineSeries:
     dots: Sequence[tuple[float, float]] = field(default_factory=list)  # extra points (e.g. single draws)
 
 
-def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", width: int = 640, height: int = 300,
-          xlog: bool = False, ylim: tuple[float, float] | None = None, refs: Sequence[tuple[float, str, str]] = (),
-          marks: Sequence[tuple[float, str]] = (), title: str = "") -> str:
+def lines(
+    series: Sequence[LineSeries],
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    width: int = 640,
+    height: int = 300,
+    xlog: bool = False,
+    ylim: tuple[float, float] | None = None,
+    refs: Sequence[tuple[float, str, str]] = (),
+    marks: Sequence[tuple[float, str]] = (),
+    title: str = "",
+) -> str:
     """Lines with markers and CI whiskers; `refs` are horizontal dotted reference lines (y, label, color),
     `marks` labelled vertical lines (x, label), e.g. the chosen k."""
     series = [s for s in series if len(s.xs)]
     if not series:
         return ""
-    legend_svg, legend_h = _legend([(s.name, s.color or color(i), s.dash) for i, s in enumerate(series)], 64, 12, width - 84)
+    legend_svg, legend_h = _legend(
+        [(s.name, s.color or color(i), s.dash) for i, s in enumerate(series)], 64, 12, width - 84
+    )
     top, left, bottom = 18 + legend_h, 64, height - 46
     xs = [x for s in series for x in s.xs]
     if xlog:
@@ -269,19 +319,33 @@ def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", w
         sx = Scale(min(pos) / 1.3, max(pos) * 1.3, left + 8, width - 16, log=True)
     else:
         sx = Scale(*padded_range(xs), left + 8, width - 16)
-    ys = [v for s in series for arr in (s.ys, s.low or [], s.high or []) for v in arr if v is not None and math.isfinite(v)]
+    ys = [
+        v
+        for s in series
+        for arr in (s.ys, s.low or [], s.high or [])
+        for v in arr
+        if v is not None and math.isfinite(v)
+    ]
     ys += [r[0] for r in refs]
     sy = Scale(*(ylim or padded_range(ys)), bottom, top)
     out = [legend_svg, _y_axis(sy, left, width - 10, ylabel), _x_axis(sx, bottom, top, xlabel, width)]
     for x, label in marks:
-        out.append(f'<line x1="{sx(x):.0f}" x2="{sx(x):.0f}" y1="{top:.0f}" y2="{bottom:.0f}" stroke="#1f2933" stroke-dasharray="4 3"/>'
-                   + _text(sx(x) + 4, top + 10, label, cls="legend"))
+        out.append(
+            f'<line x1="{sx(x):.0f}" x2="{sx(x):.0f}" y1="{top:.0f}" y2="{bottom:.0f}" stroke="#1f2933" stroke-dasharray="4 3"/>'
+            + _text(sx(x) + 4, top + 10, label, cls="legend")
+        )
     for y, label, col in refs:
-        out.append(f'<g><title>{esc(label)}: {fmt(y)}</title><line x1="{left}" x2="{width - 10}" y1="{sy(y):.0f}" '
-                   f'y2="{sy(y):.0f}" stroke="{col}" stroke-dasharray="2 3" stroke-width="1.5"/></g>')
+        out.append(
+            f'<g><title>{esc(label)}: {fmt(y)}</title><line x1="{left}" x2="{width - 10}" y1="{sy(y):.0f}" '
+            f'y2="{sy(y):.0f}" stroke="{col}" stroke-dasharray="2 3" stroke-width="1.5"/></g>'
+        )
     for i, s in enumerate(series):
         col = s.color or color(i)
-        pts = [(x, y) for x, y in zip(s.xs, s.ys, strict=False) if y is not None and math.isfinite(y) and (not xlog or x > 0)]
+        pts = [
+            (x, y)
+            for x, y in zip(s.xs, s.ys, strict=False)
+            if y is not None and math.isfinite(y) and (not xlog or x > 0)
+        ]
         if len(pts) > 1:
             d = " ".join(f"{sx(x):.0f},{sy(y):.0f}" for x, y in pts)
             dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
@@ -299,9 +363,13 @@ def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", w
             if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
                 g[0] += esc(f" [{fmt(lo)}, {fmt(hi)}]")
                 cx = sx(x)
-                g.append(f'</title><line x1="{cx:.0f}" x2="{cx:.0f}" y1="{sy(lo):.0f}" y2="{sy(hi):.0f}" stroke="{col}" stroke-width="1.3"/>')
+                g.append(
+                    f'</title><line x1="{cx:.0f}" x2="{cx:.0f}" y1="{sy(lo):.0f}" y2="{sy(hi):.0f}" stroke="{col}" stroke-width="1.3"/>'
+                )
                 for e in (lo, hi):
-                    g.append(f'<line x1="{cx - 3:.0f}" x2="{cx + 3:.0f}" y1="{sy(e):.0f}" y2="{sy(e):.0f}" stroke="{col}" stroke-width="1.3"/>')
+                    g.append(
+                        f'<line x1="{cx - 3:.0f}" x2="{cx + 3:.0f}" y1="{sy(e):.0f}" y2="{sy(e):.0f}" stroke="{col}" stroke-width="1.3"/>'
+                    )
             else:
                 g.append("</title>")
             g.append(f'<circle cx="{sx(x):.0f}" cy="{sy(y):.0f}" r="3.5" fill="{col}"/></g>')
@@ -309,8 +377,17 @@ def lines(series: Sequence[LineSeries], *, xlabel: str = "", ylabel: str = "", w
     return _svg(width, height, "".join(out), title)
 
 
-def histogram(values: Sequence[float], *, bins: int = 20, hi: float | None = None, marks: Sequence[float] = (),
-              xlabel: str = "", width: int = 480, height: int = 170, title: str = "") -> str:
+def histogram(
+    values: Sequence[float],
+    *,
+    bins: int = 20,
+    hi: float | None = None,
+    marks: Sequence[float] = (),
+    xlabel: str = "",
+    width: int = 480,
+    height: int = 170,
+    title: str = "",
+) -> str:
     """A histogram of `values` on [0, hi]; `marks` are drawn as a rug below it (e.g. the top examples).
     Bars and rug are single paths (no per-bar hover): this chart is on every feature page."""
     vals = [v for v in values if math.isfinite(v)]
@@ -323,15 +400,21 @@ def histogram(values: Sequence[float], *, bins: int = 20, hi: float | None = Non
     sy = Scale(0.0, max(counts + [1]) * 1.1, bottom, top)
     out = [_y_axis(sy, left, width - 12, ""), _x_axis(sx, bottom + 12, top, xlabel, width)]
     bw = (sx.b - sx.a) / bins
-    d = "".join(f"M{sx.a + bw * i + 0.5:.1f} {bottom}V{sy(c):.1f}h{bw - 1:.1f}V{bottom}z" for i, c in enumerate(counts) if c)
-    out.append(f'<path class="hist" d="{d}"><title>{esc(", ".join(str(c) for c in counts))} (counts per bin)</title></path>')
+    d = "".join(
+        f"M{sx.a + bw * i + 0.5:.1f} {bottom}V{sy(c):.1f}h{bw - 1:.1f}V{bottom}z" for i, c in enumerate(counts) if c
+    )
+    out.append(
+        f'<path class="hist" d="{d}"><title>{esc(", ".join(str(c) for c in counts))} (counts per bin)</title></path>'
+    )
     if marks:
         d = "".join(f"M{sx(min(m, top_v)):.1f} {bottom + 2:.0f}v8" for m in marks)
         out.append(f'<path class="rug" d="{d}"><title>{esc(", ".join(fmt(m) for m in marks))}</title></path>')
     return _svg(width, height, "".join(out), title)
 
 
-def hbars(labels: Sequence[str], values: Sequence[float], *, width: int = 360, xlabel: str = "", title: str = "") -> str:
+def hbars(
+    labels: Sequence[str], values: Sequence[float], *, width: int = 360, xlabel: str = "", title: str = ""
+) -> str:
     """Horizontal signed bars with their labels and values (e.g. the tokens a feature promotes)."""
     if not labels:
         return ""
@@ -347,8 +430,11 @@ def hbars(labels: Sequence[str], values: Sequence[float], *, width: int = 360, x
         names.append(f'<text x="{lw}" y="{y + 13}">{esc(lab)}</text>')
         nums.append(f'<text x="{max(z, sx(v)) + 4:.0f}" y="{y + 13}">{esc(fmt(v))}</text>')
         paths[v >= 0] += f"M{min(z, sx(v)):.1f} {y + 3}h{abs(sx(v) - z):.1f}v{row_h - 6}h{-abs(sx(v) - z):.1f}z"
-    out = [_x_axis(sx, bottom, top, xlabel, width), f'<g class="mono" text-anchor="end">{"".join(names)}</g>',
-           f'<g class="tick">{"".join(nums)}</g>']
+    out = [
+        _x_axis(sx, bottom, top, xlabel, width),
+        f'<g class="mono" text-anchor="end">{"".join(names)}</g>',
+        f'<g class="tick">{"".join(nums)}</g>',
+    ]
     out += [f'<path d="{d}" fill="{POSITIVE if sign else NEGATIVE}"/>' for sign, d in paths.items() if d]
     return _svg(width, height, "".join(out), title)
 
@@ -363,9 +449,19 @@ class Point:
     emphasis: bool = False
 
 
-def scatter(points: Sequence[Point], *, xlabel: str = "", ylabel: str = "", width: int = 560, height: int = 320,
-            paths: Sequence[tuple[Sequence[tuple[float, float]], str]] = (), legend: Sequence[tuple[str, str]] = (),
-            xlog: bool = False, ylog: bool = False, title: str = "") -> str:
+def scatter(
+    points: Sequence[Point],
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    width: int = 560,
+    height: int = 320,
+    paths: Sequence[tuple[Sequence[tuple[float, float]], str]] = (),
+    legend: Sequence[tuple[str, str]] = (),
+    xlog: bool = False,
+    ylog: bool = False,
+    title: str = "",
+) -> str:
     """Points (optionally links), with polylines `paths` (e.g. a Pareto front) drawn underneath."""
     if not points:
         return ""
@@ -388,8 +484,10 @@ def scatter(points: Sequence[Point], *, xlabel: str = "", ylabel: str = "", widt
         if (xlog and p.x <= 0) or (ylog and p.y <= 0):
             continue
         r = 5.5 if p.emphasis else 4
-        dot = (f'<g><title>{esc(p.tip)}</title><circle cx="{sx(p.x):.0f}" cy="{sy(p.y):.0f}" r="{r}" fill="{p.color or color(0)}" '
-               f'stroke="{"#111" if p.emphasis else "none"}"/></g>')
+        dot = (
+            f'<g><title>{esc(p.tip)}</title><circle cx="{sx(p.x):.0f}" cy="{sy(p.y):.0f}" r="{r}" fill="{p.color or color(0)}" '
+            f'stroke="{"#111" if p.emphasis else "none"}"/></g>'
+        )
         out.append(f'<a href="{esc(p.href)}">{dot}</a>' if p.href else dot)
     return _svg(width, height, "".join(out), title)
 
@@ -409,12 +507,16 @@ def strip(groups: Sequence[tuple[str, Sequence[Point]]], *, xlabel: str = "", wi
         cy = top + row_h * gi + row_h / 2
         out.append(_text(lw, cy + 4, name, "end", "row-label"))
         mean = sum(p.x for p in pts) / len(pts)
-        out.append(f'<g><title>{esc(name)}: mean {fmt(mean)} (n={len(pts)})</title><line x1="{sx(mean):.0f}" x2="{sx(mean):.0f}" '
-                   f'y1="{cy - 11:.0f}" y2="{cy + 11:.0f}" stroke="#1f2933" stroke-width="2.5"/></g>')
+        out.append(
+            f'<g><title>{esc(name)}: mean {fmt(mean)} (n={len(pts)})</title><line x1="{sx(mean):.0f}" x2="{sx(mean):.0f}" '
+            f'y1="{cy - 11:.0f}" y2="{cy + 11:.0f}" stroke="#1f2933" stroke-width="2.5"/></g>'
+        )
         for j, p in enumerate(pts):
             jitter = ((j * 7919) % 17 - 8) * 0.9  # fixed pseudo-random offsets: the same page every build
-            dot = (f'<g><title>{esc(p.tip)}</title><circle cx="{sx(p.x):.0f}" cy="{cy + jitter:.0f}" r="3.5" '
-                   f'fill="{p.color or color(gi)}" fill-opacity="0.75"/></g>')
+            dot = (
+                f'<g><title>{esc(p.tip)}</title><circle cx="{sx(p.x):.0f}" cy="{cy + jitter:.0f}" r="3.5" '
+                f'fill="{p.color or color(gi)}" fill-opacity="0.75"/></g>'
+            )
             out.append(f'<a href="{esc(p.href)}">{dot}</a>' if p.href else dot)
     return _svg(width, height, "".join(out), title)
 

@@ -31,7 +31,9 @@ def group_layers(group: str, n_layers: int) -> list[int]:
         raise ConfigError(f"train.layer_groups: {group!r} is not 'all', 'N' or 'A-B'") from None
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:
-        raise ConfigError(f"train.layer_groups: {group!r} names layers {bad} outside the model (layers 0..{n_layers - 1})")
+        raise ConfigError(
+            f"train.layer_groups: {group!r} names layers {bad} outside the model (layers 0..{n_layers - 1})"
+        )
     return layers
 
 

@@ -24,7 +24,13 @@ from r1interp.io import atomic_path
 
 HOOKPOINT_RE = re.compile(r"^layers\.(\d+)\.mlp$")
 CFG_REQUIRED = ("d_in", "k")
-SPARSIFY_TO_CT = {"encoder.weight": "W_enc", "encoder.bias": "b_enc", "W_dec": "W_dec", "b_dec": "b_dec", "W_skip": "W_skip"}
+SPARSIFY_TO_CT = {
+    "encoder.weight": "W_enc",
+    "encoder.bias": "b_enc",
+    "W_dec": "W_dec",
+    "b_dec": "b_dec",
+    "W_skip": "W_skip",
+}
 CT_INPUT_HOOK = "mlp.hook_in"
 CT_OUTPUT_HOOK = "mlp.hook_out"
 

@@ -59,7 +59,13 @@ def splice(
             if record is not None:
                 sel = slice(None) if keep is None else ~keep.reshape(-1)
                 flat = lambda t: t.reshape(-1, t.shape[-1])[sel].detach()  # noqa: E731
-                record[layer] = (flat(x), flat(output), flat(new), None if acts is None else acts[sel], None if idx is None else idx[sel])
+                record[layer] = (
+                    flat(x),
+                    flat(output),
+                    flat(new),
+                    None if acts is None else acts[sel],
+                    None if idx is None else idx[sel],
+                )
             return new
 
         handles.append(mlps[layer].register_forward_hook(hook))

@@ -159,8 +159,14 @@ def fit_distributed(job: dict, tp, hookpoints: list[str], d_model: int, out_dir:
         job_file = scratch / "job.json"
         job_file.write_text(json.dumps(job))
         cmd = [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "r1interp.transcoders.train", str(job_file),
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "r1interp.transcoders.train",
+            str(job_file),
         ]
         start = time.perf_counter()
         proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})

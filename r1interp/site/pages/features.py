@@ -36,8 +36,12 @@ CRITICAL_TABLES = {
     paths.CRITICAL_DECODER_ALIGNED.as_posix(): "decoder aligned with the fine-tuning change",
     paths.CRITICAL_ENCODER_ALIGNED.as_posix(): "encoder aligned with the fine-tuning change",
 }
-REASONS = {"graphs": "in an attribution graph", "clusters": "characteristic of a step cluster",
-           "critical": "in the critical-weights tables", "top": f"top {TOP_PER_LAYER} label scores in its layer"}
+REASONS = {
+    "graphs": "in an attribution graph",
+    "clusters": "characteristic of a step cluster",
+    "critical": "in the critical-weights tables",
+    "top": f"top {TOP_PER_LAYER} label scores in its layer",
+}
 
 
 @dataclass
@@ -61,8 +65,15 @@ def select(ctx: Context, graph_usage: dict[FeatureKey, list[Usage]]) -> Selectio
             for cf in cl.get("characteristic_features", []):
                 key = (model, int(cf["layer"]), int(cf["feature"]))
                 sel.reasons[key].add("clusters")
-                sel.clusters[key].append({"tag": cl["tag"], "name": cl.get("name", ""), "effect": cf.get("effect"),
-                                          "q_value": cf.get("q_value"), "cluster": cl["cluster"]})
+                sel.clusters[key].append(
+                    {
+                        "tag": cl["tag"],
+                        "name": cl.get("name", ""),
+                        "effect": cf.get("effect"),
+                        "q_value": cf.get("q_value"),
+                        "cluster": cl["cluster"],
+                    }
+                )
     for rel, what in CRITICAL_TABLES.items():
         df = ctx.inputs.csv(rel, "critical", columns=("layer", "feature"))
         if missing(df):
@@ -74,7 +85,8 @@ def select(ctx: Context, graph_usage: dict[FeatureKey, list[Usage]]) -> Selectio
     labels = ctx.inputs.parquet(LABELS, "labels", schema=LabelSchema)
     if not missing(labels):
         ok = labels[labels["status"] == "ok"].sort_values(
-            ["detection_balanced_accuracy", "fuzzing_balanced_accuracy", "density"], ascending=[False, False, False])
+            ["detection_balanced_accuracy", "fuzzing_balanced_accuracy", "density"], ascending=[False, False, False]
+        )
         for (model, _layer), grp in ok.groupby(["model", "layer"], sort=True):
             for r in grp.head(TOP_PER_LAYER).itertuples():
                 sel.reasons[(str(model), int(r.layer), int(r.feature))].add("top")
@@ -94,8 +106,7 @@ class _ModelData:
         if not missing(self.features):
             self.features = self.features.set_index(["layer", "feature"])
         wanted = pd.DataFrame([(k[1], k[2]) for k in keys], columns=["layer", "feature"])
-        examples = ctx.inputs.parquet(examples_rel, "activations",
-                                      filters=[("kind", "in", ["top", "quantile"])])
+        examples = ctx.inputs.parquet(examples_rel, "activations", filters=[("kind", "in", ["top", "quantile"])])
         if not missing(examples):
             examples = examples.merge(wanted, on=["layer", "feature"])
             examples = validate(examples, ExampleSchema, examples_rel)
@@ -105,8 +116,11 @@ class _ModelData:
                 self.examples[(rec["layer"], rec["feature"])].append(rec)
         else:
             self.examples = examples
-        self.vocab = load_vocab(ctx.inputs.path(str(model_spec(ctx.params.model.profile, model).local_dir))) \
-            if model in ("reasoner", "base") else None
+        self.vocab = (
+            load_vocab(ctx.inputs.path(str(model_spec(ctx.params.model.profile, model).local_dir)))
+            if model in ("reasoner", "base")
+            else None
+        )
 
 
 def _confusion(ctx: Context) -> dict[tuple, dict[str, dict[str, int]]] | Missing:
@@ -117,7 +131,9 @@ def _confusion(ctx: Context) -> dict[tuple, dict[str, dict[str, int]]] | Missing
     counts = scores.groupby(["model", "layer", "feature", "method", "truth", "prediction"]).size()
     out: dict[tuple, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for (model, layer, feature, method, truth, pred), n in counts.items():
-        cell = {(True, True): "TP", (False, True): "FP", (True, False): "FN", (False, False): "TN"}[(bool(truth), bool(pred))]
+        cell = {(True, True): "TP", (False, True): "FP", (True, False): "FN", (False, False): "TN"}[
+            (bool(truth), bool(pred))
+        ]
         out[(str(model), int(layer), int(feature))][str(method)][cell] = int(n)
     return out
 
@@ -130,8 +146,11 @@ def write(ctx: Context, sel: Selection, graph_usage: dict[FeatureKey, list[Usage
     keys = sorted(sel.reasons, key=lambda k: (order.get(k[0], len(order)), k))
     ctx.feature_pages.update(keys)
     labels = ctx.inputs.parquet(LABELS, "labels", schema=LabelSchema)
-    label_rows = {} if missing(labels) else {
-        (str(r["model"]), int(r["layer"]), int(r["feature"])): r for r in labels.to_dict("records")}
+    label_rows = (
+        {}
+        if missing(labels)
+        else {(str(r["model"]), int(r["layer"]), int(r["feature"])): r for r in labels.to_dict("records")}
+    )
     confusion = _confusion(ctx)
     index_rows = []
     by_model: dict[str, list[FeatureKey]] = defaultdict(list)
@@ -143,8 +162,10 @@ def write(ctx: Context, sel: Selection, graph_usage: dict[FeatureKey, list[Usage
             stats = None
             if not missing(data.features) and (key[1], key[2]) in data.features.index:
                 stats = data.features.loc[(key[1], key[2])]
-            ctx.write(feature_file(key), _feature_page(ctx, key, sel, stats, label_rows.get(key), confusion, data,
-                                                        graph_usage.get(key, [])))
+            ctx.write(
+                feature_file(key),
+                _feature_page(ctx, key, sel, stats, label_rows.get(key), confusion, data, graph_usage.get(key, [])),
+            )
             index_rows.append(_index_row(key, sel, stats, label_rows.get(key), graph_usage.get(key, [])))
     ctx.write("features/index.html", _index_page(ctx, sel, index_rows, labels))
 
@@ -159,18 +180,27 @@ def _feature_page(ctx, key, sel, stats, label, confusion, data: _ModelData, uses
     elif missing(ctx.inputs.parquet(LABELS, "labels", schema=LabelSchema)):
         parts.append(missing_box(Missing(LABELS, "labels"), "labels"))
     else:
-        parts.append(note("Not labeled: too few distinct activating examples for the labeler "
-                          f"(labels.min_activating = {ctx.params.labels.min_activating}).", "warn"))
+        parts.append(
+            note(
+                "Not labeled: too few distinct activating examples for the labeler "
+                f"(labels.min_activating = {ctx.params.labels.min_activating}).",
+                "warn",
+            )
+        )
 
     left = []
     if stats is not None:
-        left.append(kv_table([
-            ("fires on", f"{fmt(int(stats['count']))} of {fmt(int(stats['n_tokens']))} held-out tokens"),
-            ("density", fmt(stats["density"])),
-            ("max activation", fmt(stats["max_act"])),
-            ("mean activation (when firing)", fmt(stats["mean_act"])),
-            ("share inside <think>", pct(stats["think_fraction"])),
-        ]))
+        left.append(
+            kv_table(
+                [
+                    ("fires on", f"{fmt(int(stats['count']))} of {fmt(int(stats['n_tokens']))} held-out tokens"),
+                    ("density", fmt(stats["density"])),
+                    ("max activation", fmt(stats["max_act"])),
+                    ("mean activation (when firing)", fmt(stats["mean_act"])),
+                    ("share inside <think>", pct(stats["think_fraction"])),
+                ]
+            )
+        )
     elif missing(data.features):
         left.append(missing_box(data.features, "activation statistics"))
     if label is not None:
@@ -181,18 +211,30 @@ def _feature_page(ctx, key, sel, stats, label, confusion, data: _ModelData, uses
         quant = [e["activation"] for e in ex if e["kind"] == "quantile"]
         top = [e["activation"] for e in ex if e["kind"] == "top"]
         if quant:
-            right.append("<h3>Activation distribution</h3>" + svg.histogram(
-                quant, bins=16, hi=float(stats["max_act"]), marks=top, xlabel="activation (when firing)")
+            right.append(
+                "<h3>Activation distribution</h3>"
+                + svg.histogram(
+                    quant, bins=16, hi=float(stats["max_act"]), marks=top, xlabel="activation (when firing)"
+                )
                 + f'<p class="muted small">Histogram of a uniform sample of {len(quant)} firing tokens; ticks below: '
-                f"the top {len(top)} examples.</p>")
+                f"the top {len(top)} examples.</p>"
+            )
         toks = [visible(t).replace(" ", "␣") for t in stats["top_output_tokens"]]
         if len(toks):
-            right.append("<h3>Promoted tokens (decoder · unembedding)</h3>" + svg.hbars(
-                toks, [float(v) for v in stats["top_output_logits"]], xlabel="logit"))
+            right.append(
+                "<h3>Promoted tokens (decoder · unembedding)</h3>"
+                + svg.hbars(toks, [float(v) for v in stats["top_output_logits"]], xlabel="logit")
+            )
     parts.append(f'<div class="cols"><div>{"".join(left)}</div><div>{"".join(right)}</div></div>')
-    parts.append(section("Examples", _examples(ctx, ex, stats, data), "examples",
-                         "Held-out windows; the background is the activation relative to the feature's max, the outlined "
-                         "token is the one sampled; hover a token for its value."))
+    parts.append(
+        section(
+            "Examples",
+            _examples(ctx, ex, stats, data),
+            "examples",
+            "Held-out windows; the background is the activation relative to the feature's max, the outlined "
+            "token is the one sampled; hover a token for its value.",
+        )
+    )
     parts.append(section("Where it appears", _uses(ctx, key, sel, uses), "uses"))
     title = f"{model} · layer {layer} · feature {feature}"
     return page(title=title, body="".join(parts), depth=1, active="features", footer=ctx.footer)
@@ -208,13 +250,27 @@ def _scores_table(label: dict, confusion: dict) -> str:
     rows = []
     for method in ("detection", "fuzzing"):
         c = confusion.get(method, {})
-        rows.append([text(method), num(label.get(f"{method}_balanced_accuracy")), num(label.get(f"{method}_precision")),
-                     num(label.get(f"{method}_recall")), num(label.get(f"{method}_f1")),
-                     text(" / ".join(str(c.get(k, 0)) for k in ("TP", "FP", "TN", "FN")) if c else "–")])
-    head = f'<h3>Label scores <span class="muted">({esc(label["labeler"])}, {esc(label["explainer_model"])})</span></h3>'
-    return head + table(["task", "balanced acc.", "precision", "recall", "F1", "TP / FP / TN / FN"], rows, sortable=False) + (
-        f'<p class="muted">Held-out: {label["n_test_activating"]} activating and {label["n_test_negative"]} silent windows '
-        "(chance = 0.5).</p>")
+        rows.append(
+            [
+                text(method),
+                num(label.get(f"{method}_balanced_accuracy")),
+                num(label.get(f"{method}_precision")),
+                num(label.get(f"{method}_recall")),
+                num(label.get(f"{method}_f1")),
+                text(" / ".join(str(c.get(k, 0)) for k in ("TP", "FP", "TN", "FN")) if c else "–"),
+            ]
+        )
+    head = (
+        f'<h3>Label scores <span class="muted">({esc(label["labeler"])}, {esc(label["explainer_model"])})</span></h3>'
+    )
+    return (
+        head
+        + table(["task", "balanced acc.", "precision", "recall", "F1", "TP / FP / TN / FN"], rows, sortable=False)
+        + (
+            f'<p class="muted">Held-out: {label["n_test_activating"]} activating and {label["n_test_negative"]} silent windows '
+            "(chance = 0.5).</p>"
+        )
+    )
 
 
 def _examples(ctx: Context, ex: list[dict], stats, data: _ModelData) -> str:
@@ -230,12 +286,17 @@ def _examples(ctx: Context, ex: list[dict], stats, data: _ModelData) -> str:
     def win(e: dict, meta: str) -> str:
         tokens = [token_text(data.vocab, int(t)) for t in e["tokens"]]
         where = "think" if e["in_think"] else "answer"
-        return (f'<p class=w><span class=m>{meta} · {e["activation"]:.3g}<br>{where}</span>'
-                f'<span>{render_window(tokens, e["acts"], scale, int(e["target"]))}</span></p>')
+        return (
+            f"<p class=w><span class=m>{meta} · {e['activation']:.3g}<br>{where}</span>"
+            f"<span>{render_window(tokens, e['acts'], scale, int(e['target']))}</span></p>"
+        )
 
     top = sorted((e for e in ex if e["kind"] == "top"), key=lambda e: e["rank"])[:TOP_EXAMPLES]
-    out.append(f'<div class="qhead">Top {len(top)} activations</div><div class="windows">'
-               + "".join(win(e, f"#{e['rank'] + 1}") for e in top) + "</div>")
+    out.append(
+        f'<div class="qhead">Top {len(top)} activations</div><div class="windows">'
+        + "".join(win(e, f"#{e['rank'] + 1}") for e in top)
+        + "</div>"
+    )
     deciles: dict[int, list[dict]] = defaultdict(list)
     for e in ex:
         if e["kind"] == "quantile":
@@ -246,8 +307,10 @@ def _examples(ctx: Context, ex: list[dict], stats, data: _ModelData) -> str:
             grp = sorted(deciles[q], key=lambda e: -e["activation"])
             picks = sorted({min(len(grp) - 1, int((j + 0.5) * len(grp) / PER_DECILE)) for j in range(PER_DECILE)})
             wins += [win(grp[i], f"q{q + 1}") for i in picks]
-        out.append(f'<div class="qhead">A uniform sample of firing tokens, {PER_DECILE} window(s) per activation decile '
-                   '(q10 = the strongest tenth, q1 = the weakest)</div><div class="windows">' + "".join(wins) + "</div>")
+        out.append(
+            f'<div class="qhead">A uniform sample of firing tokens, {PER_DECILE} window(s) per activation decile '
+            '(q10 = the strongest tenth, q1 = the weakest)</div><div class="windows">' + "".join(wins) + "</div>"
+        )
     return "".join(out)
 
 
@@ -255,19 +318,46 @@ def _uses(ctx: Context, key: FeatureKey, sel: Selection, uses: list[Usage]) -> s
     out = []
     if uses:
         rows = []
-        for u in sorted(uses, key=lambda u: (u.influence if u.influence is not None else 9)):
+        for u in sorted(uses, key=lambda u: u.influence if u.influence is not None else 9):
             href = ctx.graph_href(u.slug, 1)
             g = link(f"{href}#node={u.node_id}", u.slug) if href else esc(u.slug)
-            rows.append([Cell(g), num(u.pos), Cell(f"<code>{esc(visible(u.token))}</code>"), num(u.activation), num(u.influence)])
-        out.append(f"<h3>In {len(uses)} attribution graph node(s)</h3>" + table(
-            ["graph (opens with the node selected)", "position", "token", "activation", "influence (lower = more important)"], rows))
+            rows.append(
+                [
+                    Cell(g),
+                    num(u.pos),
+                    Cell(f"<code>{esc(visible(u.token))}</code>"),
+                    num(u.activation),
+                    num(u.influence),
+                ]
+            )
+        out.append(
+            f"<h3>In {len(uses)} attribution graph node(s)</h3>"
+            + table(
+                [
+                    "graph (opens with the node selected)",
+                    "position",
+                    "token",
+                    "activation",
+                    "influence (lower = more important)",
+                ],
+                rows,
+            )
+        )
     for c in sel.clusters.get(key, []):
-        out.append(f'<p>Characteristic of step cluster <a href="../taxonomy.html#cluster-{c["cluster"]}">{esc(c["tag"])}</a> '
-                   f'(effect {fmt(c["effect"])}, q {fmt(c["q_value"])}): <span class="muted">{esc(readable(c["name"])[:160])}</span></p>')
+        out.append(
+            f'<p>Characteristic of step cluster <a href="../taxonomy.html#cluster-{c["cluster"]}">{esc(c["tag"])}</a> '
+            f'(effect {fmt(c["effect"])}, q {fmt(c["q_value"])}): <span class="muted">{esc(readable(c["name"])[:160])}</span></p>'
+        )
     for what, rank, row in sel.critical.get(key, []):
-        extra = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in row.items()
-                          if k not in ("layer", "feature", "label", "chance", "top_singular_values_down") and isinstance(v, (int, float)))
-        out.append(f'<p>Rank {rank} in <a href="../taxonomy.html#critical">{esc(what)}</a> <span class="muted">({esc(extra)})</span></p>')
+        extra = ", ".join(
+            f"{k.replace('_', ' ')} {fmt(v)}"
+            for k, v in row.items()
+            if k not in ("layer", "feature", "label", "chance", "top_singular_values_down")
+            and isinstance(v, (int, float))
+        )
+        out.append(
+            f'<p>Rank {rank} in <a href="../taxonomy.html#critical">{esc(what)}</a> <span class="muted">({esc(extra)})</span></p>'
+        )
     return "".join(out) or '<p class="muted">Selected for its label scores only.</p>'
 
 
@@ -276,11 +366,18 @@ def _index_row(key, sel, stats, label, uses) -> list[Cell]:
     lab = _label_text(label)
     return [
         Cell(link(f"{model}-L{layer}-F{feature}.html", f"L{layer} F{feature}"), layer * 100000 + feature),
-        text(model), num(layer),
+        text(model),
+        num(layer),
         Cell(esc(lab[:100] + ("…" if len(lab) > 100 else "")), None, "label-cell"),
-        num((label or {}).get("detection_balanced_accuracy")), num((label or {}).get("fuzzing_balanced_accuracy")),
-        num(None if stats is None else stats["density"]), num(None if stats is None else stats["max_act"]),
-        Cell(pct(None if stats is None else stats["think_fraction"], 0), None if stats is None else float(stats["think_fraction"]), "num"),
+        num((label or {}).get("detection_balanced_accuracy")),
+        num((label or {}).get("fuzzing_balanced_accuracy")),
+        num(None if stats is None else stats["density"]),
+        num(None if stats is None else stats["max_act"]),
+        Cell(
+            pct(None if stats is None else stats["think_fraction"], 0),
+            None if stats is None else float(stats["think_fraction"]),
+            "num",
+        ),
         num(len({u.slug for u in uses})),
         text(", ".join(sorted(sel.reasons[key]))),
     ]
@@ -291,15 +388,41 @@ def _index_page(ctx: Context, sel: Selection, rows: list, labels) -> str:
     for rs in sel.reasons.values():
         for r in rs:
             counts[r] += 1
-    rule = ("A feature gets a page when it is " + "; ".join(f"{esc(REASONS[r])} ({counts[r]})" for r in REASONS)
-            + f". {len(rows)} pages in all. Any other feature: <code>r1interp features show MODEL LAYER FEATURE</code>.")
+    rule = (
+        "A feature gets a page when it is "
+        + "; ".join(f"{esc(REASONS[r])} ({counts[r]})" for r in REASONS)
+        + f". {len(rows)} pages in all. Any other feature: <code>r1interp features show MODEL LAYER FEATURE</code>."
+    )
     body = [f'<p class="intro">{rule}</p>']
     if missing(labels):
         body.append(missing_box(labels, "feature labels"))
     if not rows:
-        body.append(note("No feature pages: nothing references a feature yet (graphs, clusters, critical and labels are "
-                         "all missing).", "missing"))
+        body.append(
+            note(
+                "No feature pages: nothing references a feature yet (graphs, clusters, critical and labels are "
+                "all missing).",
+                "missing",
+            )
+        )
     else:
-        body.append(table(["feature", "model", "layer", "label", "detection", "fuzzing", "density", "max act.",
-                           "in <think>", "graphs", "why"], rows, filterable=True, table_id="features-table"))
+        body.append(
+            table(
+                [
+                    "feature",
+                    "model",
+                    "layer",
+                    "label",
+                    "detection",
+                    "fuzzing",
+                    "density",
+                    "max act.",
+                    "in <think>",
+                    "graphs",
+                    "why",
+                ],
+                rows,
+                filterable=True,
+                table_id="features-table",
+            )
+        )
     return page(title="Features", body="".join(body), depth=1, active="features", footer=ctx.footer)

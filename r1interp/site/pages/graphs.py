@@ -111,8 +111,7 @@ class _MotifTables:
         self.preferred = ctx.params.compare.null_model
         # one lookup table per graph, built once: filtering the long table per page dominated the build
         self.by_graph = {} if missing(self.z) else {g: rows for g, rows in self.z.groupby("graph", sort=False)}
-        self.census_by_graph = {} if missing(self.census) else {
-            r["graph"]: r for r in self.census.to_dict("records")}
+        self.census_by_graph = {} if missing(self.census) else {r["graph"]: r for r in self.census.to_dict("records")}
 
     def census_row(self, slug: str) -> dict | None:
         return self.census_by_graph.get(slug)
@@ -129,43 +128,80 @@ class _MotifTables:
             return missing_box(self.z, "motif profile")
         rows = self.by_graph.get(slug)
         if rows is None:
-            return note(f"No motif rows for <code>{esc(slug)}</code> in <code>{ZSCORES}</code>: rebuild with "
-                        "<code>dvc repro motifs</code>.", "missing")
+            return note(
+                f"No motif rows for <code>{esc(slug)}</code> in <code>{ZSCORES}</code>: rebuild with "
+                "<code>dvc repro motifs</code>.",
+                "missing",
+            )
         nulls = sorted(rows["null"].unique(), key=lambda n: (n != self.preferred, n))
         parts = []
         census = self.census_row(slug)
         if census:
-            parts.append(kv_table([("nodes (motif graph: errors dropped)", fmt(int(census["nodes"]))),
-                                   ("edges", fmt(int(census["edges"]))),
-                                   ("coherent share of feed-forward loops", fmt(census["ffl_coherent_fraction"]))]))
-        by_motif: dict[tuple, dict] = {}  # (family, label) -> null -> row; plain dicts: pandas filters per motif were slow
+            parts.append(
+                kv_table(
+                    [
+                        ("nodes (motif graph: errors dropped)", fmt(int(census["nodes"]))),
+                        ("edges", fmt(int(census["edges"]))),
+                        ("coherent share of feed-forward loops", fmt(census["ffl_coherent_fraction"])),
+                    ]
+                )
+            )
+        by_motif: dict[
+            tuple, dict
+        ] = {}  # (family, label) -> null -> row; plain dicts: pandas filters per motif were slow
         for r in rows.to_dict("records"):
             by_motif.setdefault((r["family"], r["label"]), {})[r["null"]] = r
         charts = []
-        for family, title in (("triad", "Triad z-scores (classes a null holds fixed are omitted)"),
-                              ("ffl", "Feed-forward-loop sign patterns: z-scores")):
-            motifs = {label: by for (fam, label), by in by_motif.items()
-                      if fam == family and any(not pd.isna(r["z"]) for r in by.values())}
+        for family, title in (
+            ("triad", "Triad z-scores (classes a null holds fixed are omitted)"),
+            ("ffl", "Feed-forward-loop sign patterns: z-scores"),
+        ):
+            motifs = {
+                label: by
+                for (fam, label), by in by_motif.items()
+                if fam == family and any(not pd.isna(r["z"]) for r in by.values())
+            }
             labels = list(motifs)
-            series = [svg.BarSeries(null, [None if null not in by or pd.isna(by[null]["z"]) else float(by[null]["z"])
-                                           for by in motifs.values()], color=svg.color(i))
-                      for i, null in enumerate(nulls)]
+            series = [
+                svg.BarSeries(
+                    null,
+                    [
+                        None if null not in by or pd.isna(by[null]["z"]) else float(by[null]["z"])
+                        for by in motifs.values()
+                    ],
+                    color=svg.color(i),
+                )
+                for i, null in enumerate(nulls)
+            ]
             if labels:
-                charts.append(f"<div><h3>{esc(title)}</h3>" + svg.bars(labels, series, ylabel="z", width=560, height=250) + "</div>")
+                charts.append(
+                    f"<div><h3>{esc(title)}</h3>"
+                    + svg.bars(labels, series, ylabel="z", width=560, height=250)
+                    + "</div>"
+                )
         parts.append('<div class="cols">' + "".join(charts) + "</div>")
-        header = ["family", "motif", "real count"] + [h for n in nulls for h in (f"{n}: null mean ± sd", f"{n}: z", f"{n}: p")]
+        header = ["family", "motif", "real count"] + [
+            h for n in nulls for h in (f"{n}: null mean ± sd", f"{n}: z", f"{n}: p")
+        ]
         body = []
         for (family, label), by in by_motif.items():
             cells: list[Cell] = [text(family), text(label), num(int(next(iter(by.values()))["real"]))]
             for n in nulls:
                 if n in by:
                     r = by[n]
-                    cells += [Cell(f"{fmt(r['mean'])} ± {fmt(r['std'])}", float(r["mean"]), "num"), num(r["z"]), num(r["p"])]
+                    cells += [
+                        Cell(f"{fmt(r['mean'])} ± {fmt(r['std'])}", float(r["mean"]), "num"),
+                        num(r["z"]),
+                        num(r["p"]),
+                    ]
                 else:
                     cells += [text(""), text(""), text("")]
             body.append(cells)
-        parts.append("<details><summary>Census and null statistics (all classes)</summary>"
-                     + table(header, body, sortable=True) + "</details>")
+        parts.append(
+            "<details><summary>Census and null statistics (all classes)</summary>"
+            + table(header, body, sortable=True)
+            + "</details>"
+        )
         for msg in self.warnings.get(slug, []):
             parts.append(note("Degeneracy: " + esc(msg), "warn"))
         return "".join(parts)
@@ -180,24 +216,35 @@ def _graph_page(ctx: Context, g: CompactGraph, row: dict | None, motifs: _MotifT
     facts = []
     if row is not None:
         correct = row.get("correct")
-        verdict = "–" if pd.isna(correct) else ('<span class="ok">correct</span>' if correct else '<span class="bad">incorrect</span>')
-        facts += [("model", esc(row["model"])), ("graph kind", esc(row["kind"])),
-                  ("prompt", f'{esc(row["prompt_id"])} <span class="muted">({esc(row["category"])})</span>'),
-                  ("target token", f'<code>{esc(row.get("target_token") or "")}</code>'),
-                  ("expected answer", f'<code>{esc(row.get("expected") or "")}</code>'),
-                  ("graded answer", verdict),
-                  ("target probability", fmt(row.get("top_logit_prob"))),
-                  ("replacement score", fmt(row.get("replacement_score"))),
-                  ("completeness score", fmt(row.get("completeness_score"))),
-                  ("faithfulness: max relative error", fmt(row.get("faithfulness_max_relative_error")))]
+        verdict = (
+            "–"
+            if pd.isna(correct)
+            else ('<span class="ok">correct</span>' if correct else '<span class="bad">incorrect</span>')
+        )
+        facts += [
+            ("model", esc(row["model"])),
+            ("graph kind", esc(row["kind"])),
+            ("prompt", f'{esc(row["prompt_id"])} <span class="muted">({esc(row["category"])})</span>'),
+            ("target token", f"<code>{esc(row.get('target_token') or '')}</code>"),
+            ("expected answer", f"<code>{esc(row.get('expected') or '')}</code>"),
+            ("graded answer", verdict),
+            ("target probability", fmt(row.get("top_logit_prob"))),
+            ("replacement score", fmt(row.get("replacement_score"))),
+            ("completeness score", fmt(row.get("completeness_score"))),
+            ("faithfulness: max relative error", fmt(row.get("faithfulness_max_relative_error"))),
+        ]
     else:
-        facts += [("reference graph", esc(g.model)),
-                  ("note", "a published graph analysed for comparison; its labels come from its own export")]
+        facts += [
+            ("reference graph", esc(g.model)),
+            ("note", "a published graph analysed for comparison; its labels come from its own export"),
+        ]
     facts += [("nodes (feature / all)", f"{n_feat} / {len(data['nodes'])}"), ("links", fmt(len(data["links"]) // 3))]
     completion = ""
     if row is not None and isinstance(row.get("completion"), str):
-        completion = (f'<details><summary>Greedy completion ({esc(row["model"])})</summary>'
-                      f'<pre class="completion">{esc(row["completion"])}</pre></details>')
+        completion = (
+            f"<details><summary>Greedy completion ({esc(row['model'])})</summary>"
+            f'<pre class="completion">{esc(row["completion"])}</pre></details>'
+        )
     viewer = """
 <div class="viewer" id="viewer">
   <div class="controls">
@@ -222,69 +269,144 @@ def _graph_page(ctx: Context, g: CompactGraph, row: dict | None, motifs: _MotifT
     <span><svg width="24" height="8"><line x1="0" y1="4" x2="24" y2="4" class="e-neg"/></svg> inhibitory</span>
     <span class="muted">width ∝ |weight|; y = layer, x = token position</span></div>
 </div>"""
-    body = (facts_grid(facts) + completion
-            + section("Attribution graph", viewer + json_script("graph-data", data), "viewer-section")
-            + section("Motif profile", motifs.profile(g.slug), "motifs",
-                      "Triad census and signed feed-forward loops of this graph against its null models "
-                      f"(the comparisons use <code>{esc(motifs.preferred)}</code>); see the "
-                      '<a href="../motifs.html">motif comparisons</a>.'))
+    body = (
+        facts_grid(facts)
+        + completion
+        + section("Attribution graph", viewer + json_script("graph-data", data), "viewer-section")
+        + section(
+            "Motif profile",
+            motifs.profile(g.slug),
+            "motifs",
+            "Triad census and signed feed-forward loops of this graph against its null models "
+            f"(the comparisons use <code>{esc(motifs.preferred)}</code>); see the "
+            '<a href="../motifs.html">motif comparisons</a>.',
+        )
+    )
     prompt = "".join(short(t) for t in data["tokens"]) or data["prompt"]
     shown = ("…" + prompt[-200:]) if len(prompt) > 200 else prompt
-    return page(title=f"Graph {g.slug}", body=body, depth=1, active="graphs", footer=ctx.footer, scripts=("graph.js",),
-                subtitle=f'<span class="mono">{esc(shown)}</span>')
+    return page(
+        title=f"Graph {g.slug}",
+        body=body,
+        depth=1,
+        active="graphs",
+        footer=ctx.footer,
+        scripts=("graph.js",),
+        subtitle=f'<span class="mono">{esc(shown)}</span>',
+    )
 
 
 def _index_page(ctx: Context, gs: GraphSet, motifs: _MotifTables) -> str:
     if missing(gs.index):
         body = missing_box(gs.index, "attribution graphs")
         if gs.references:
-            body += section("Reference graphs", "<ul>" + "".join(
-                f'<li>{link(g.slug + ".html", g.slug)} ({esc(g.model)})</li>' for g in gs.references) + "</ul>")
+            body += section(
+                "Reference graphs",
+                "<ul>"
+                + "".join(f"<li>{link(g.slug + '.html', g.slug)} ({esc(g.model)})</li>" for g in gs.references)
+                + "</ul>",
+            )
         return page(title="Attribution graphs", body=body, depth=1, active="graphs", footer=ctx.footer)
     metrics = ctx.inputs.json(GRAPHS_METRICS, "graphs")
     parts = []
     if not missing(metrics) and isinstance(metrics.get("faithfulness"), dict):
         f = metrics["faithfulness"]
-        parts.append(note(f"Faithfulness check: {fmt(f.get('edges'))} sampled edges, source feature patched in the frozen "
-                          f"model; max relative error {fmt(f.get('max_relative_error'))}, median "
-                          f"{fmt(f.get('median_relative_error'))}."))
+        parts.append(
+            note(
+                f"Faithfulness check: {fmt(f.get('edges'))} sampled edges, source feature patched in the frozen "
+                f"model; max relative error {fmt(f.get('max_relative_error'))}, median "
+                f"{fmt(f.get('median_relative_error'))}."
+            )
+        )
     rows = []
     for row, g in gs.graphs:
         census = motifs.census_row(g.slug) or {}
         correct = row.get("correct")
-        rows.append([
-            Cell(link(g.slug + ".html", g.slug), None, "nowrap"), text(row["model"]), text(row["kind"]),
-            Cell(esc(row["prompt_id"]), None, "nowrap"),
-            text(row["category"]),
-            Cell("–" if pd.isna(correct) else ("✓" if correct else "✗"), None if pd.isna(correct) else int(bool(correct)),
-                 "" if pd.isna(correct) else ("ok" if correct else "bad")),
-            Cell(f"<code>{esc(row.get('target_token') or '')}</code>"), num(row.get("feature_nodes")), num(row.get("links")),
-            num(row.get("replacement_score")), num(row.get("completeness_score")),
-            num(census.get("ffl_coherent_fraction")), num(motifs.z_of(g.slug, "030T")),
-        ])
-    header = ["graph", "model", "kind", "prompt", "category", "correct", "target", "feature nodes", "links",
-              "replacement", "completeness", "coherent FFL share", "z 030T"]
-    parts.append(table(header, rows, filterable=True, table_id="graphs-table")
-                 + f'<p class="muted">z 030T: the feed-forward loop\'s z-score under the <code>{esc(motifs.preferred)}</code> null; '
-                 "correct: the graded final answer of the prompt (think graphs too).</p>")
+        rows.append(
+            [
+                Cell(link(g.slug + ".html", g.slug), None, "nowrap"),
+                text(row["model"]),
+                text(row["kind"]),
+                Cell(esc(row["prompt_id"]), None, "nowrap"),
+                text(row["category"]),
+                Cell(
+                    "–" if pd.isna(correct) else ("✓" if correct else "✗"),
+                    None if pd.isna(correct) else int(bool(correct)),
+                    "" if pd.isna(correct) else ("ok" if correct else "bad"),
+                ),
+                Cell(f"<code>{esc(row.get('target_token') or '')}</code>"),
+                num(row.get("feature_nodes")),
+                num(row.get("links")),
+                num(row.get("replacement_score")),
+                num(row.get("completeness_score")),
+                num(census.get("ffl_coherent_fraction")),
+                num(motifs.z_of(g.slug, "030T")),
+            ]
+        )
+    header = [
+        "graph",
+        "model",
+        "kind",
+        "prompt",
+        "category",
+        "correct",
+        "target",
+        "feature nodes",
+        "links",
+        "replacement",
+        "completeness",
+        "coherent FFL share",
+        "z 030T",
+    ]
+    parts.append(
+        table(header, rows, filterable=True, table_id="graphs-table")
+        + f'<p class="muted">z 030T: the feed-forward loop\'s z-score under the <code>{esc(motifs.preferred)}</code> null; '
+        "correct: the graded final answer of the prompt (think graphs too).</p>"
+    )
     skipped = gs.index[gs.index["status"] != "ok"]
     if len(skipped):
-        parts.append(section("Targets without a graph", table(
-            ["model", "prompt", "kind", "reason"],
-            [[text(r["model"]), text(r["prompt_id"]), text(r["kind"]), text(r["reason"])] for r in skipped.to_dict("records")])))
+        parts.append(
+            section(
+                "Targets without a graph",
+                table(
+                    ["model", "prompt", "kind", "reason"],
+                    [
+                        [text(r["model"]), text(r["prompt_id"]), text(r["kind"]), text(r["reason"])]
+                        for r in skipped.to_dict("records")
+                    ],
+                ),
+            )
+        )
     if gs.references:
-        parts.append(section("Reference graphs", "<ul>" + "".join(
-            f'<li>{link(g.slug + ".html", g.slug)} ({esc(g.model)}, {len(g.data["nodes"])} nodes, '
-            f'{len(g.data["links"]) // 3} links)</li>' for g in gs.references) + "</ul>"))
-    intro = ("Every attribution graph the <code>graphs</code> stage built: the reasoner's first column result inside "
-             "<code>&lt;think&gt;</code> (think) and the first answer digit (answer), and the base model's answer. "
-             "Click a graph to explore it.")
-    return page(title="Attribution graphs", body=f'<p class="intro">{intro}</p>' + "".join(parts), depth=1,
-                active="graphs", footer=ctx.footer)
+        parts.append(
+            section(
+                "Reference graphs",
+                "<ul>"
+                + "".join(
+                    f"<li>{link(g.slug + '.html', g.slug)} ({esc(g.model)}, {len(g.data['nodes'])} nodes, "
+                    f"{len(g.data['links']) // 3} links)</li>"
+                    for g in gs.references
+                )
+                + "</ul>",
+            )
+        )
+    intro = (
+        "Every attribution graph the <code>graphs</code> stage built: the reasoner's first column result inside "
+        "<code>&lt;think&gt;</code> (think) and the first answer digit (answer), and the base model's answer. "
+        "Click a graph to explore it."
+    )
+    return page(
+        title="Attribution graphs",
+        body=f'<p class="intro">{intro}</p>' + "".join(parts),
+        depth=1,
+        active="graphs",
+        footer=ctx.footer,
+    )
 
 
 def check_unique(gs: GraphSet) -> None:
     slugs = [g.slug for _, g in gs.graphs] + [g.slug for g in gs.references]
     dup = {s for s in slugs if slugs.count(s) > 1}
     if dup:
-        raise ArtifactError(f"{INDEX}: graph slug(s) {', '.join(sorted(dup))} appear more than once (or collide with a reference graph)")
+        raise ArtifactError(
+            f"{INDEX}: graph slug(s) {', '.join(sorted(dup))} appear more than once (or collide with a reference graph)"
+        )
