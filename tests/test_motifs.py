@@ -360,6 +360,69 @@ def test_curveball_sort_path_equals_lookup_path(layered, monkeypatch):
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
+
+def _spec(edges, signs, n, layers=None, model="configuration", rounds=1):
+    e = np.array(edges, dtype=np.int64)
+    return nulls.NullSpec(n=n, src=e[:, 0].copy(), tgt=e[:, 1].copy(), sign=np.array(signs, dtype=np.int64),
+                          layer=np.zeros(n, np.int64) if layers is None else np.array(layers, np.int64),
+                          model=model, rounds=rounds)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_curveball_swaps_the_two_edges_into_a_shared_target(dense, monkeypatch):
+    """Two rows with the same targets (0 -> 2, 3 and 1 -> 2, 3) have nothing to pool: the only move is the
+    swap of the two edges into a shared target, which moves signs between the rows. Each trade swaps each
+    shared target with probability 1/2, so after one round vertex 0's signed out-edges take each of the four
+    configurations with probability 1/4; the unsigned graph never changes."""
+    if not dense:
+        monkeypatch.setattr(nulls, "DENSE_LOOKUP_MAX_NODES", 0)
+    spec = _spec([(0, 2), (1, 2), (0, 3), (1, 3)], [1, -1, 1, -1], n=4)
+    seen = collections.Counter()
+    for i in range(400):
+        s, t, sg = nulls.draw(spec, np.random.default_rng(i))
+        assert sorted(zip(s.tolist(), t.tolist())) == [(0, 2), (0, 3), (1, 2), (1, 3)]
+        assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)  # edges keep head and sign
+        seen[tuple(sorted((int(tt), int(g)) for ss, tt, g in zip(s, t, sg) if ss == 0))] += 1
+    assert set(seen) == {((2, 1), (3, 1)), ((2, 1), (3, -1)), ((2, -1), (3, 1)), ((2, -1), (3, -1))}
+    assert all(70 <= c <= 130 for c in seen.values()), seen  # 100 each expected; binomial sd 8.7
+
+
+def test_curveball_pools_only_the_targets_one_row_has():
+    """Rows 0 -> {2, 3} and 1 -> {3, 4}: 3 is shared (its two edges may swap), 2 and 4 are pooled and dealt
+    back one to each row. Reachable graphs: vertex 0 gets 2 or 4, and keeps out-degree 2; in-degrees stay."""
+    spec = _spec([(0, 2), (0, 3), (1, 3), (1, 4)], [1, 1, -1, 1], n=5)
+    outs = collections.Counter()
+    for i in range(300):
+        s, t, sg = nulls.draw(spec, np.random.default_rng(i))
+        _assert_simple(5, s, t)
+        assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)
+        assert np.bincount(s, minlength=5).tolist() == [2, 2, 0, 0, 0]
+        outs[tuple(sorted(t[s == 0].tolist()))] += 1
+    assert set(outs) == {(2, 3), (3, 4)}
+    assert all(110 <= c <= 190 for c in outs.values()), outs
+
+
+def test_curveball_keeps_the_partner_vertex_column_fixed():
+    """0 -> 1 and 1 -> 0 with nothing shared: moving either would make a self-loop, so the graph is fixed."""
+    spec = _spec([(0, 1), (1, 0), (0, 2)], [1, -1, 1], n=3)
+    for i in range(50):
+        s, t, _ = nulls.draw(spec, np.random.default_rng(i))
+        assert sorted(zip(s.tolist(), t.tolist())) == [(0, 1), (0, 2), (1, 0)]
+
+
+def test_curveball_more_rounds_reach_the_other_rows():
+    """Three rows, one round pairs two of them: with one row always left out per round, a single round leaves
+    one row untouched while many rounds can move any edge anywhere."""
+    edges = [(0, 3), (1, 4), (2, 5)]
+    spec1 = _spec(edges, [1, 1, 1], n=6, rounds=1)
+    specn = _spec(edges, [1, 1, 1], n=6, rounds=20)
+    for i in range(100):
+        s, t, _ = nulls.draw(spec1, np.random.default_rng(i))
+        assert sum(a == b for a, b in zip(s.tolist(), [0, 1, 2])) >= 1  # one row sat out the only round
+    tails_of_3 = {int(nulls.draw(specn, np.random.default_rng(i))[0][0]) for i in range(100)}
+    assert tails_of_3 == {0, 1, 2}
+
+
 def test_worker_count_does_not_change_results(layered):
     spec = nulls.make_spec(layered, "configuration", rounds=10)
     one = nulls.sample_nulls(spec, 16, seed=9, workers=1)
