@@ -554,6 +554,16 @@ def test_binary_metrics_degenerate_cases():
     assert math.isnan(m["balanced_accuracy"]) and math.isnan(m["recall"]) and m["answered"] == 0 and m["samples"] == 2
 
 
+def test_binary_metrics_edges():
+    # as many true negatives as false positives: specificity 1/2, not undefined
+    m = binary_metrics([True, False, False], [True, True, False])
+    assert (m["balanced_accuracy"], m["precision"], m["recall"]) == (0.75, 0.5, 1.0)
+    assert m["f1"] == pytest.approx(2 / 3)
+    # nothing predicted positive: precision 0 (answered), f1 0
+    m = binary_metrics([True, False], [False, False])
+    assert (m["balanced_accuracy"], m["precision"], m["recall"], m["f1"]) == (0.5, 0.0, 0.0, 0.0)
+
+
 def test_binary_metrics_unanswered_precision_is_undefined():
     m = binary_metrics([True, False], [None, None])
     assert math.isnan(m["precision"])

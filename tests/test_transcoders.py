@@ -274,13 +274,14 @@ def test_evaluate_matches_its_definition_per_span_with_kept_tokens(tiny_model, s
     keep_ids = [0, 3]
     torch.manual_seed(1)
     batches = []
-    for _ in range(2):  # two batches: every statistic is a sum over batches
+    for b in range(2):  # two batches: every statistic is a sum over batches
         ids = torch.randint(4, tiny_model.config.vocab_size, (3, 10))  # kept ids only where placed
         ids[:, 0] = 0
         ids[0, 4] = 3
         ids[1, 6] = 3
         think = torch.zeros(3, 10, dtype=torch.bool)
-        think[:, 2:6] = True
+        if b == 0:
+            think[0, 3] = True  # a span of one token: its mean is its own value
         answer = torch.zeros(3, 10, dtype=torch.bool)
         answer[:, 6:9] = True
         batches.append({"input_ids": ids, "in_think": think, "in_answer": answer})
@@ -297,7 +298,7 @@ def test_evaluate_matches_its_definition_per_span_with_kept_tokens(tiny_model, s
             zero_ce = ref[("zero", key, span)][0]
             mean_ce = ref[("mean", key, span)][0]
             e = entry[span]
-            assert e["tokens"] == n == {"all": 2 * 3 * 9 - 2 * 2, "completion": 2 * 3 * 7, "think": 2 * 3 * 4,
+            assert e["tokens"] == n == {"all": 2 * 3 * 9 - 2 * 2, "completion": 1 + 2 * 3 * 3, "think": 1,
                                         "answer": 2 * 3 * 3}[span]
             assert e["ce_clean"] == pytest.approx(clean_ce / n, abs=2e-6)
             assert e["ce_spliced"] == pytest.approx(coder_ce / n, abs=2e-6)
@@ -308,6 +309,9 @@ def test_evaluate_matches_its_definition_per_span_with_kept_tokens(tiny_model, s
             assert e["ce_mean_ablation"] == pytest.approx(mean_ce / n, abs=2e-6)
             assert e["frac_recovered_zero"] == pytest.approx((zero_ce - coder_ce) / (zero_ce - clean_ce), abs=1e-4)
             assert e["frac_recovered_mean"] == pytest.approx((mean_ce - coder_ce) / (mean_ce - clean_ce), abs=1e-4)
+            for value in e.values():  # reported to 6 decimals, as floats
+                assert isinstance(value, int) or (isinstance(value, float) and value == round(value, 6))
+            assert all(isinstance(e[k], float) for k in e if k != "tokens")
     summary = result["summary"]
     per_layer = [result["layers"][str(layer)] for layer in sorted(coders)]
     assert summary["max_ce_increase_single"] == max(e["completion"]["ce_increase"] for e in per_layer)
