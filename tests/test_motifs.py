@@ -507,6 +507,108 @@ def test_degeneracy_on_a_constructed_linear_relation():
     assert d["insufficient_samples"]
 
 
+
+def _relation_null():
+    a = np.array([0, 1, 2, 3, 0, 5, 1, 4])
+    b = np.array([1, 0, 4, 2, 3, 3, 5, 0])
+    return np.column_stack([a, b, 7 + 2 * a - b, np.full(8, 3)]), a, b
+
+
+def test_degeneracy_reports_every_relation_exactly():
+    x, a, b = _relation_null()
+    real = np.array([10, 10, 17, 3])  # obeys c = 7 + 2a - b, i.e. a = (c + b - 7) / 2
+    d = stats.degeneracy(x, ["a", "b", "c", "k"], real=real)
+    rel = d["determined"]["a"]
+    assert {k: v for k, v in d.items() if k not in ("determined",)} == {
+        "samples": 8, "fixed": {"k": 3}, "varying": ["a", "b", "c"], "free_dimensions": 2, "free": ["b", "c"],
+        "degenerate": True, "single_free_z": False, "insufficient_samples": False, "fixed_real_differs": [],
+        "real_obeys_relations": True,
+        "message": "1 class(es) fixed by the null (z undefined): k; 2 free dimension(s) among 3 varying classes; "
+                   "a are exact linear functions of b, c"}
+    assert rel["coef"] == {"b": 0.5, "c": 0.5} and rel["intercept"] == -3.5 and rel["real_residual"] == 0.0
+    # in z units: z_a = sum_f coef_f * std_f / std_a * z_f
+    sd = x.std(axis=0)
+    assert rel["z_coef"] == {"b": pytest.approx(0.5 * sd[1] / sd[0], abs=1e-9), "c": pytest.approx(0.5 * sd[2] / sd[0], abs=1e-9)}
+    # a real graph off the relation, and off the fixed count
+    d = stats.degeneracy(x, ["a", "b", "c", "k"], real=np.array([10, 10, 20, 4]))
+    assert d["real_obeys_relations"] is False and d["determined"]["a"]["real_residual"] == -1.5
+    assert d["fixed_real_differs"] == ["k"]
+    assert d["message"].startswith("1 class(es) fixed by the null (z undefined): k; real count differs from the "
+                                   "null's fixed value for k; 2 free dimension(s)")
+    assert "real_obeys_relations" not in stats.degeneracy(x, ["a", "b", "c", "k"])
+
+
+def test_degeneracy_single_free_z_and_too_few_samples():
+    a = np.array([0, 1, 2, 3, 5, 8])
+    x = np.column_stack([a, 3 * a + 1, 10 - a])
+    d = stats.degeneracy(x, ["a", "b", "c"])
+    assert (d["free_dimensions"], d["free"], d["degenerate"], d["single_free_z"]) == (1, ["c"], True, True)
+    assert d["determined"]["a"]["coef"] == {"c": -1.0} and d["determined"]["a"]["intercept"] == 10.0
+    assert d["determined"]["b"]["coef"] == {"c": -3.0} and d["determined"]["b"]["intercept"] == 31.0
+    assert d["determined"]["b"]["z_coef"] == {"c": -1.0}
+    assert d["message"] == ("1 free dimension(s) among 3 varying classes; only one z is free: every other varying "
+                            "class is a linear function of c")
+    # three varying classes need four samples
+    few = stats.degeneracy(x[:3], ["a", "b", "c"])
+    assert few["insufficient_samples"] and few["determined"] == {} and few["free_dimensions"] == 1
+    assert few["message"] == "too few samples (3) to resolve 3 varying classes"
+    assert stats.degeneracy(x[:4], ["a", "b", "c"])["insufficient_samples"] is False
+    one = stats.degeneracy(x[:1], ["a", "b", "c"], real=np.array([0, 1, 11]))
+    assert one["fixed"] == {"a": 0, "b": 1, "c": 10} and one["varying"] == [] and one["fixed_real_differs"] == ["c"]
+    assert one["message"] == ("3 class(es) fixed by the null (z undefined): a, b, c; real count differs from the "
+                              "null's fixed value for c; too few samples (1) to resolve 0 varying classes")
+    none = stats.degeneracy(np.zeros((0, 3)), ["a", "b", "c"])
+    assert none == {"samples": 0, "fixed": {}, "varying": [], "free_dimensions": 0, "free": [], "determined": {},
+                    "degenerate": False, "single_free_z": False, "insufficient_samples": True,
+                    "message": "no null samples"}
+    free = stats.degeneracy(np.column_stack([a, a % 3, a * a]), ["a", "b", "c"])
+    assert (free["free_dimensions"], free["degenerate"], free["message"]) == (
+        3, False, "3 free dimension(s) among 3 varying classes")
+    fixed_only = stats.degeneracy(np.full((4, 2), 5), ["a", "b"])
+    assert fixed_only["message"] == "2 class(es) fixed by the null (z undefined): a, b"
+    assert stats.degeneracy(np.zeros((5, 1)), ["a"])["message"] == "1 class(es) fixed by the null (z undefined): a"
+
+
+def test_tidy_rounds_only_float_noise():
+    """Within 1e-6 (relative, at least absolute 1e-6) of an integer: that integer; else 9 decimals."""
+    assert stats._tidy(2.0000000001) == 2.0 and isinstance(stats._tidy(2.0000000001), float)
+    assert stats._tidy(0.1234567891234) == 0.123456789
+    assert stats._tidy(1.5) == 1.5 and stats._tidy(-3.5) == -3.5
+    assert stats._tidy(100.00001) == 100.0 and stats._tidy(100.001) == 100.001
+    assert stats._tidy(2e6 + 0.5) == 2e6  # 0.5 is noise at 2e6 (tolerance 2)
+    assert stats._tidy(1.000002) == 1.000002 and stats._tidy(0.0000005) == 0.0
+
+
+def test_summarize_family_exact():
+    null = np.array([[1, 5, 2], [3, 5, 2], [2, 5, 2], [2, 5, 2]])
+    real = np.array([4, 5, 9])
+    out = stats.summarize_family(real, null, ["x", "y", "w"], derived={"xw": ["x", "w"]})
+    assert out["real"] == {"x": 4, "y": 5, "w": 9, "xw": 13}
+    assert out["mean"] == {"x": 2.0, "y": 5.0, "w": 2.0, "xw": 4.0}
+    assert out["std"]["x"] == pytest.approx(np.sqrt(0.5)) and out["std"]["y"] == 0.0 and out["std"]["xw"] == pytest.approx(np.sqrt(0.5))
+    assert out["z"]["x"] == pytest.approx(2 / np.sqrt(0.5)) and np.isnan(out["z"]["y"]) and np.isnan(out["z"]["w"])
+    assert out["z"]["xw"] == pytest.approx(9 / np.sqrt(0.5))
+    assert out["p"] == {"x": 0.4, "y": 1.0, "w": 0.4, "xw": 0.4}
+    assert out["significance_profile"]["x"] == 1.0 and np.isnan(out["significance_profile"]["y"])
+    assert "xw" not in out["significance_profile"] and out["degeneracy"]["fixed"] == {"y": 5, "w": 2}
+    assert out["degeneracy"]["fixed_real_differs"] == ["w"]
+    empty = stats.summarize_family(real, np.zeros((0, 3), dtype=int), ["x", "y", "w"], derived={"xw": ["x", "w"]})
+    assert all(np.isnan(v) for v in empty["p"].values()) and empty["degeneracy"]["samples"] == 0
+
+
+def test_empirical_p_counts_ties_on_both_sides():
+    null = np.array([[1], [2], [3], [4]])
+    assert stats.empirical_p(np.array([4]), null).tolist() == [0.8]  # 1 of 4 >= 4, 4 of 4 <= 4: 2 * 2/5
+    assert stats.empirical_p(np.array([5]), null).tolist() == [0.4]
+    assert stats.empirical_p(np.array([0]), null).tolist() == [0.4]
+    assert stats.empirical_p(np.array([2]), null).tolist() == [1.0]  # capped
+    z, mean, std = stats.zscores(np.array([3.0, 1.0]), np.array([[1.0, 1.0], [3.0, 1.0]]))
+    assert z[0] == 1.0 and np.isnan(z[1])  # std 0: undefined
+    assert mean.tolist() == [2.0, 1.0] and std.tolist() == [1.0, 0.0]
+    assert np.isnan(stats.significance_profile(np.array([0.0, 0.0]))).all()
+    assert stats.significance_profile(np.array([3.0, 4.0])).tolist() == [0.6, 0.8]
+
+
 # ---------------------------------------------------------------- loader
 
 
