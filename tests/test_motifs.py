@@ -6,6 +6,7 @@ import argparse
 import collections
 import itertools
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -607,6 +608,75 @@ def test_empirical_p_counts_ties_on_both_sides():
     assert mean.tolist() == [2.0, 1.0] and std.tolist() == [1.0, 0.0]
     assert np.isnan(stats.significance_profile(np.array([0.0, 0.0]))).all()
     assert stats.significance_profile(np.array([3.0, 4.0])).tolist() == [0.6, 0.8]
+
+
+
+def _signed_graph(edges_signs, n):
+    g = ig.Graph(n=n, edges=[e for e, _ in edges_signs], directed=True)
+    g.es["sign"] = [sg for _, sg in edges_signs]
+    return g
+
+
+def test_ffl_patterns_coherence_and_bad_patterns():
+    assert signed.COHERENT == ("+++", "+--", "-+-", "--+") and signed.INCOHERENT == ("++-", "+-+", "-++", "---")
+    for bad in ("++", "++++", "+x+", ""):
+        with pytest.raises(ValueError, match=re.escape(f"bad FFL pattern {bad!r}")):
+            signed.is_coherent(bad)
+    assert signed.pattern_of(1, -1, -1) == "+--" and signed.pattern_of(-2, 3, -1) == "-+-"
+
+
+def test_ffl_instances_and_census_on_raw_igraph_exact():
+    # FFLs 0->1->2 (0->2), and 3->4->5 (3->5) with a back edge 5->4, which also closes 3->5->4 (3->4):
+    # neither of the last two is induced
+    g = _signed_graph([((0, 1), 1), ((1, 2), -1), ((0, 2), -1), ((3, 4), -1), ((4, 5), -1), ((3, 5), 1),
+                       ((5, 4), 1), ((6, 7), 1)], n=8)
+    assert signed.ffl_instances(g) == [(0, 1, 2, "+--")]  # induced by default
+    assert signed.ffl_instances(g, induced=False) == [(0, 1, 2, "+--"), (3, 4, 5, "--+"), (3, 5, 4, "++-")]
+    for back in ((2, 0), (1, 0), (2, 1)):  # any one reverse edge makes the loop non-induced
+        h = _signed_graph([((0, 1), 1), ((1, 2), 1), ((0, 2), 1), (back, 1)], n=3)
+        assert signed.ffl_instances(h) == [] and (0, 1, 2, "+++") in signed.ffl_instances(h, induced=False)
+    e = np.array(g.get_edgelist())
+    counts = signed.ffl_counts(8, e[:, 0], e[:, 1], np.array(g.es["sign"]))  # induced by default
+    assert dict(zip(signed.FFL_PATTERNS, counts.tolist())) == {p: int(p == "+--") for p in signed.FFL_PATTERNS}
+    loose = signed.ffl_counts(8, e[:, 0], e[:, 1], np.array(g.es["sign"]), induced=False)
+    assert loose.tolist() == [int(p in ("+--", "--+", "++-")) for p in signed.FFL_PATTERNS]
+    assert signed.ffl_census(g) == signed.summarize(counts)
+    assert signed.ffl_census(g, induced=False) == signed.summarize(loose)
+    empty = ig.Graph(n=3, directed=True)
+    empty.es["sign"] = []
+    assert signed.ffl_census(empty) == signed.summarize(np.zeros(8, dtype=np.int64))
+    with pytest.raises(ValueError, match="unknown method 'fast'"):
+        signed.ffl_counts(8, e[:, 0], e[:, 1], np.array(g.es["sign"]), method="fast")
+
+
+def test_census4_on_raw_igraph_counts_induced_subgraphs():
+    g = ig.Graph(n=5, edges=[(0, 1), (1, 2), (2, 3), (0, 4)], directed=True)
+    counts = census.census4(g)
+    assert len(counts) == 199 and all(isinstance(v, int) for v in counts.values())
+    # connected 4-node induced subgraphs: {0,1,2,3} and {0,1,2,4} (paths) and {4,0,1,... }: brute force
+    import itertools as it
+
+    expected = collections.Counter()
+    names = census.census4_names()
+    for quad in it.combinations(range(5), 4):
+        sub = g.induced_subgraph(quad)
+        if sub.is_connected(mode="weak"):
+            expected[names[sub.isoclass()]] += 1
+    assert {k: v for k, v in counts.items() if v} == dict(expected)
+    assert census.census4(AttributionGraph.from_edges([(0, 1), (1, 2), (2, 3), (0, 4)], layers=[0, 1, 2, 3, 1])) == counts
+
+
+def test_triad_census_refuses_undirected_graphs():
+    with pytest.raises(TypeError, match="^expected a directed igraph.Graph or an AttributionGraph$"):
+        census.triad_census(ig.Graph(n=3, edges=[(0, 1)], directed=False))
+    with pytest.raises(TypeError, match="^expected a directed igraph.Graph or an AttributionGraph$"):
+        census.triad_census([(0, 1)])
+    g = ig.Graph(n=4, edges=[(0, 1), (1, 2)], directed=True)
+    expected = dict(zip(census.TRIAD_LABELS, [int(v) for v in g.triad_census()]))
+    for method in ("auto", "bits", "sparse", "igraph"):
+        assert census.triad_census(g, method=method) == expected
+    with pytest.raises(ValueError, match="bogus"):
+        census.triad_census(g, method="bogus")
 
 
 # ---------------------------------------------------------------- loader
