@@ -186,8 +186,9 @@ def test_real_groups_and_training_items():
     items = benchmark.real_training_items(_real_corpus(), 5, seed=0)
     assert sorted((i.question, i.answer, i.completion) for i in items) == [
         ("p4", "4", chat.reasoning_completion("t4", "a4")), ("p5", "5", chat.reasoning_completion("t5", "a5"))]
-    picks = {benchmark.real_training_items(_real_corpus(), 1, seed=s)[0].question for s in range(20)}
-    assert picks == {"p4", "p5"}
+    picks = [benchmark.real_training_items(_real_corpus(), 1, seed=s)[0].question for s in range(20)]
+    assert set(picks) == {"p4", "p5"}
+    assert picks == [benchmark.real_training_items(_real_corpus(), 1, seed=s)[0].question for s in range(20)]
 
 
 # ---------------------------------------------------------------------------- accuracy over generated answers
@@ -242,6 +243,12 @@ def test_accuracy_counts_intervals_and_behaviours(monkeypatch, tokenizer):
     assert "finished" not in out["g1"]
 
 
+def test_behaviour_of_one_completion(tokenizer):
+    out = benchmark.behaviour(tokenizer, ["<think>Wait, no.</think>The answer is 1."])
+    assert out["finished"] == 1.0 and out["backtracking_per_trace"] >= 1.0
+    assert out["think_tokens"] == len(tokenizer("Wait, no.", add_special_tokens=False).input_ids)
+
+
 def test_behaviour_of_no_completions_is_zero(tokenizer):
     assert benchmark.behaviour(tokenizer, []) == {"backtracking_per_trace": 0.0, "uncertainty_per_trace": 0.0,
                                                   "finished": 0.0, "think_tokens": 0.0}
@@ -252,7 +259,8 @@ def test_graded_passes_the_budget_and_grades_each_item(monkeypatch):
     monkeypatch.setattr(benchmark, "generate", answers)
     items = [Item("a", 1, ""), Item("b", 2, ""), Item("c", "2", "")]
     assert benchmark.graded("m", "tok", items, max_new_tokens=9, batch_size=2, desc="x") == [True, False, True]
-    assert answers.calls == [(["a", "b", "c"], 9, 2, "x")]
+    assert benchmark.graded("m", "tok", items[:1], max_new_tokens=3, batch_size=1) == [True]
+    assert answers.calls == [(["a", "b", "c"], 9, 2, "x"), (["a"], 3, 1, "generate")]
 
 
 # ---------------------------------------------------------------------------- teacher-forced batches
@@ -262,6 +270,10 @@ def test_examples_and_batches(tokenizer):
     items = [_item_of("add", 15, 27), _item_of("add", 3, 4), _item_of("mul", 23, 4)]
     exs = benchmark.examples(tokenizer, items)
     assert len(exs) == 3
+    for item, ex in zip(items, exs):
+        prompt = tokenizer(chat.prompt_text(item.question), add_special_tokens=False).input_ids
+        completion = tokenizer(item.completion, add_special_tokens=False).input_ids
+        assert ex.input_ids == prompt + completion and ex.n_prompt == len(prompt)
     got = list(benchmark.batches(exs, tokenizer.pad_token_id, 2))
     assert [b[0].shape[0] for b in got] == [2, 1]
     # the loss covers the completion tokens only
