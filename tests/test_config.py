@@ -763,3 +763,59 @@ def test_cross_checks_apply_to_the_organism_only_where_they_say():
     parse_params(_set(_set(real, "train.k", 65), "train.expansion_factor", 1))
     parse_params(_set(real, "tokens.ctx_len", 4096))
     parse_params(_set(real, "train.layer_groups", ["0-1", "9"]))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"train": {"models": []}}, "train.models: at least one of reasoner, base is required"),
+        ({"train": {"layer_groups": []}}, "train.layer_groups: at least one group is required (e.g. 'all')"),
+        ({"train": {"layer_groups": ["0", "x1"]}}, "train.layer_groups[1]: 'x1' is not 'all', 'N' or 'A-B'"),
+        ({"train": {"layer_groups": ["3-1"]}}, "train.layer_groups[0]: '3-1' has start > end"),
+        ({"train": {"layer_groups": ["all", "1"]}}, "train.layer_groups: 'all' cannot be combined with other groups"),
+        ({"train": {"source": "pull"}}, "train.pull.repos: no repo for reasoner, base (train.source is pull)"),
+        ({"train": {"source": "pull", "pull": {"repos": {"reasoner": "o/r", "base": "o/b"}}}},
+         "train.pull.revision: pin a commit sha or tag when train.source is pull"),
+        ({"graphs": {"models": []}}, "graphs.models: at least one of reasoner, base is required"),
+        ({"graphs": {"models": ["base", "base"]}}, "graphs.models: ['base', 'base'] lists a model twice"),
+        ({"graphs": {"think_anchor": ""}}, "graphs.think_anchor: must not be empty"),
+        ({"graphs": {"answer_anchor": ""}}, "graphs.answer_anchor: must not be empty"),
+        ({"clusters": {"k_min": 5, "k_max": 4}}, "clusters.k_min (5) must be <= clusters.k_max (4)"),
+        ({"interventions": {"contrast_step_type": "column_sum_carry"}},
+         "interventions.contrast_step_type must differ from interventions.target_step_type ('column_sum_carry')"),
+        ({"train": {"models": ["reasoner"]}},
+         "graphs.models: base has no transcoders; add it to train.models (now ['reasoner']) or remove it from "
+         "graphs.models"),
+        ({"model": {"device": "tpu"}}, "model.device: 'tpu' is not allowed; allowed: auto, cpu, cuda"),
+    ],
+)
+def test_each_check_says_exactly_what_is_wrong(data, message):
+    assert _error(data) == message
+
+
+@pytest.mark.parametrize("ref", ["graphs/x.yaml", "/abs/x.json", "../x.json", "data/../../x.json", "data\\x.json"])
+def test_reference_graphs_must_be_relative_json_inside_the_project(ref):
+    assert _error({"motifs": {"reference_graphs": ["data/ok.json", ref]}}) == (
+        f"motifs.reference_graphs[1]: {ref!r} must be a relative path to a .json file inside the project "
+        "(no '..', not absolute)")
+
+
+def test_equal_bounds_of_cross_field_checks_are_allowed():
+    parse_params({"corpus": {"tasks": {"add": {"min_digits": 3, "max_digits": 3}}}})
+    parse_params({"organism": {"reasoner": {"steps": 20, "warmup_steps": 20}}})
+    parse_params({"clusters": {"k_min": 4, "k_max": 4}})
+    parse_params({"train": {"layer_groups": ["2-2", "0-1"]}})
+    parse_params({"organism": {"layers": 1}, "train": {"layer_groups": ["all"]}})  # 'all' names no layer number
+
+
+def test_step_types_name_the_key_and_the_profile():
+    msg = _error(_set(merge_override(REAL_CONFIG), "interventions.contrast_step_type", "column_sum"))
+    assert msg.startswith("interventions.contrast_step_type: 'column_sum' is not a step type of profile "
+                          "'r1-distill-qwen-1.5b'; allowed: ")
+    assert ", " in msg
+
+
+def test_checks_reach_sections_given_as_objects():
+    """Sections passed as parameter objects (not mappings) are still checked, with their full key path."""
+    with pytest.raises(ConfigError, match=r"^corpus\.tasks\.add\.min_digits \(4\) must be <= corpus\.tasks\.add\.max_digits \(2\)$"):
+        parse_params({"corpus": {"tasks": {"add": TaskParams(min_digits=4, max_digits=2)}}})

@@ -303,7 +303,8 @@ def test_window_without_a_sentence_start_skips_with_the_reason(tokenizer):
     assert trace.skipped["think"].startswith("no sentence starts within the graphs.window_tokens=8 tokens before")
 
 
-def test_edge_rows_are_the_strongest_edges_of_seeded_sources(tiny, graph):
+@pytest.mark.parametrize("min_weight", [0.01, 0.001, 1.0])  # 0.001: a floor below 1; 1.0: only the largest edge
+def test_edge_rows_are_the_strongest_edges_of_seeded_sources(tiny, graph, min_weight):
     """Every row is one of its source's strongest edges (rows: feature and logit targets), attributed = -A[t, s]
     exactly, with the relative error of its measurement; sources are distinct and drawn by the seed."""
     adj = graph.adjacency_matrix.float().cpu()
@@ -312,10 +313,10 @@ def test_edge_rows_are_the_strongest_edges_of_seeded_sources(tiny, graph):
     targets = list(range(n_features)) + list(range(logit_start, adj.shape[0]))
     block = adj[targets][:, :n_features]
     feats = [tuple(int(v) for v in f) for f in graph.active_features[graph.selected_features].tolist()]
-    floor = 0.01 * float(block.abs().max())
+    floor = min_weight * float(block.abs().max())
     eligible = int((block.abs() >= floor).any(dim=0).sum())
-    rows = faithfulness.check_edges(tiny["rm"], graph, sources=1000, edges_per_source=8, min_relative_weight=0.01,
-                                    seed=3)  # every eligible source
+    rows = faithfulness.check_edges(tiny["rm"], graph, sources=1000, edges_per_source=8,
+                                    min_relative_weight=min_weight, seed=3)  # every eligible source
     by_source: dict[int, list[dict]] = {}
     for r in rows:
         assert set(r) == {"source_layer", "source_pos", "source_feature", "target_kind", "target_node", "attributed",
@@ -329,7 +330,10 @@ def test_edge_rows_are_the_strongest_edges_of_seeded_sources(tiny, graph):
         assert r["relative_error"] == abs(r["measured"] - r["attributed"]) / abs(r["attributed"])
         assert r["relative_error"] < 1e-3  # the measurement agrees: it was not left out or mis-signed
     assert len(by_source) == eligible and list(by_source) == sorted(by_source)  # each source once, in node order
-    assert {r["target_kind"] for r in rows} == {"feature", "logit"}
+    if min_weight < 1:
+        assert {r["target_kind"] for r in rows} == {"feature", "logit"}
+    else:  # the floor is the largest edge itself: exactly that edge (>=, not >)
+        assert len(rows) == 1 and abs(rows[0]["attributed"]) == float(block.abs().max())
     for s, mine in by_source.items():
         column = block[:, s]
         order = torch.argsort(column.abs(), descending=True)[:8].tolist()
@@ -340,8 +344,9 @@ def test_edge_rows_are_the_strongest_edges_of_seeded_sources(tiny, graph):
                                        seed=seed)
         return [(r["source_layer"], r["source_pos"], r["source_feature"]) for r in got]
 
-    five = sources_of(3)
-    assert len(set(five)) == 5 and five == sources_of(3) and five != sources_of(4)  # distinct, seeded
+    if min_weight < 1:
+        five = sources_of(3)
+        assert len(set(five)) == 5 and five == sources_of(3) and five != sources_of(4)  # distinct, seeded
     # a floor above every edge leaves nothing to check
     assert faithfulness.check_edges(tiny["rm"], graph, sources=5, edges_per_source=8, min_relative_weight=1.01,
                                     seed=3) == []
@@ -445,3 +450,34 @@ def test_a_skipped_think_window_still_gives_the_answer(tokenizer):
     targets = find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{", window_tokens=16)
     assert [t.kind for t in targets] == ["answer"] and list(trace.skipped) == ["think"]
     assert targets[0].window_start > 0 and targets[0].input_ids[0] == tokenizer.bos_token_id
+
+
+def test_targets_use_the_first_think_block_and_ignore_anchors_in_the_question(tokenizer):
+    """The question's own "=" or answer anchor never counts; of two think blocks, the first opens the search and
+    the first close ends it."""
+    asks = BenchmarkPrompt(id="eq", category="arithmetic", prompt="Is The answer is 5 right, 2+3=?", expected="5")
+    completion = ("<think>\nones: 2+3=5\n</think>\nThe answer is 5.\n<think>\nx=1\n</think>\nok." + chat.EOS)
+    trace = _trace(tokenizer, asks, completion)
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["think", "answer"] and trace.skipped == {}
+    _check_target(tokenizer, trace, targets[0], "think", "ones: 2+3=")
+    _check_target(tokenizer, trace, targets[1], "answer", "</think>\nThe answer is ")
+    assert tokenizer.decode([targets[0].target_token]) == "5" == tokenizer.decode([targets[1].target_token])
+    # a base model's answer without the anchor: the anchor in the question does not count
+    trace = _trace(tokenizer, asks, "5" + chat.EOS, model="base")
+    assert find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ") == []
+    assert trace.skipped == {"think": "no <think> block", "answer": "no 'The answer is ' in the answer"}
+    # an unclosed block with no answer anchor: the question's still does not count
+    trace = _trace(tokenizer, asks, "<think>\nones: 2+3=5")
+    assert [t.kind for t in find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")] == ["think"]
+    assert trace.skipped == {"answer": "no 'The answer is ' in the answer"}
+
+
+def test_think_target_at_the_end_still_leaves_the_answer(tokenizer):
+    """In an unclosed block the answer anchor is searched through the whole turn: a think anchor at the very end
+    skips only the think target."""
+    trace = _trace(tokenizer, PROMPT, "<think>\nThe answer is 12. ones: 7+5=")
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["answer"]
+    assert trace.skipped == {"think": "think anchor is at the end of the trace"}
+    _check_target(tokenizer, trace, targets[0], "answer", "<think>\nThe answer is ")
