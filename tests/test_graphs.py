@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import torch
@@ -481,3 +482,16 @@ def test_think_target_at_the_end_still_leaves_the_answer(tokenizer):
     assert [t.kind for t in targets] == ["answer"]
     assert trace.skipped == {"think": "think anchor is at the end of the trace"}
     _check_target(tokenizer, trace, targets[0], "answer", "<think>\nThe answer is ")
+
+
+def test_show_prints_the_end_of_the_input_and_the_target(tokenizer):
+    from r1interp.graphs.targets import show
+
+    completion = "<think>\nones: 7+5=12, write 2.\n</think>\n\nThe answer is 12." + chat.EOS
+    trace = _trace(tokenizer, PROMPT, completion)
+    think = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")[0]
+    text = tokenizer.decode(list(think.input_ids), skip_special_tokens=False)
+    assert show(tokenizer, think) == "..." + re.sub(r"\s+", " ", text[-40:]) + " -> '1'"
+    assert "\n" in text[-40:]  # newlines are shown as spaces: one line per target in the logs
+    assert show(tokenizer, think, tail=6) == "...: 7+5= -> '1'"
+    assert show(tokenizer, think, tail=10).startswith("...") and "\n" not in show(tokenizer, think, tail=10)

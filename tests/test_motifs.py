@@ -679,6 +679,45 @@ def test_triad_census_refuses_undirected_graphs():
         census.triad_census(g, method="bogus")
 
 
+
+def test_degeneracy_edges_of_its_flags_and_messages():
+    # one varying class: a single free z, but nothing else to express with it
+    one = stats.degeneracy(np.array([[1, 5], [2, 5], [4, 5]]), ["a", "k"])
+    assert (one["free"], one["single_free_z"], one["degenerate"]) == (["a"], True, False)
+    assert one["message"] == "1 class(es) fixed by the null (z undefined): k; 1 free dimension(s) among 1 varying classes"
+    # two samples resolve one varying class
+    two = stats.degeneracy(np.array([[1], [2]]), ["a"])
+    assert two["insufficient_samples"] is False and two["free"] == ["a"]
+    assert two["message"] == "1 free dimension(s) among 1 varying classes"
+    # nothing fixed, nothing varying: no degeneracy to report
+    assert stats._message({"fixed": {}, "varying": [], "insufficient_samples": False, "single_free_z": False,
+                           "degenerate": False, "free_dimensions": 0, "samples": 3}) == "no degeneracy"
+    # a free class before a determined one: [a, 2c, b, c] has basis a, b, c and 2c determined by c
+    a = np.array([0, 1, 2, 3, 0, 5, 1, 4])
+    b = np.array([1, 0, 4, 2, 3, 3, 5, 0])
+    c = np.array([2, 2, 0, 1, 5, 3, 4, 1])
+    d = stats.degeneracy(np.column_stack([a, 2 * c, b, c]), ["a", "2c", "b", "c"], real=np.array([1, 6, 1, 3]))
+    assert d["free"] == ["a", "b", "c"] and list(d["determined"]) == ["2c"]
+    assert d["determined"]["2c"]["coef"] == {"a": 0.0, "b": 0.0, "c": 2.0} and d["real_obeys_relations"]
+    # two determined classes, the first broken by the real graph: the whole is inconsistent
+    e = stats.degeneracy(np.column_stack([a + b, a - b, a, b]), ["s", "d", "a", "b"], real=np.array([9, 0, 2, 2]))
+    assert list(e["determined"]) == ["s", "d"] and e["determined"]["s"]["real_residual"] == 5.0
+    assert e["determined"]["d"]["real_residual"] == 0.0 and e["real_obeys_relations"] is False
+    assert e["message"].endswith("s, d are exact linear functions of a, b")
+    two_fixed = stats.degeneracy(np.column_stack([a, np.full(8, 1), np.full(8, 2)]), ["a", "f", "g"],
+                                 real=np.array([0, 0, 0]))
+    assert "real count differs from the null's fixed value for f, g" in two_fixed["message"]
+
+
+def test_ffl_pattern_signs_and_first_valid_intermediate():
+    assert signed.is_coherent("--+") and not signed.is_coherent("-++") and signed.is_coherent("+++")
+    with pytest.raises(ValueError, match="bad FFL pattern"):
+        signed.is_coherent("+X+")
+    # a -> c through two intermediates; the first (1) has a back edge 1 -> 0, the second (2) is a clean FFL
+    g = _signed_graph([((0, 3), 1), ((0, 1), 1), ((1, 3), 1), ((1, 0), 1), ((0, 2), -1), ((2, 3), 1)], n=4)
+    assert signed.ffl_instances(g) == [(0, 2, 3, "-++")]
+
+
 # ---------------------------------------------------------------- loader
 
 
