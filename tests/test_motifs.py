@@ -718,6 +718,24 @@ def test_ffl_pattern_signs_and_first_valid_intermediate():
     assert signed.ffl_instances(g) == [(0, 2, 3, "-++")]
 
 
+
+def test_canonical_code4_exact():
+    """12 bits, one per ordered pair of the 4 nodes in the order (0,1), (0,2), (0,3), (1,0), ..., (3,2); the code
+    is the largest over the 24 relabellings."""
+    assert census._pairs4() == [(0, 1), (0, 2), (0, 3), (1, 0), (1, 2), (1, 3), (2, 0), (2, 1), (2, 3), (3, 0),
+                                (3, 1), (3, 2)]
+    assert census.canonical_code4([]) == 0
+    assert census.canonical_code4([(2, 3)]) == 0b100000000000
+    assert census.canonical_code4([(0, 1), (1, 0)]) == 0b100100000000
+    assert census.canonical_code4([(1, 2), (2, 3)]) == 0b100010000000  # relabelled to 0 -> 1 -> 2
+    assert census.canonical_code4([(a, b) for a in range(4) for b in range(4) if a != b]) == 0xFFF
+    # isomorphic graphs share the code; a reversed path is a different class
+    path = census.canonical_code4([(0, 1), (1, 2), (2, 3)])
+    assert path == 0b100010001000
+    assert path == census.canonical_code4([(3, 2), (2, 0), (0, 1)]) == census.canonical_code4([(1, 3), (3, 0), (0, 2)])
+    assert census.canonical_code4([(0, 1), (0, 2), (0, 3)]) != census.canonical_code4([(1, 0), (2, 0), (3, 0)])
+
+
 # ---------------------------------------------------------------- loader
 
 
