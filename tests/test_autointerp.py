@@ -6,6 +6,7 @@ parquet); the expected splits, rules and metrics are derived by hand or by simpl
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 
@@ -596,6 +597,16 @@ def test_binary_metrics_degenerate_cases():
     assert math.isnan(m["balanced_accuracy"]) and math.isnan(m["recall"]) and m["answered"] == 0 and m["samples"] == 2
 
 
+def test_binary_metrics_edges():
+    # as many true negatives as false positives: specificity 1/2, not undefined
+    m = binary_metrics([True, False, False], [True, True, False])
+    assert (m["balanced_accuracy"], m["precision"], m["recall"]) == (0.75, 0.5, 1.0)
+    assert m["f1"] == pytest.approx(2 / 3)
+    # nothing predicted positive: precision 0 (answered), f1 0
+    m = binary_metrics([True, False], [False, False])
+    assert (m["balanced_accuracy"], m["precision"], m["recall"], m["f1"]) == (0.5, 0.0, 0.0, 0.0)
+
+
 def test_binary_metrics_unanswered_precision_is_undefined():
     m = binary_metrics([True, False], [None, None])
     assert math.isnan(m["precision"])
@@ -635,6 +646,52 @@ def test_fuzzing_samples_mark_only_silent_tokens():
             else:
                 assert len(marked) == len(expected_right[i])
                 assert all(s.example.acts[j] == 0 for j in marked)  # only silent tokens
+
+
+def test_fuzzing_samples_edges():
+    """Exactly as many silent tokens as marked ones still gives a wrong sample (>=, not >); an activation equal
+    to the threshold is marked (>=); one silent token too few gives none; the samples are a seeded permutation."""
+    acts = [
+        [0, 3, 1],  # threshold 3: token 1 (== threshold) marked; one silent token for one mark: wrong = [0]
+        [3, 3, 0],  # two marked, one silent: no wrong sample
+        [2, 0, 0, 0],  # below the threshold: the strongest token alone; wrong = one of the three silent ones
+    ]
+    tests = [_ex([f"t{i}" for i in range(len(a))], a) for a in acts]
+    ev = _evidence([], [], tests, [], max_act=10.0)
+    seen_wrong = set()
+    for seed in range(20):
+        samples = fuzzing_samples(ev, 0.3, np.random.default_rng(seed))
+        by_window = collections.defaultdict(list)
+        for s in samples:
+            by_window[next(j for j, e in enumerate(tests) if e is s.example)].append(s)
+        assert sorted(by_window) == [0, 1, 2]
+        right = {i: [np.flatnonzero(s.highlight).tolist() for s in v if s.truth] for i, v in by_window.items()}
+        wrong = {i: [np.flatnonzero(s.highlight).tolist() for s in v if not s.truth] for i, v in by_window.items()}
+        assert right == {0: [[1]], 1: [[0, 1]], 2: [[0]]}
+        assert wrong[0] == [[0]] and wrong[1] == [] and len(wrong[2]) == 1 and wrong[2][0][0] in (1, 2, 3)
+        assert all(s.highlight.dtype == bool and len(s.highlight) == len(s.example.acts) for s in samples)
+        seen_wrong.add(wrong[2][0][0])
+        again = fuzzing_samples(ev, 0.3, np.random.default_rng(seed))
+        assert [(id(s.example), s.truth, s.highlight.tolist()) for s in again] == [
+            (id(s.example), s.truth, s.highlight.tolist()) for s in samples
+        ]
+    assert seen_wrong == {1, 2, 3}  # the wrong marks are drawn at random among the silent tokens
+    orders = {
+        tuple((id(s.example), s.truth) for s in fuzzing_samples(ev, 0.3, np.random.default_rng(seed)))
+        for seed in range(20)
+    }
+    assert len(orders) > 1  # shuffled
+    # the threshold is a fraction of the feature's max activation
+    assert [
+        np.flatnonzero(s.highlight).tolist()
+        for s in fuzzing_samples(ev, 0.1, np.random.default_rng(0))
+        if s.truth and s.example is tests[2]
+    ] == [[0]]
+    assert sorted(
+        np.flatnonzero(s.highlight).tolist()
+        for s in fuzzing_samples(ev, 0.1, np.random.default_rng(0))
+        if s.truth and s.example is tests[0]
+    ) == [[1, 2]]
 
 
 # ---------------------------------------------------------------------------- prompts

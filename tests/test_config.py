@@ -647,3 +647,240 @@ def test_a_pull_from_a_branch_is_refused_unless_allowed():
     allowed = _set(_set(pulling, "train.pull.revision", "main"), "train.pull.allow_unpinned", True)
     assert parse_params(allowed).train.pull.allow_unpinned
     assert parse_params(_set(pulling, "train.pull.revision", "v0.1")).train.pull.require_manifest  # on by default
+
+
+# ------------------------------------------------------------------ every bound, and every cross-check, at its edge
+
+
+def _bounded_keys(cls=Params, prefix: str = ""):
+    """(dotted key, field metadata, type) of every field with a ge/gt/le/lt bound, nested sections included."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key, tp = f"{prefix}{f.name}", hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from _bounded_keys(tp, key + ".")
+        elif typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
+            name = next(iter(getattr(Params(), key.split(".")[0]).tasks)) if key == "corpus.tasks" else None
+            if name:
+                yield from _bounded_keys(typing.get_args(tp)[1], f"{key}.{name}.")
+        elif any(b in f.metadata for b in ("ge", "gt", "le", "lt")):
+            yield key, dict(f.metadata), tp
+
+
+BOUNDED = list(_bounded_keys())
+
+
+def test_the_bound_walk_finds_the_bounded_keys():
+    keys = [k for k, _, _ in BOUNDED]
+    assert len(keys) > 60 and len(set(keys)) == len(keys)
+    for key in (
+        "organism.layers",
+        "seed",
+        "graphs.desired_logit_prob",
+        "corpus.tasks.add.min_digits",
+        "interventions.ablation_sizes",
+        "train.lr",
+    ):
+        assert key in keys
+
+
+def _range_error(data) -> str | None:
+    """The out-of-range message parse_params gives for `data`, None when it passes the scalar checks
+    (a cross-check of the section may still refuse the whole; that is not a range error)."""
+    try:
+        parse_params(data)
+    except ConfigError as exc:
+        return str(exc) if "is out of range" in str(exc) else None
+    return None
+
+
+@pytest.mark.parametrize("key, meta, tp", BOUNDED, ids=[k for k, _, _ in BOUNDED])
+def test_scalar_bounds_are_inclusive_or_exclusive_as_declared(key, meta, tp):
+    """`ge`/`le` accept the bound itself and refuse the next value beyond it; `gt`/`lt` refuse the bound."""
+    import typing
+
+    is_list = typing.get_origin(tp) in (list, tuple)
+    item_tp = typing.get_args(tp)[0] if is_list else tp
+    integer = item_tp is int
+    step = 1 if integer else 1e-6
+    for bound_key, word, outward in (("ge", ">=", -1), ("gt", ">", -1), ("le", "<=", +1), ("lt", "<", +1)):
+        if bound_key not in meta:
+            continue
+        bound = meta[bound_key]
+        at = int(bound) if integer else float(bound)
+        beyond = at + outward * step
+        wrap = (lambda v: [v]) if is_list else (lambda v: v)
+        where = f"{key}[0]" if is_list else key
+        expected_beyond = f"{where}: {beyond!r} is out of range; must be {word} {bound}"
+        assert _range_error(_set({}, key, wrap(beyond))) == expected_beyond
+        if bound_key in ("ge", "le"):
+            assert _range_error(_set({}, key, wrap(at))) is None, f"{key} = {at!r} must be allowed ({word} {bound})"
+        else:
+            assert _range_error(_set({}, key, wrap(at))) == f"{where}: {at!r} is out of range; must be {word} {bound}"
+
+
+def test_bounds_refuse_non_numbers_before_comparing():
+    assert _error(_set({}, "organism.layers", "4")).startswith("organism.layers: expected an integer")
+
+
+@pytest.mark.parametrize(
+    "ok, bad, message",
+    [
+        # train.k <= organism.hidden x train.expansion_factor when num_latents is 0 (64 x 1 = 64)
+        (
+            {"train": {"expansion_factor": 1, "k": 64}},
+            {"train": {"expansion_factor": 1, "k": 65}},
+            "train.k (65) must be <= the number of latents (organism.hidden x train.expansion_factor = 64)",
+        ),
+        # explain_examples + test_activating <= top_n + quantile_bins x per_quantile (20 + 10 x 5 = 70)
+        (
+            {"labels": {"explain_examples": 50, "test_activating": 20}},
+            {"labels": {"explain_examples": 51, "test_activating": 20}},
+            "labels.explain_examples + labels.test_activating (71) must be <= the activating examples collected per "
+            "feature (activations.top_n + quantile_bins x per_quantile = 70)",
+        ),
+        # test_activating <= quantile_bins x per_quantile (50)
+        (
+            {"labels": {"explain_examples": 20, "test_activating": 50}},
+            {"labels": {"explain_examples": 19, "test_activating": 51}},
+            "labels.test_activating (51) must be <= activations.quantile_bins x per_quantile (50): test examples come "
+            "from the quantile sample",
+        ),
+        # test_non_activating <= activations.non_activating (60)
+        (
+            {"labels": {"test_non_activating": 60}},
+            {"labels": {"test_non_activating": 61}},
+            "labels.test_non_activating (61) must be <= activations.non_activating (60)",
+        ),
+        # min_activating <= examples collected per feature (70)
+        (
+            {"labels": {"min_activating": 70}},
+            {"labels": {"min_activating": 71}},
+            "labels.min_activating (71) must be <= 70 (examples collected per feature)",
+        ),
+        # tokens.ctx_len <= organism.max_positions
+        (
+            {"tokens": {"ctx_len": 256}},
+            {"tokens": {"ctx_len": 257}},
+            "tokens.ctx_len (257) exceeds organism.max_positions (256)",
+        ),
+        # graphs.models must have transcoders (be in train.models)
+        (
+            {"train": {"models": ["reasoner"]}, "graphs": {"models": ["reasoner"]}},
+            {"train": {"models": ["reasoner"]}, "graphs": {"models": ["reasoner", "base"]}},
+            "graphs.models: base has no transcoders; add it to train.models (now ['reasoner']) or remove it from "
+            "graphs.models",
+        ),
+        # clusters.model must have transcoders
+        (
+            {"train": {"models": ["reasoner"]}, "graphs": {"models": ["reasoner"]}},
+            {"train": {"models": ["base"]}, "graphs": {"models": ["base"]}},
+            "clusters.model: 'reasoner' has no transcoders; allowed: train.models = ['base']",
+        ),
+        # interventions.model must be clusters.model
+        (
+            {"clusters": {"model": "reasoner"}},
+            {"clusters": {"model": "base"}},
+            "interventions.model: 'reasoner' must be clusters.model ('base'): the features are ranked on the "
+            "clusters' step profiles",
+        ),
+        # compare.null_model must be one of motifs.nulls
+        (
+            {"motifs": {"nulls": ["configuration"]}, "compare": {"null_model": "configuration"}},
+            {"motifs": {"nulls": ["configuration"]}},
+            "compare.null_model: 'layer_configuration' is not computed; allowed: motifs.nulls = ['configuration']",
+        ),
+        # layer groups end inside the organism (layers 0..3)
+        (
+            {"train": {"layer_groups": ["0-1", "3"]}},
+            {"train": {"layer_groups": ["0-1", "4"]}},
+            "train.layer_groups[1]: '4' names layers beyond the organism's 4 (organism.layers; layers 0..3)",
+        ),
+        # train.k <= train.num_latents when given
+        (
+            {"train": {"num_latents": 16, "k": 16}},
+            {"train": {"num_latents": 16, "k": 17}},
+            "train.k (17) must be <= train.num_latents (16)",
+        ),
+    ],
+)
+def test_cross_checks_allow_the_edge_and_refuse_one_beyond(ok, bad, message):
+    parse_params(ok)
+    assert _error(bad) == message
+
+
+def test_cross_checks_apply_to_the_organism_only_where_they_say():
+    # the latents bound uses the organism's width only when num_latents is 0 and the profile is the organism
+    parse_params({"train": {"expansion_factor": 1, "k": 65, "num_latents": 128}})
+    real = merge_override(REAL_CONFIG)
+    parse_params(_set(_set(real, "train.k", 65), "train.expansion_factor", 1))
+    parse_params(_set(real, "tokens.ctx_len", 4096))
+    parse_params(_set(real, "train.layer_groups", ["0-1", "9"]))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"train": {"models": []}}, "train.models: at least one of reasoner, base is required"),
+        ({"train": {"layer_groups": []}}, "train.layer_groups: at least one group is required (e.g. 'all')"),
+        ({"train": {"layer_groups": ["0", "x1"]}}, "train.layer_groups[1]: 'x1' is not 'all', 'N' or 'A-B'"),
+        ({"train": {"layer_groups": ["3-1"]}}, "train.layer_groups[0]: '3-1' has start > end"),
+        ({"train": {"layer_groups": ["all", "1"]}}, "train.layer_groups: 'all' cannot be combined with other groups"),
+        ({"train": {"source": "pull"}}, "train.pull.repos: no repo for reasoner, base (train.source is pull)"),
+        (
+            {"train": {"source": "pull", "pull": {"repos": {"reasoner": "o/r", "base": "o/b"}}}},
+            "train.pull.revision: pin a commit sha or tag when train.source is pull",
+        ),
+        ({"graphs": {"models": []}}, "graphs.models: at least one of reasoner, base is required"),
+        ({"graphs": {"models": ["base", "base"]}}, "graphs.models: ['base', 'base'] lists a model twice"),
+        ({"graphs": {"think_anchor": ""}}, "graphs.think_anchor: must not be empty"),
+        ({"graphs": {"answer_anchor": ""}}, "graphs.answer_anchor: must not be empty"),
+        ({"clusters": {"k_min": 5, "k_max": 4}}, "clusters.k_min (5) must be <= clusters.k_max (4)"),
+        (
+            {"interventions": {"contrast_step_type": "column_sum_carry"}},
+            "interventions.contrast_step_type must differ from interventions.target_step_type ('column_sum_carry')",
+        ),
+        (
+            {"train": {"models": ["reasoner"]}},
+            "graphs.models: base has no transcoders; add it to train.models (now ['reasoner']) or remove it from "
+            "graphs.models",
+        ),
+        ({"model": {"device": "tpu"}}, "model.device: 'tpu' is not allowed; allowed: auto, cpu, cuda"),
+    ],
+)
+def test_each_check_says_exactly_what_is_wrong(data, message):
+    assert _error(data) == message
+
+
+@pytest.mark.parametrize("ref", ["graphs/x.yaml", "/abs/x.json", "../x.json", "data/../../x.json", "data\\x.json"])
+def test_reference_graphs_must_be_relative_json_inside_the_project(ref):
+    assert _error({"motifs": {"reference_graphs": ["data/ok.json", ref]}}) == (
+        f"motifs.reference_graphs[1]: {ref!r} must be a relative path to a .json file inside the project "
+        "(no '..', not absolute)"
+    )
+
+
+def test_equal_bounds_of_cross_field_checks_are_allowed():
+    parse_params({"corpus": {"tasks": {"add": {"min_digits": 3, "max_digits": 3}}}})
+    parse_params({"organism": {"reasoner": {"steps": 20, "warmup_steps": 20}}})
+    parse_params({"clusters": {"k_min": 4, "k_max": 4}})
+    parse_params({"train": {"layer_groups": ["2-2", "0-1"]}})
+    parse_params({"organism": {"layers": 1}, "train": {"layer_groups": ["all"]}})  # 'all' names no layer number
+
+
+def test_step_types_name_the_key_and_the_profile():
+    msg = _error(_set(merge_override(REAL_CONFIG), "interventions.contrast_step_type", "column_sum"))
+    assert msg.startswith(
+        "interventions.contrast_step_type: 'column_sum' is not a step type of profile 'r1-distill-qwen-1.5b'; allowed: "
+    )
+    assert ", " in msg
+
+
+def test_checks_reach_sections_given_as_objects():
+    """Sections passed as parameter objects (not mappings) are still checked, with their full key path."""
+    with pytest.raises(
+        ConfigError, match=r"^corpus\.tasks\.add\.min_digits \(4\) must be <= corpus\.tasks\.add\.max_digits \(2\)$"
+    ):
+        parse_params({"corpus": {"tasks": {"add": TaskParams(min_digits=4, max_digits=2)}}})

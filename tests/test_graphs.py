@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from r1interp.graphs import faithfulness
 from r1interp.graphs.export import neuronpedia_document, write_graph
 from r1interp.graphs.replacement import check_transcoder_set, load_replacement_model
 from r1interp.graphs.schema import read_graph, validate_graph
-from r1interp.graphs.targets import Trace, find_targets, generate_trace, grade
+from r1interp.graphs.targets import Trace, find_targets, generate_trace, grade, prompt_prefix
 from r1interp.motifs.graph import load_neuronpedia
 from r1interp.prompts import BenchmarkPrompt
 from r1interp.transcoders.layout import write_circuit_tracer_config, write_circuit_tracer_layer
@@ -256,6 +257,8 @@ def test_targets_skip_with_reasons(tokenizer):
     ("The answer is 1320.", "132", False),
     ("The answer is 13.", "132", False),
     ("The answer is 5. Wait. The answer is 132.", "132", True),
+    ("The answer is   132 ", "132", True),  # spaces after the anchor are skipped
+    ("The answer is 132x", "132", False),
     ("no answer", "132", False),
     ("The answer is 7.", None, None),
     ("\\boxed{132}", "132", None),
@@ -323,3 +326,230 @@ def test_window_without_a_sentence_start_skips_with_the_reason(tokenizer):
     targets = find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{", window_tokens=8)
     assert "think" not in {t.kind for t in targets}
     assert trace.skipped["think"].startswith("no sentence starts within the graphs.window_tokens=8 tokens before")
+
+
+@pytest.mark.parametrize("min_weight", [0.01, 0.001, 1.0])  # 0.001: a floor below 1; 1.0: only the largest edge
+def test_edge_rows_are_the_strongest_edges_of_seeded_sources(tiny, graph, min_weight):
+    """Every row is one of its source's strongest edges (rows: feature and logit targets), attributed = -A[t, s]
+    exactly, with the relative error of its measurement; sources are distinct and drawn by the seed."""
+    adj = graph.adjacency_matrix.float().cpu()
+    n_features = len(graph.selected_features)
+    logit_start = adj.shape[0] - len(graph.logit_targets)
+    targets = list(range(n_features)) + list(range(logit_start, adj.shape[0]))
+    block = adj[targets][:, :n_features]
+    feats = [tuple(int(v) for v in f) for f in graph.active_features[graph.selected_features].tolist()]
+    floor = min_weight * float(block.abs().max())
+    eligible = int((block.abs() >= floor).any(dim=0).sum())
+    rows = faithfulness.check_edges(
+        tiny["rm"], graph, sources=1000, edges_per_source=8, min_relative_weight=min_weight, seed=3
+    )  # every eligible source
+    by_source: dict[int, list[dict]] = {}
+    for r in rows:
+        assert set(r) == {
+            "source_layer",
+            "source_pos",
+            "source_feature",
+            "target_kind",
+            "target_node",
+            "attributed",
+            "measured",
+            "relative_error",
+        }
+        s = feats.index((r["source_layer"], r["source_pos"], r["source_feature"]))
+        by_source.setdefault(s, []).append(r)
+        t = r["target_node"]
+        assert r["target_kind"] == ("feature" if t < n_features else "logit")
+        assert t < n_features or logit_start <= t < adj.shape[0]
+        assert r["attributed"] == -float(adj[t, s]) and abs(r["attributed"]) >= floor
+        assert r["relative_error"] == abs(r["measured"] - r["attributed"]) / abs(r["attributed"])
+        assert r["relative_error"] < 1e-3  # the measurement agrees: it was not left out or mis-signed
+    assert len(by_source) == eligible and list(by_source) == sorted(by_source)  # each source once, in node order
+    if min_weight < 1:
+        assert {r["target_kind"] for r in rows} == {"feature", "logit"}
+    else:  # the floor is the largest edge itself: exactly that edge (>=, not >)
+        assert len(rows) == 1 and abs(rows[0]["attributed"]) == float(block.abs().max())
+    for s, mine in by_source.items():
+        column = block[:, s]
+        order = torch.argsort(column.abs(), descending=True)[:8].tolist()
+        expected = [targets[r] for r in order if abs(float(column[r])) >= floor]
+        assert [r["target_node"] for r in mine] == expected
+
+    def sources_of(seed):
+        got = faithfulness.check_edges(
+            tiny["rm"], graph, sources=5, edges_per_source=1, min_relative_weight=0.01, seed=seed
+        )
+        return [(r["source_layer"], r["source_pos"], r["source_feature"]) for r in got]
+
+    if min_weight < 1:
+        five = sources_of(3)
+        assert len(set(five)) == 5 and five == sources_of(3) and five != sources_of(4)  # distinct, seeded
+    # a floor above every edge leaves nothing to check
+    assert (
+        faithfulness.check_edges(tiny["rm"], graph, sources=5, edges_per_source=8, min_relative_weight=1.01, seed=3)
+        == []
+    )
+
+
+def test_faithfulness_summary_exact():
+    assert faithfulness.summarize([], tolerance=0.1) == {
+        "edges": 0,
+        "max_relative_error": None,
+        "median_relative_error": None,
+        "tolerance": 0.1,
+        "within_tolerance": None,
+    }
+    rows = [{"relative_error": e} for e in (0.05, 0.01, 0.1, 0.02)]
+    assert faithfulness.summarize(rows, tolerance=0.1) == {
+        "edges": 4,
+        "max_relative_error": 0.1,
+        "median_relative_error": pytest.approx(0.035),
+        "tolerance": 0.1,
+        "within_tolerance": True,
+    }
+    assert faithfulness.summarize(rows, tolerance=0.099)["within_tolerance"] is False
+    assert faithfulness.summarize(rows[:3], tolerance=1.0)["median_relative_error"] == 0.05
+
+
+def test_prompt_prefix_gives_the_prefill_to_the_reasoner_only():
+    prefilled = BenchmarkPrompt(**{**PROMPT.__dict__, "prefill": "<think>\n\n</think>\n\n"})
+    assert prompt_prefix(prefilled, "reasoner") == chat.prompt_text("What is 47+85?") + "<think>\n\n</think>\n\n"
+    assert prompt_prefix(prefilled, "base") == chat.prompt_text("What is 47+85?")
+    assert prompt_prefix(PROMPT, "reasoner") == chat.prompt_text("What is 47+85?")
+
+
+def test_prompt_that_exactly_fills_the_context_is_refused(tokenizer):
+    from r1interp.graphs.targets import check_prompts_fit
+
+    n = len(tokenizer(prompt_prefix(PROMPT, "reasoner"), add_special_tokens=False).input_ids)
+    check_prompts_fit(tokenizer, [PROMPT], "reasoner", n + 1)  # one position left to generate
+    with pytest.raises(
+        ArtifactError, match=f"prompt 'carry-01': {n} tokens do not fit the reasoner model's context of {n} positions"
+    ) as info:
+        check_prompts_fit(tokenizer, [PROMPT], "reasoner", n)
+    assert "shorten the prompt in" in str(info.value.hint) and "<profile>.json" in str(info.value.hint)
+
+
+@pytest.mark.parametrize("ids_len, target, window, starts, bos, expected", [
+    (20, 10, 10, [3], 99, (list(range(10)), 0)),  # fits exactly: the whole prefix
+    (20, 10, 0, [3], 99, (list(range(10)), 0)),  # no window
+    (20, 11, 10, [1, 2, 3, 5], 99, ([99, *range(2, 11)], 2)),  # room 9 after BOS: the first start >= 2
+    (20, 11, 10, [1, 2, 3, 5], None, (list(range(1, 11)), 1)),  # no BOS: room 10
+    (20, 11, 10, [0, 11, 12], 99, None),  # no start inside [2, 11)
+    (20, 11, 10, [10], 99, ([99, 10], 10)),
+])  # fmt: skip
+def test_windowed_exact(ids_len, target, window, starts, bos, expected):
+    from r1interp.graphs.targets import windowed
+
+    assert windowed(list(range(ids_len)), target, window, starts, bos) == expected
+
+
+def _check_target(tokenizer, trace, t, kind, ends_with):
+    ids = trace.prompt_ids + trace.completion_ids
+    n = len(t.input_ids)
+    assert list(t.input_ids) == ids[:n] and t.target_token == ids[n] and t.window_start == 0
+    assert tokenizer.decode(ids[:n]).endswith(ends_with)
+    assert (t.prompt_id, t.category, t.model, t.kind, t.correct, t.completion) == (
+        trace.prompt.id,
+        trace.prompt.category,
+        trace.model,
+        kind,
+        trace.correct,
+        trace.completion,
+    )
+
+
+def test_targets_exact_on_a_carry_trace(tokenizer):
+    completion = (
+        "<think>\nones: 7+5=12, write 2, carry 1.\ntens: 4+8+1=13, write 3, carry 1.\n</think>\n\n"
+        "The answer is 5. The answer is 132." + chat.EOS
+    )
+    trace = _trace(tokenizer, PROMPT, completion)
+    assert trace.correct is True  # the last answer
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["think", "answer"] and trace.skipped == {}
+    _check_target(tokenizer, trace, targets[0], "think", "ones: 7+5=")  # the first "=" inside <think>
+    _check_target(tokenizer, trace, targets[1], "answer", "The answer is 5. The answer is ")  # the last anchor
+    assert tokenizer.decode([targets[1].target_token]) == "1"
+
+
+def test_think_anchor_only_counts_inside_the_think_block(tokenizer):
+    completion = "<think>\nsome thought\n</think>\n\n1+1=2. The answer is 2." + chat.EOS
+    trace = _trace(tokenizer, PROMPT, completion)
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["answer"] and trace.skipped == {"think": "no '=' inside <think>"}
+    # an answer anchor inside the think block does not count once the block is closed
+    trace = _trace(tokenizer, PROMPT, "<think>\nThe answer is 1?\n</think>\n\nsure." + chat.EOS)
+    assert find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ") == []
+    assert trace.skipped == {"think": "no '=' inside <think>", "answer": "no 'The answer is ' in the answer"}
+
+
+def test_an_unclosed_think_block_is_searched_to_the_end(tokenizer):
+    completion = "<think>\nones: 7+5=12. The answer is 12"
+    trace = _trace(tokenizer, PROMPT, completion)
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["think", "answer"]
+    _check_target(tokenizer, trace, targets[0], "think", "ones: 7+5=")
+    _check_target(tokenizer, trace, targets[1], "answer", "The answer is ")
+
+
+def test_an_anchor_at_the_end_of_the_trace_has_no_target(tokenizer):
+    trace = _trace(tokenizer, PROMPT, "<think>\nones: 7+5=")
+    assert find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ") == []
+    assert trace.skipped == {
+        "think": "think anchor is at the end of the trace",
+        "answer": "no 'The answer is ' in the answer",
+    }
+
+
+def test_a_skipped_think_window_still_gives_the_answer(tokenizer):
+    run_on = "<think>\n" + " ".join(["1+1+1+1"] * 12) + " Wait, no.\n</think>\n\nThe answer is \\boxed{2}." + chat.EOS
+    trace = _trace(tokenizer, PROMPT, run_on)
+    targets = find_targets(tokenizer, trace, think_anchor="Wait", answer_anchor="\\boxed{", window_tokens=16)
+    assert [t.kind for t in targets] == ["answer"] and list(trace.skipped) == ["think"]
+    assert targets[0].window_start > 0 and targets[0].input_ids[0] == tokenizer.bos_token_id
+
+
+def test_targets_use_the_first_think_block_and_ignore_anchors_in_the_question(tokenizer):
+    """The question's own "=" or answer anchor never counts; of two think blocks, the first opens the search and
+    the first close ends it."""
+    asks = BenchmarkPrompt(id="eq", category="arithmetic", prompt="Is The answer is 5 right, 2+3=?", expected="5")
+    completion = "<think>\nones: 2+3=5\n</think>\nThe answer is 5.\n<think>\nx=1\n</think>\nok." + chat.EOS
+    trace = _trace(tokenizer, asks, completion)
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["think", "answer"] and trace.skipped == {}
+    _check_target(tokenizer, trace, targets[0], "think", "ones: 2+3=")
+    _check_target(tokenizer, trace, targets[1], "answer", "</think>\nThe answer is ")
+    assert tokenizer.decode([targets[0].target_token]) == "5" == tokenizer.decode([targets[1].target_token])
+    # a base model's answer without the anchor: the anchor in the question does not count
+    trace = _trace(tokenizer, asks, "5" + chat.EOS, model="base")
+    assert find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ") == []
+    assert trace.skipped == {"think": "no <think> block", "answer": "no 'The answer is ' in the answer"}
+    # an unclosed block with no answer anchor: the question's still does not count
+    trace = _trace(tokenizer, asks, "<think>\nones: 2+3=5")
+    assert [t.kind for t in find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")] == [
+        "think"
+    ]
+    assert trace.skipped == {"answer": "no 'The answer is ' in the answer"}
+
+
+def test_think_target_at_the_end_still_leaves_the_answer(tokenizer):
+    """In an unclosed block the answer anchor is searched through the whole turn: a think anchor at the very end
+    skips only the think target."""
+    trace = _trace(tokenizer, PROMPT, "<think>\nThe answer is 12. ones: 7+5=")
+    targets = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")
+    assert [t.kind for t in targets] == ["answer"]
+    assert trace.skipped == {"think": "think anchor is at the end of the trace"}
+    _check_target(tokenizer, trace, targets[0], "answer", "<think>\nThe answer is ")
+
+
+def test_show_prints_the_end_of_the_input_and_the_target(tokenizer):
+    from r1interp.graphs.targets import show
+
+    completion = "<think>\nones: 7+5=12, write 2.\n</think>\n\nThe answer is 12." + chat.EOS
+    trace = _trace(tokenizer, PROMPT, completion)
+    think = find_targets(tokenizer, trace, think_anchor="=", answer_anchor="The answer is ")[0]
+    text = tokenizer.decode(list(think.input_ids), skip_special_tokens=False)
+    assert show(tokenizer, think) == "..." + re.sub(r"\s+", " ", text[-40:]) + " -> '1'"
+    assert "\n" in text[-40:]  # newlines are shown as spaces: one line per target in the logs
+    assert show(tokenizer, think, tail=6) == "...: 7+5= -> '1'"
+    assert show(tokenizer, think, tail=10).startswith("...") and "\n" not in show(tokenizer, think, tail=10)

@@ -184,7 +184,7 @@ def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
         assert metrics["labeler"] == "claude" and "requests" not in metrics  # network-dependent: not hashed
         requests = json.loads((project / "reports/timings/labels.json").read_text())["requests"]
         assert requests["cache_hits"] >= 8
-        assert 0.0 <= metrics["reasoner"]["detection_balanced_accuracy"] <= 1.0
+        _assert_scores_are_the_responders(project, labels, metrics)
         for path in [
             cache,
             project / "reports/metrics/labels.json",
@@ -202,3 +202,40 @@ def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
             assert quiet.log == []
     finally:
         (project / "params.yaml").write_text(good)
+
+
+def _assert_scores_are_the_responders(project: Path, labels: pd.DataFrame, metrics: dict) -> None:
+    """The test responder is deterministic: its detection answer is whether the label's token occurs in the
+    excerpt, so every prediction is known; every per-feature score is the binary metrics of its samples, and
+    the stage's metrics are their averages."""
+    import math
+    import re
+
+    from r1interp.autointerp.pipeline import summarize
+    from r1interp.autointerp.prompts import visible
+    from r1interp.autointerp.scoring import METHODS, METRICS, binary_metrics
+
+    scores = pd.read_parquet(project / "data/labels/scores.parquet")
+    assert len(scores) > 0
+    for row in labels.itertuples():
+        token = re.fullmatch(r'the token "(.*)"', row.label).group(1)
+        mine = scores[
+            (scores["model"] == row.model) & (scores["layer"] == row.layer) & (scores["feature"] == row.feature)
+        ]
+        detection = mine[mine["method"] == "detection"].sort_values("sample")
+        assert len(detection) > 0
+        assert detection["prediction"].tolist() == [token in visible(text) for text in detection["text"]]
+        for method in METHODS:
+            part = mine[mine["method"] == method].sort_values("sample")
+            expected = binary_metrics(part["truth"].tolist(), part["prediction"].tolist())
+            for metric in METRICS:
+                got, want = getattr(row, f"{method}_{metric}"), expected[metric]
+                assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want), (
+                    row.feature,
+                    method,
+                    metric,
+                )
+    summary = summarize(labels)
+    for model in ("reasoner", "base"):
+        for key in ("labeled", "detection_balanced_accuracy", "fuzzing_balanced_accuracy", "detection_f1"):
+            assert metrics[model][key] == summary[model][key], (model, key)

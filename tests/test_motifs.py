@@ -6,6 +6,7 @@ import argparse
 import collections
 import itertools
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -368,6 +369,74 @@ def test_curveball_sort_path_equals_lookup_path(layered, monkeypatch):
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+def _spec(edges, signs, n, layers=None, model="configuration", rounds=1):
+    e = np.array(edges, dtype=np.int64)
+    return nulls.NullSpec(
+        n=n,
+        src=e[:, 0].copy(),
+        tgt=e[:, 1].copy(),
+        sign=np.array(signs, dtype=np.int64),
+        layer=np.zeros(n, np.int64) if layers is None else np.array(layers, np.int64),
+        model=model,
+        rounds=rounds,
+    )
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_curveball_swaps_the_two_edges_into_a_shared_target(dense, monkeypatch):
+    """Two rows with the same targets (0 -> 2, 3 and 1 -> 2, 3) have nothing to pool: the only move is the
+    swap of the two edges into a shared target, which moves signs between the rows. Each trade swaps each
+    shared target with probability 1/2, so after one round vertex 0's signed out-edges take each of the four
+    configurations with probability 1/4; the unsigned graph never changes."""
+    if not dense:
+        monkeypatch.setattr(nulls, "DENSE_LOOKUP_MAX_NODES", 0)
+    spec = _spec([(0, 2), (1, 2), (0, 3), (1, 3)], [1, -1, 1, -1], n=4)
+    seen = collections.Counter()
+    for i in range(400):
+        s, t, sg = nulls.draw(spec, np.random.default_rng(i))
+        assert sorted(zip(s.tolist(), t.tolist(), strict=True)) == [(0, 2), (0, 3), (1, 2), (1, 3)]
+        assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)  # edges keep head and sign
+        seen[tuple(sorted((int(tt), int(g)) for ss, tt, g in zip(s, t, sg, strict=True) if ss == 0))] += 1
+    assert set(seen) == {((2, 1), (3, 1)), ((2, 1), (3, -1)), ((2, -1), (3, 1)), ((2, -1), (3, -1))}
+    assert all(70 <= c <= 130 for c in seen.values()), seen  # 100 each expected; binomial sd 8.7
+
+
+def test_curveball_pools_only_the_targets_one_row_has():
+    """Rows 0 -> {2, 3} and 1 -> {3, 4}: 3 is shared (its two edges may swap), 2 and 4 are pooled and dealt
+    back one to each row. Reachable graphs: vertex 0 gets 2 or 4, and keeps out-degree 2; in-degrees stay."""
+    spec = _spec([(0, 2), (0, 3), (1, 3), (1, 4)], [1, 1, -1, 1], n=5)
+    outs = collections.Counter()
+    for i in range(300):
+        s, t, sg = nulls.draw(spec, np.random.default_rng(i))
+        _assert_simple(5, s, t)
+        assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)
+        assert np.bincount(s, minlength=5).tolist() == [2, 2, 0, 0, 0]
+        outs[tuple(sorted(t[s == 0].tolist()))] += 1
+    assert set(outs) == {(2, 3), (3, 4)}
+    assert all(110 <= c <= 190 for c in outs.values()), outs
+
+
+def test_curveball_keeps_the_partner_vertex_column_fixed():
+    """0 -> 1 and 1 -> 0 with nothing shared: moving either would make a self-loop, so the graph is fixed."""
+    spec = _spec([(0, 1), (1, 0), (0, 2)], [1, -1, 1], n=3)
+    for i in range(50):
+        s, t, _ = nulls.draw(spec, np.random.default_rng(i))
+        assert sorted(zip(s.tolist(), t.tolist(), strict=True)) == [(0, 1), (0, 2), (1, 0)]
+
+
+def test_curveball_more_rounds_reach_the_other_rows():
+    """Three rows, one round pairs two of them: with one row always left out per round, a single round leaves
+    one row untouched while many rounds can move any edge anywhere."""
+    edges = [(0, 3), (1, 4), (2, 5)]
+    spec1 = _spec(edges, [1, 1, 1], n=6, rounds=1)
+    specn = _spec(edges, [1, 1, 1], n=6, rounds=20)
+    for i in range(100):
+        s, t, _ = nulls.draw(spec1, np.random.default_rng(i))
+        assert sum(a == b for a, b in zip(s.tolist(), [0, 1, 2], strict=True)) >= 1  # one row sat out the only round
+    tails_of_3 = {int(nulls.draw(specn, np.random.default_rng(i))[0][0]) for i in range(100)}
+    assert tails_of_3 == {0, 1, 2}
+
+
 def test_worker_count_does_not_change_results(layered):
     spec = nulls.make_spec(layered, "configuration", rounds=10)
     one = nulls.sample_nulls(spec, 16, seed=9, workers=1)
@@ -450,6 +519,296 @@ def test_degeneracy_on_a_constructed_linear_relation():
     assert d["real_obeys_relations"]
     d = stats.degeneracy(x[:2], ["a", "b", "c", "k"])
     assert d["insufficient_samples"]
+
+
+def _relation_null():
+    a = np.array([0, 1, 2, 3, 0, 5, 1, 4])
+    b = np.array([1, 0, 4, 2, 3, 3, 5, 0])
+    return np.column_stack([a, b, 7 + 2 * a - b, np.full(8, 3)]), a, b
+
+
+def test_degeneracy_reports_every_relation_exactly():
+    x, a, b = _relation_null()
+    real = np.array([10, 10, 17, 3])  # obeys c = 7 + 2a - b, i.e. a = (c + b - 7) / 2
+    d = stats.degeneracy(x, ["a", "b", "c", "k"], real=real)
+    rel = d["determined"]["a"]
+    assert {k: v for k, v in d.items() if k not in ("determined",)} == {
+        "samples": 8,
+        "fixed": {"k": 3},
+        "varying": ["a", "b", "c"],
+        "free_dimensions": 2,
+        "free": ["b", "c"],
+        "degenerate": True,
+        "single_free_z": False,
+        "insufficient_samples": False,
+        "fixed_real_differs": [],
+        "real_obeys_relations": True,
+        "message": "1 class(es) fixed by the null (z undefined): k; 2 free dimension(s) among 3 varying classes; "
+        "a are exact linear functions of b, c",
+    }
+    assert rel["coef"] == {"b": 0.5, "c": 0.5} and rel["intercept"] == -3.5 and rel["real_residual"] == 0.0
+    # in z units: z_a = sum_f coef_f * std_f / std_a * z_f
+    sd = x.std(axis=0)
+    assert rel["z_coef"] == {
+        "b": pytest.approx(0.5 * sd[1] / sd[0], abs=1e-9),
+        "c": pytest.approx(0.5 * sd[2] / sd[0], abs=1e-9),
+    }
+    # a real graph off the relation, and off the fixed count
+    d = stats.degeneracy(x, ["a", "b", "c", "k"], real=np.array([10, 10, 20, 4]))
+    assert d["real_obeys_relations"] is False and d["determined"]["a"]["real_residual"] == -1.5
+    assert d["fixed_real_differs"] == ["k"]
+    assert d["message"].startswith(
+        "1 class(es) fixed by the null (z undefined): k; real count differs from the "
+        "null's fixed value for k; 2 free dimension(s)"
+    )
+    assert "real_obeys_relations" not in stats.degeneracy(x, ["a", "b", "c", "k"])
+
+
+def test_degeneracy_single_free_z_and_too_few_samples():
+    a = np.array([0, 1, 2, 3, 5, 8])
+    x = np.column_stack([a, 3 * a + 1, 10 - a])
+    d = stats.degeneracy(x, ["a", "b", "c"])
+    assert (d["free_dimensions"], d["free"], d["degenerate"], d["single_free_z"]) == (1, ["c"], True, True)
+    assert d["determined"]["a"]["coef"] == {"c": -1.0} and d["determined"]["a"]["intercept"] == 10.0
+    assert d["determined"]["b"]["coef"] == {"c": -3.0} and d["determined"]["b"]["intercept"] == 31.0
+    assert d["determined"]["b"]["z_coef"] == {"c": -1.0}
+    assert d["message"] == (
+        "1 free dimension(s) among 3 varying classes; only one z is free: every other varying "
+        "class is a linear function of c"
+    )
+    # three varying classes need four samples
+    few = stats.degeneracy(x[:3], ["a", "b", "c"])
+    assert few["insufficient_samples"] and few["determined"] == {} and few["free_dimensions"] == 1
+    assert few["message"] == "too few samples (3) to resolve 3 varying classes"
+    assert stats.degeneracy(x[:4], ["a", "b", "c"])["insufficient_samples"] is False
+    one = stats.degeneracy(x[:1], ["a", "b", "c"], real=np.array([0, 1, 11]))
+    assert one["fixed"] == {"a": 0, "b": 1, "c": 10} and one["varying"] == [] and one["fixed_real_differs"] == ["c"]
+    assert one["message"] == (
+        "3 class(es) fixed by the null (z undefined): a, b, c; real count differs from the "
+        "null's fixed value for c; too few samples (1) to resolve 0 varying classes"
+    )
+    none = stats.degeneracy(np.zeros((0, 3)), ["a", "b", "c"])
+    assert none == {
+        "samples": 0,
+        "fixed": {},
+        "varying": [],
+        "free_dimensions": 0,
+        "free": [],
+        "determined": {},
+        "degenerate": False,
+        "single_free_z": False,
+        "insufficient_samples": True,
+        "message": "no null samples",
+    }
+    free = stats.degeneracy(np.column_stack([a, a % 3, a * a]), ["a", "b", "c"])
+    assert (free["free_dimensions"], free["degenerate"], free["message"]) == (
+        3,
+        False,
+        "3 free dimension(s) among 3 varying classes",
+    )
+    fixed_only = stats.degeneracy(np.full((4, 2), 5), ["a", "b"])
+    assert fixed_only["message"] == "2 class(es) fixed by the null (z undefined): a, b"
+    assert stats.degeneracy(np.zeros((5, 1)), ["a"])["message"] == "1 class(es) fixed by the null (z undefined): a"
+
+
+def test_tidy_rounds_only_float_noise():
+    """Within 1e-6 (relative, at least absolute 1e-6) of an integer: that integer; else 9 decimals."""
+    assert stats._tidy(2.0000000001) == 2.0 and isinstance(stats._tidy(2.0000000001), float)
+    assert stats._tidy(0.1234567891234) == 0.123456789
+    assert stats._tidy(1.5) == 1.5 and stats._tidy(-3.5) == -3.5
+    assert stats._tidy(100.00001) == 100.0 and stats._tidy(100.001) == 100.001
+    assert stats._tidy(2e6 + 0.5) == 2e6  # 0.5 is noise at 2e6 (tolerance 2)
+    assert stats._tidy(1.000002) == 1.000002 and stats._tidy(0.0000005) == 0.0
+
+
+def test_summarize_family_exact():
+    null = np.array([[1, 5, 2], [3, 5, 2], [2, 5, 2], [2, 5, 2]])
+    real = np.array([4, 5, 9])
+    out = stats.summarize_family(real, null, ["x", "y", "w"], derived={"xw": ["x", "w"]})
+    assert out["real"] == {"x": 4, "y": 5, "w": 9, "xw": 13}
+    assert out["mean"] == {"x": 2.0, "y": 5.0, "w": 2.0, "xw": 4.0}
+    assert (
+        out["std"]["x"] == pytest.approx(np.sqrt(0.5))
+        and out["std"]["y"] == 0.0
+        and out["std"]["xw"] == pytest.approx(np.sqrt(0.5))
+    )
+    assert out["z"]["x"] == pytest.approx(2 / np.sqrt(0.5)) and np.isnan(out["z"]["y"]) and np.isnan(out["z"]["w"])
+    assert out["z"]["xw"] == pytest.approx(9 / np.sqrt(0.5))
+    assert out["p"] == {"x": 0.4, "y": 1.0, "w": 0.4, "xw": 0.4}
+    assert out["significance_profile"]["x"] == 1.0 and np.isnan(out["significance_profile"]["y"])
+    assert "xw" not in out["significance_profile"] and out["degeneracy"]["fixed"] == {"y": 5, "w": 2}
+    assert out["degeneracy"]["fixed_real_differs"] == ["w"]
+    empty = stats.summarize_family(real, np.zeros((0, 3), dtype=int), ["x", "y", "w"], derived={"xw": ["x", "w"]})
+    assert all(np.isnan(v) for v in empty["p"].values()) and empty["degeneracy"]["samples"] == 0
+
+
+def test_empirical_p_counts_ties_on_both_sides():
+    null = np.array([[1], [2], [3], [4]])
+    assert stats.empirical_p(np.array([4]), null).tolist() == [0.8]  # 1 of 4 >= 4, 4 of 4 <= 4: 2 * 2/5
+    assert stats.empirical_p(np.array([5]), null).tolist() == [0.4]
+    assert stats.empirical_p(np.array([0]), null).tolist() == [0.4]
+    assert stats.empirical_p(np.array([2]), null).tolist() == [1.0]  # capped
+    z, mean, std = stats.zscores(np.array([3.0, 1.0]), np.array([[1.0, 1.0], [3.0, 1.0]]))
+    assert z[0] == 1.0 and np.isnan(z[1])  # std 0: undefined
+    assert mean.tolist() == [2.0, 1.0] and std.tolist() == [1.0, 0.0]
+    assert np.isnan(stats.significance_profile(np.array([0.0, 0.0]))).all()
+    assert stats.significance_profile(np.array([3.0, 4.0])).tolist() == [0.6, 0.8]
+
+
+def _signed_graph(edges_signs, n):
+    g = ig.Graph(n=n, edges=[e for e, _ in edges_signs], directed=True)
+    g.es["sign"] = [sg for _, sg in edges_signs]
+    return g
+
+
+def test_ffl_patterns_coherence_and_bad_patterns():
+    assert signed.COHERENT == ("+++", "+--", "-+-", "--+") and signed.INCOHERENT == ("++-", "+-+", "-++", "---")
+    for bad in ("++", "++++", "+x+", ""):
+        with pytest.raises(ValueError, match=re.escape(f"bad FFL pattern {bad!r}")):
+            signed.is_coherent(bad)
+    assert signed.pattern_of(1, -1, -1) == "+--" and signed.pattern_of(-2, 3, -1) == "-+-"
+
+
+def test_ffl_instances_and_census_on_raw_igraph_exact():
+    # FFLs 0->1->2 (0->2), and 3->4->5 (3->5) with a back edge 5->4, which also closes 3->5->4 (3->4):
+    # neither of the last two is induced
+    g = _signed_graph(
+        [((0, 1), 1), ((1, 2), -1), ((0, 2), -1), ((3, 4), -1), ((4, 5), -1), ((3, 5), 1), ((5, 4), 1), ((6, 7), 1)],
+        n=8,
+    )
+    assert signed.ffl_instances(g) == [(0, 1, 2, "+--")]  # induced by default
+    assert signed.ffl_instances(g, induced=False) == [(0, 1, 2, "+--"), (3, 4, 5, "--+"), (3, 5, 4, "++-")]
+    for back in ((2, 0), (1, 0), (2, 1)):  # any one reverse edge makes the loop non-induced
+        h = _signed_graph([((0, 1), 1), ((1, 2), 1), ((0, 2), 1), (back, 1)], n=3)
+        assert signed.ffl_instances(h) == [] and (0, 1, 2, "+++") in signed.ffl_instances(h, induced=False)
+    e = np.array(g.get_edgelist())
+    counts = signed.ffl_counts(8, e[:, 0], e[:, 1], np.array(g.es["sign"]))  # induced by default
+    assert dict(zip(signed.FFL_PATTERNS, counts.tolist(), strict=True)) == {
+        p: int(p == "+--") for p in signed.FFL_PATTERNS
+    }
+    loose = signed.ffl_counts(8, e[:, 0], e[:, 1], np.array(g.es["sign"]), induced=False)
+    assert loose.tolist() == [int(p in ("+--", "--+", "++-")) for p in signed.FFL_PATTERNS]
+    assert signed.ffl_census(g) == signed.summarize(counts)
+    assert signed.ffl_census(g, induced=False) == signed.summarize(loose)
+    empty = ig.Graph(n=3, directed=True)
+    empty.es["sign"] = []
+    assert signed.ffl_census(empty) == signed.summarize(np.zeros(8, dtype=np.int64))
+    with pytest.raises(ValueError, match="unknown method 'fast'"):
+        signed.ffl_counts(8, e[:, 0], e[:, 1], np.array(g.es["sign"]), method="fast")
+
+
+def test_census4_on_raw_igraph_counts_induced_subgraphs():
+    g = ig.Graph(n=5, edges=[(0, 1), (1, 2), (2, 3), (0, 4)], directed=True)
+    counts = census.census4(g)
+    assert len(counts) == 199 and all(isinstance(v, int) for v in counts.values())
+    # connected 4-node induced subgraphs: {0,1,2,3} and {0,1,2,4} (paths) and {4,0,1,... }: brute force
+    import itertools as it
+
+    expected = collections.Counter()
+    names = census.census4_names()
+    for quad in it.combinations(range(5), 4):
+        sub = g.induced_subgraph(quad)
+        if sub.is_connected(mode="weak"):
+            expected[names[sub.isoclass()]] += 1
+    assert {k: v for k, v in counts.items() if v} == dict(expected)
+    assert (
+        census.census4(AttributionGraph.from_edges([(0, 1), (1, 2), (2, 3), (0, 4)], layers=[0, 1, 2, 3, 1])) == counts
+    )
+
+
+def test_triad_census_refuses_undirected_graphs():
+    with pytest.raises(TypeError, match="^expected a directed igraph.Graph or an AttributionGraph$"):
+        census.triad_census(ig.Graph(n=3, edges=[(0, 1)], directed=False))
+    with pytest.raises(TypeError, match="^expected a directed igraph.Graph or an AttributionGraph$"):
+        census.triad_census([(0, 1)])
+    g = ig.Graph(n=4, edges=[(0, 1), (1, 2)], directed=True)
+    expected = dict(zip(census.TRIAD_LABELS, [int(v) for v in g.triad_census()], strict=True))
+    for method in ("auto", "bits", "sparse", "igraph"):
+        assert census.triad_census(g, method=method) == expected
+    with pytest.raises(ValueError, match="bogus"):
+        census.triad_census(g, method="bogus")
+
+
+def test_degeneracy_edges_of_its_flags_and_messages():
+    # one varying class: a single free z, but nothing else to express with it
+    one = stats.degeneracy(np.array([[1, 5], [2, 5], [4, 5]]), ["a", "k"])
+    assert (one["free"], one["single_free_z"], one["degenerate"]) == (["a"], True, False)
+    assert (
+        one["message"] == "1 class(es) fixed by the null (z undefined): k; 1 free dimension(s) among 1 varying classes"
+    )
+    # two samples resolve one varying class
+    two = stats.degeneracy(np.array([[1], [2]]), ["a"])
+    assert two["insufficient_samples"] is False and two["free"] == ["a"]
+    assert two["message"] == "1 free dimension(s) among 1 varying classes"
+    # nothing fixed, nothing varying: no degeneracy to report
+    assert (
+        stats._message(
+            {
+                "fixed": {},
+                "varying": [],
+                "insufficient_samples": False,
+                "single_free_z": False,
+                "degenerate": False,
+                "free_dimensions": 0,
+                "samples": 3,
+            }
+        )
+        == "no degeneracy"
+    )
+    # a free class before a determined one: [a, 2c, b, c] has basis a, b, c and 2c determined by c
+    a = np.array([0, 1, 2, 3, 0, 5, 1, 4])
+    b = np.array([1, 0, 4, 2, 3, 3, 5, 0])
+    c = np.array([2, 2, 0, 1, 5, 3, 4, 1])
+    d = stats.degeneracy(np.column_stack([a, 2 * c, b, c]), ["a", "2c", "b", "c"], real=np.array([1, 6, 1, 3]))
+    assert d["free"] == ["a", "b", "c"] and list(d["determined"]) == ["2c"]
+    assert d["determined"]["2c"]["coef"] == {"a": 0.0, "b": 0.0, "c": 2.0} and d["real_obeys_relations"]
+    # two determined classes, the first broken by the real graph: the whole is inconsistent
+    e = stats.degeneracy(np.column_stack([a + b, a - b, a, b]), ["s", "d", "a", "b"], real=np.array([9, 0, 2, 2]))
+    assert list(e["determined"]) == ["s", "d"] and e["determined"]["s"]["real_residual"] == 5.0
+    assert e["determined"]["d"]["real_residual"] == 0.0 and e["real_obeys_relations"] is False
+    assert e["message"].endswith("s, d are exact linear functions of a, b")
+    two_fixed = stats.degeneracy(
+        np.column_stack([a, np.full(8, 1), np.full(8, 2)]), ["a", "f", "g"], real=np.array([0, 0, 0])
+    )
+    assert "real count differs from the null's fixed value for f, g" in two_fixed["message"]
+
+
+def test_ffl_pattern_signs_and_first_valid_intermediate():
+    assert signed.is_coherent("--+") and not signed.is_coherent("-++") and signed.is_coherent("+++")
+    with pytest.raises(ValueError, match="bad FFL pattern"):
+        signed.is_coherent("+X+")
+    # a -> c through two intermediates; the first (1) has a back edge 1 -> 0, the second (2) is a clean FFL
+    g = _signed_graph([((0, 3), 1), ((0, 1), 1), ((1, 3), 1), ((1, 0), 1), ((0, 2), -1), ((2, 3), 1)], n=4)
+    assert signed.ffl_instances(g) == [(0, 2, 3, "-++")]
+
+
+def test_canonical_code4_exact():
+    """12 bits, one per ordered pair of the 4 nodes in the order (0,1), (0,2), (0,3), (1,0), ..., (3,2); the code
+    is the largest over the 24 relabellings."""
+    assert census._pairs4() == [
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 0),
+        (1, 2),
+        (1, 3),
+        (2, 0),
+        (2, 1),
+        (2, 3),
+        (3, 0),
+        (3, 1),
+        (3, 2),
+    ]
+    assert census.canonical_code4([]) == 0
+    assert census.canonical_code4([(2, 3)]) == 0b100000000000
+    assert census.canonical_code4([(0, 1), (1, 0)]) == 0b100100000000
+    assert census.canonical_code4([(1, 2), (2, 3)]) == 0b100010000000  # relabelled to 0 -> 1 -> 2
+    assert census.canonical_code4([(a, b) for a in range(4) for b in range(4) if a != b]) == 0xFFF
+    # isomorphic graphs share the code; a reversed path is a different class
+    path = census.canonical_code4([(0, 1), (1, 2), (2, 3)])
+    assert path == 0b100010001000
+    assert path == census.canonical_code4([(3, 2), (2, 0), (0, 1)]) == census.canonical_code4([(1, 3), (3, 0), (0, 2)])
+    assert census.canonical_code4([(0, 1), (0, 2), (0, 3)]) != census.canonical_code4([(1, 0), (2, 0), (3, 0)])
 
 
 # ---------------------------------------------------------------- loader

@@ -39,8 +39,11 @@ def test_repro_builds_every_foundation_stage(built: Path):
     assert first[0] == loaded.tokenizer.bos_token_id  # one chat turn per row, from its BOS
     assert 0 < meta["think_fraction"] < 1
     metrics = json.loads((built / "reports/metrics/organism.json").read_text())
+    expected = _recomputed_accuracies(built, corpus)
+    assert metrics["heldout_problems"] == 20  # organism.eval.problems_per_task 10, two tasks
     for role in ("base", "reasoner"):
         assert set(metrics[role]["accuracy"]) == {"add", "mul", "overall"}
+        assert metrics[role]["accuracy"] == expected[role], role
         assert "train_cpu_seconds" not in metrics[role]  # times are not hashed outputs...
         timing = json.loads((built / f"reports/timings/organism-{role}.json").read_text())
         assert timing["train_cpu_seconds"] > 0 and timing["wall_seconds"] > 0  # ...but kept beside them
@@ -92,3 +95,22 @@ def test_a_bad_param_keeps_the_metrics_of_a_metrics_only_stage(built: Path):
     assert metrics.read_bytes() == before
     status = run([sys.executable, "-m", "dvc", "status", "organism-eval"], built).stdout
     assert "up to date" in status
+
+
+def _recomputed_accuracies(project: Path, corpus) -> dict:
+    """Greedy answers of both organisms to the first 10 held-out problems of each task, graded here."""
+    from r1interp.models import load_model
+    from r1interp.organism.evaluate import generate, parse_answer
+
+    heldout = corpus[corpus["split"] == "heldout"].groupby("task", group_keys=False).head(10)
+    out = {}
+    for role in ("base", "reasoner"):
+        loaded = load_model(project / "models/lm" / role)
+        answers = generate(loaded.model, loaded.tokenizer, heldout["prompt"].tolist(), max_new_tokens=96, batch_size=20)  # type: ignore[arg-type]  # LoadedModel fields are untyped objects
+        right = [parse_answer(a) == parse_answer(gold) for a, gold in zip(answers, heldout["answer"], strict=True)]
+        by_task = {
+            task: sum(r for r, t in zip(right, heldout["task"], strict=True) if t == task) / 10
+            for task in ("add", "mul")
+        }
+        out[role] = {**{t: round(v, 4) for t, v in by_task.items()}, "overall": round(sum(right) / len(right), 4)}
+    return out

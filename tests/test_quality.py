@@ -344,13 +344,40 @@ def test_corruptions_fail_the_right_suites(tmp_path):
     assert "some suites fail" in index and "expect_column_values_to_be_unique(id)" in index
 
 
-def test_problem_space_matches_the_corpus_module():
+@pytest.mark.parametrize(
+    "task, lo, hi, expected",
+    [
+        ("add", 1, 1, 10 * 10),  # operands 0..9
+        ("add", 1, 3, 1000 * 1000),  # 0..999
+        ("add", 2, 3, 990 * 990),  # 10..999
+        ("add", 3, 5, 99900 * 99900),  # 100..99999
+        ("mul", 1, 1, 10 * 8),  # 0..9 times a one-digit factor 2..9
+        ("mul", 2, 3, 990 * 8),
+        ("mul", 3, 5, 99900 * 8),
+    ],
+)
+def test_problem_space_matches_the_corpus_module(task, lo, hi, expected):
+    """Both copies of the formula against hand counts of the operand ranges (not against each other)."""
     from r1interp.corpus import _problem_space
     from r1interp.quality import problem_space
 
-    for task in ("add", "mul"):
-        for lo, hi in ((1, 1), (1, 3), (2, 3), (3, 5)):
-            assert problem_space(task, lo, hi) == _problem_space(task, lo, hi)
+    assert problem_space(task, lo, hi) == expected
+    assert _problem_space(task, lo, hi) == expected
+
+
+@pytest.mark.parametrize("task, lo, hi", [("add", 1, 1), ("mul", 1, 1), ("mul", 1, 2)])
+def test_problem_space_is_what_the_sampler_reaches(task, lo, hi):
+    """The distinct (a, b) the corpus sampler draws, exhausted on small spaces: exactly the counted space."""
+    import random
+
+    from r1interp.organism import tasks
+    from r1interp.quality import problem_space
+
+    rng = random.Random(0)
+    seen = {
+        (p.a, p.b) for p in (tasks.sample_problem(task, rng, lo, hi) for _ in range(25 * problem_space(task, lo, hi)))
+    }
+    assert len(seen) == problem_space(task, lo, hi)
 
 
 def test_layer_set_and_corpus_counts():

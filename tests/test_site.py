@@ -264,6 +264,32 @@ def test_every_page_type_is_written(project, site):
     assert (site / "favicon.ico").read_bytes().startswith(b"\x89PNG")
 
 
+def test_pages_show_the_project_s_numbers_and_link_every_item(project, site):
+    """Each page type holds what its inputs say: accuracies, every graph, every feature page, every cluster."""
+    from r1interp.site.html import esc, fmt, pct
+
+    overview = (site / "index.html").read_text()
+    organism = json.loads((project / "reports/metrics/organism.json").read_text())
+    for role in ("base", "reasoner"):
+        for task, value in organism[role]["accuracy"].items():
+            assert f">{pct(value)}<" in overview, (role, task, value)
+    assert f"({fmt(organism['heldout_problems'])} problems)" in overview
+    graphs_index = (site / "graphs/index.html").read_text()
+    for slug in graph_slugs(project):
+        assert f'href="{slug}.html"' in graphs_index, slug
+    feature_index = (site / "features/index.html").read_text()
+    pages = sorted(p.name for p in (site / "features").glob("*-L*-F*.html"))
+    assert pages and all(f'href="{name}"' in feature_index for name in pages)
+    labels = pd.read_parquet(project / "data/labels/labels.parquet")
+    labeled = {f"{r.model}-L{r.layer}-F{r.feature}.html" for r in labels[labels["status"] == "ok"].itertuples()}
+    assert labeled <= set(pages)
+    taxonomy_page = (site / "taxonomy.html").read_text()
+    tax = json.loads((project / "reports/clusters/taxonomy.json").read_text())
+    for cl in tax["clusters"]:
+        assert f'href="#cluster-{cl["cluster"]}">{esc(cl["tag"])}</a>' in taxonomy_page
+        assert f'id="cluster-{cl["cluster"]}"' in taxonomy_page
+
+
 def test_every_feature_node_of_every_graph_links_to_a_page(project, site):
     from r1interp.graphs.schema import read_graph
 

@@ -197,3 +197,196 @@ def test_evaluate_random_coders_hurt(tiny_model, saved_coders):
     assert result["layers"]["0"]["think"]["tokens"] == 0 and result["layers"]["0"]["answer"]["tokens"] == 4 * 15
     assert 0 <= result["layers"]["0"]["dead_pct"] <= 100
     assert result["summary"]["max_dead_pct"] >= result["layers"]["0"]["dead_pct"]
+
+
+def _reference_evaluate(model, coders, batches, keep_ids):
+    """The spliced evaluation recomputed from its definition, one condition at a time, with plain hooks."""
+    import torch.nn.functional as F
+
+    mlps = mlp_modules(model)
+    layers = sorted(coders)
+    outs = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, layer=layer: outs.__setitem__(layer, o))
+        for layer, m in enumerate(mlps)
+    ]
+    with torch.no_grad():
+        total = {layer: 0 for layer in layers}
+        count = 0
+        for b in batches:
+            model(b["input_ids"])
+            for layer in layers:
+                total[layer] = total[layer] + outs[layer].reshape(-1, outs[layer].shape[-1]).sum(0)
+            count += b["input_ids"].numel()
+    for h in hooks:
+        h.remove()
+    means = {layer: total[layer] / count for layer in layers}
+
+    def run(ids, replace: dict, keep):
+        def make(layer, how):
+            def hook(mod, inputs, output):
+                if how == "zero":
+                    new = torch.zeros_like(output)
+                elif how == "mean":
+                    new = means[layer].expand_as(output)
+                else:
+                    new = coder_forward(coders[layer], inputs[0])[0]
+                return torch.where(keep[..., None], output, new) if how == "coder" else new
+
+            return hook
+
+        hs = [mlps[layer].register_forward_hook(make(layer, how)) for layer, how in replace.items()]
+        try:
+            with torch.no_grad():
+                return model(ids).logits
+        finally:
+            for h in hs:
+                h.remove()
+
+    def ce_kl(logits, ids, clean):
+        logp = F.log_softmax(logits[:, :-1].float(), -1)
+        ce = -logp.gather(-1, ids[:, 1:, None])[..., 0]
+        kl = None if clean is None else (clean.exp() * (clean - logp)).sum(-1)
+        return logp, ce, kl
+
+    tags = [*layers, "all"]
+    sums = {
+        (kind, tag, span): [0.0, 0.0, 0]
+        for kind in ("clean", "coder", "zero", "mean")
+        for tag in tags
+        for span in ("all", "completion", "think", "answer")
+    }
+    for b in batches:
+        ids = b["input_ids"]
+        keep = torch.isin(ids, torch.tensor(keep_ids))
+        masks = {
+            "all": ~keep[:, 1:],
+            "think": b["in_think"][:, 1:],
+            "answer": b["in_answer"][:, 1:],
+            "completion": b["in_think"][:, 1:] | b["in_answer"][:, 1:],
+        }
+        clean_logp, clean_ce, _ = ce_kl(run(ids, {}, keep), ids, None)
+        for tag in tags:
+            for kind in ("clean", "coder", "zero", "mean"):
+                if kind == "clean":
+                    ce, kl = clean_ce, torch.zeros_like(clean_ce)
+                else:
+                    _, ce, kl = ce_kl(
+                        run(ids, {layer: kind for layer in (layers if tag == "all" else [tag])}, keep), ids, clean_logp
+                    )
+                for span, mask in masks.items():
+                    acc = sums[(kind, tag, span)]
+                    acc[0] += float(ce[mask].sum())
+                    acc[1] += float(kl[mask].sum())
+                    acc[2] += int(mask.sum())
+    return sums
+
+
+def test_evaluate_matches_its_definition_per_span_with_kept_tokens(tiny_model, saved_coders):
+    """Every CE / KL / recovered fraction and token count of every span, layer by layer and for all layers,
+    against a recomputation from the definition: positions holding a kept token id keep the model's MLP output
+    (coders only; the ablations replace everything), the 'all' span leaves out predictions of kept tokens,
+    and ce_increase = spliced - clean (positive when the coder hurts)."""
+    _, coders = saved_coders
+    keep_ids = [0, 3]
+    torch.manual_seed(1)
+    batches = []
+    for b in range(2):  # two batches: every statistic is a sum over batches
+        ids = torch.randint(4, tiny_model.config.vocab_size, (3, 10))  # kept ids only where placed
+        ids[:, 0] = 0
+        ids[0, 4] = 3
+        ids[1, 6] = 3
+        think = torch.zeros(3, 10, dtype=torch.bool)
+        if b == 0:
+            think[0, 3] = True  # a span of one token: its mean is its own value
+        answer = torch.zeros(3, 10, dtype=torch.bool)
+        answer[:, 6:9] = True
+        batches.append({"input_ids": ids, "in_think": think, "in_answer": answer})
+    result = evaluate(tiny_model, coders, batches, keep_token_ids=keep_ids + [3])  # duplicates are harmless
+    ref = _reference_evaluate(tiny_model, coders, batches, keep_ids)
+
+    n_keep = sum(int(torch.isin(b["input_ids"], torch.tensor(keep_ids)).sum()) for b in batches)
+    assert result["tokens"] == 60 and result["replaced_tokens"] == 60 - n_keep == 60 - 10
+    for tag, entry in [
+        *((str(layer), result["layers"][str(layer)]) for layer in coders),
+        ("all", result["all_layers"]),
+    ]:
+        key = int(tag) if tag != "all" else "all"
+        for span in ("all", "completion", "think", "answer"):
+            clean_ce, _, n = ref[("clean", key, span)]
+            coder_ce, coder_kl, _ = ref[("coder", key, span)]
+            zero_ce = ref[("zero", key, span)][0]
+            mean_ce = ref[("mean", key, span)][0]
+            e = entry[span]
+            assert (
+                e["tokens"]
+                == n
+                == {"all": 2 * 3 * 9 - 2 * 2, "completion": 1 + 2 * 3 * 3, "think": 1, "answer": 2 * 3 * 3}[span]
+            )
+            assert e["ce_clean"] == pytest.approx(clean_ce / n, abs=2e-6)
+            assert e["ce_spliced"] == pytest.approx(coder_ce / n, abs=2e-6)
+            assert e["ce_increase"] == pytest.approx((coder_ce - clean_ce) / n, abs=4e-6)
+            assert e["ce_increase"] == pytest.approx(e["ce_spliced"] - e["ce_clean"], abs=2e-6)
+            assert e["kl"] == pytest.approx(coder_kl / n, abs=2e-6) and e["kl"] > 0
+            assert e["ce_zero_ablation"] == pytest.approx(zero_ce / n, abs=2e-6)
+            assert e["ce_mean_ablation"] == pytest.approx(mean_ce / n, abs=2e-6)
+            assert e["frac_recovered_zero"] == pytest.approx((zero_ce - coder_ce) / (zero_ce - clean_ce), abs=1e-4)
+            assert e["frac_recovered_mean"] == pytest.approx((mean_ce - coder_ce) / (mean_ce - clean_ce), abs=1e-4)
+            for value in e.values():  # reported to 6 decimals, as floats
+                assert isinstance(value, int) or (isinstance(value, float) and value == round(value, 6))
+            assert all(isinstance(e[k], float) for k in e if k != "tokens")
+    summary = result["summary"]
+    per_layer = [result["layers"][str(layer)] for layer in sorted(coders)]
+    assert summary["max_ce_increase_single"] == max(e["completion"]["ce_increase"] for e in per_layer)
+    assert summary["ce_increase_all_layers"] == result["all_layers"]["completion"]["ce_increase"]
+    assert summary["kl_all_layers"] == result["all_layers"]["completion"]["kl"]
+    assert summary["mean_fvu"] == pytest.approx(sum(e["fvu"] for e in per_layer) / len(per_layer), abs=1e-6)
+    assert summary["mean_l0"] == pytest.approx(sum(e["l0"] for e in per_layer) / len(per_layer), abs=1e-3)
+    assert summary["max_dead_pct"] == max(e["dead_pct"] for e in per_layer)
+
+
+def test_evaluate_coder_statistics_cover_the_replaced_positions(tiny_model, saved_coders):
+    """FVU, L0 and dead % over the positions not holding a kept token, summed over batches."""
+    _, coders = saved_coders
+    keep_ids = [5]
+    torch.manual_seed(2)
+    batches = []
+    for _ in range(2):
+        ids = torch.randint(6, tiny_model.config.vocab_size, (2, 8))
+        ids[:, 0] = 5
+        batches.append(
+            {
+                "input_ids": ids,
+                "in_think": torch.zeros(2, 8, dtype=torch.bool),
+                "in_answer": torch.ones(2, 8, dtype=torch.bool),
+            }
+        )
+    result = evaluate(tiny_model, coders, batches, keep_token_ids=keep_ids)
+    mlps = mlp_modules(tiny_model)
+    for layer, coder in coders.items():
+        xs, ys = [], []
+
+        def grab(mod, inputs, output, xs=xs, ys=ys):
+            xs.append(inputs[0])
+            ys.append(output)
+
+        h = mlps[layer].register_forward_hook(grab)
+        with torch.no_grad():
+            for b in batches:
+                tiny_model(b["input_ids"])
+        h.remove()
+        sel = torch.cat([~torch.isin(b["input_ids"], torch.tensor(keep_ids)).reshape(-1) for b in batches])
+        x = torch.cat([t.reshape(-1, t.shape[-1]) for t in xs])[sel]
+        y = torch.cat([t.reshape(-1, t.shape[-1]) for t in ys])[sel].double()
+        with torch.no_grad():
+            y_hat, acts, idx = coder_forward(coder, x)
+        fvu = float((y - y_hat.double()).pow(2).sum() / (y - y.mean(0)).pow(2).sum())
+        fired = torch.zeros(coder.num_latents, dtype=torch.bool)
+        fired[idx[acts > 0]] = True
+        e = result["layers"][str(layer)]
+        assert len(y) == 2 * 2 * 7 == result["replaced_tokens"]
+        assert e["fvu"] == pytest.approx(fvu, rel=1e-4)
+        assert e["l0"] == pytest.approx(float((acts > 0).sum()) / len(y), abs=1e-3)
+        assert e["dead_pct"] == pytest.approx(100.0 * float((~fired).float().mean()), abs=1e-3)
+        assert (e["num_latents"], e["k"]) == (64, 4)
+        assert e["all"]["tokens"] == 2 * 2 * 7  # predictions of the kept token are left out (none here after 0)
