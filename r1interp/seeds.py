@@ -6,6 +6,8 @@
 Seed 0 is this workspace (the default params, `organism.seed: 0`); seed n is a copy of the project (the files git
 tracks or would track, no outputs) with only `organism.seed` changed, sharing this project's DVC cache, so stages
 that do not depend on the organisms (fetch, corpus) are restored from the run cache rather than rebuilt.
+Run it with the project's environment active (the stages call `python`); the copies import `r1interp` from that
+environment (this checkout, installed editable), so leave the code alone until the runs finish.
 
 Each claim is a number computed from a seed's reports/ and a test of the claim on that seed; a claim "holds in
 every seed" only when its test passes for each. The thresholds are the claims as the README words them, fixed
