@@ -382,6 +382,8 @@ def test_verdict_applies_every_part_of_the_bar():
     assert not touching["ci_above_unmodified"] and touching["ci_above_random"] and not touching["meets_bar"]
     control = verdict(_rows(0.9, (0.8, 0.95), (0.5, 0.85)), "steer", "steer_random")
     assert not control["ci_above_random"] and control["ci_above_unmodified"] and not control["meets_bar"]
+    edge = verdict(_rows(0.9, (0.85, 0.95), (0.5, 0.85)), "steer", "steer_random")  # low bound = control's high
+    assert not edge["ci_above_random"] and not edge["meets_bar"]
     assert verdict(_rows(0.9, (0.8, 0.95), (0.05, 0.2), others_drop=0.02), "steer", "steer_random")["meets_bar"]
     drops = verdict(_rows(0.9, (0.8, 0.95), (0.05, 0.2), others_drop=0.03), "steer", "steer_random")
     assert not drops["no_group_drops_over_2"] and not drops["meets_bar"]
