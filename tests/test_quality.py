@@ -50,6 +50,8 @@ PARAMS = {
     },
     "labels": {"min_activating": 2, "explain_examples": 3, "test_activating": 2, "test_non_activating": 2},
     "graphs": {"models": ["reasoner"]},
+    # the flaw experiment's corrected examples come from the training split, so they fit this small corpus
+    "flaw": {"repair": {"examples": 8}},
 }
 
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from helpers import _env, copied_project, make_project
+from r1interp.contract import import_closure, load_stages
 
 OTHER_CPU = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",  # numpy on a CPU without AVX2
@@ -102,11 +103,20 @@ def test_editing_an_imported_module_makes_exactly_its_stages_stale(twin_builds):
     import it (directly or not) and no other."""
     a, _ = twin_builds
     assert _stale(a) == set()
-    module = a / "r1interp" / "reasoning" / "steps.py"
+    edited = "r1interp/reasoning/steps.py"
+    importers = {
+        stage.name
+        for stage in load_stages(a / "dvc.yaml")
+        if stage.script and edited in import_closure(a / stage.script, a / "r1interp")
+    }
+    # the stages known to use step labels, and not the ones before them in the graph
+    assert {"clusters", "interventions"} <= importers
+    assert not importers & {"corpus", "organism@base", "organism@reasoner", "train@all", "compare"}
+    module = a / edited
     original = module.read_text()
     try:
         module.write_text(original + "\n# edited\n")
-        assert _stale(a) == {"clusters", "interventions"}
+        assert _stale(a) == importers
     finally:
         module.write_text(original)
     assert _stale(a) == set()
