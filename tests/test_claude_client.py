@@ -451,7 +451,11 @@ def test_ctrl_c_during_a_rate_limit_pause_stops_within_a_second(server, tmp_path
 
     server.faults.append("429-long")  # retry-after: 3600, capped at max_retry_wait_s
     script = (
-        "import dataclasses, sys\n"
+        "import dataclasses, faulthandler, signal, sys\n"
+        "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"  # where it hangs, if it does
+        # a terminal's Ctrl-C: a process started with SIGINT ignored (as under pytest-xdist's workers) inherits
+        # that, and Python then installs no KeyboardInterrupt handler
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from r1interp.autointerp.client import ClaudeClient, LLMRequest\n"
         "from r1interp.config import ClaudeParams\n"
         "cfg = dataclasses.replace(ClaudeParams(), max_retry_wait_s=60.0, concurrency=2, max_retries=3, timeout_s=5.0)\n"
@@ -477,9 +481,11 @@ def test_ctrl_c_during_a_rate_limit_pause_stops_within_a_second(server, tmp_path
     try:
         _, err = proc.communicate(timeout=15)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
         proc.kill()
-        proc.communicate()
-        raise AssertionError("Ctrl-C did not stop the client within 15 s") from None
+        _, err = proc.communicate()
+        raise AssertionError(f"Ctrl-C did not stop the client within 15 s; its threads:\n{err[-6000:]}") from None
     stopped_after = time.monotonic() - sent
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     assert stopped_after < 5.0, f"Ctrl-C took {stopped_after:.1f} s (the pause had ~60 s left)"

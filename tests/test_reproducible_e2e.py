@@ -53,9 +53,11 @@ def hashed_outputs(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def twin_builds(pipeline_project, tmp_path_factory) -> tuple[Path, Path]:
+def twin_builds(request, tmp_path_factory) -> tuple[Path, Path]:
     b = make_project(tmp_path_factory.mktemp("repro-b") / "p")
-    _repro(b, OTHER_CPU)  # first: meanwhile another worker may be building the shared pipeline
+    _repro(b, OTHER_CPU)  # first: meanwhile another worker builds the shared pipeline
+    # asked for only now: as a fixture argument it would be resolved first, and this worker would wait idle
+    pipeline_project = request.getfixturevalue("pipeline_project")
     a = copied_project(pipeline_project, tmp_path_factory.mktemp("repro-a") / "p")
     _repro(a, {})
     return a, b

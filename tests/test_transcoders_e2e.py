@@ -109,7 +109,7 @@ def test_sweep_as_dvc_experiments(project: Path):
             "--queue",
             "evaluate",
             "-S",
-            "train.expansion_factor=4,8",
+            "train.expansion_factor=4",
             "-S",
             "train.k=4,8",
             "-S",
@@ -122,19 +122,17 @@ def test_sweep_as_dvc_experiments(project: Path):
     run(DVC + ["exp", "run", "--run-all"], project)
     shown = run(DVC + ["exp", "show", "--json"], project).stdout
     names = [n for n in json.dumps(json.loads(shown)).split('"name": ')[1:]]
-    assert len(names) >= 4
+    assert len(names) >= 2
     pareto = run([sys.executable, "-m", "r1interp.cli", "sweep", "pareto"], project)
     report = json.loads((project / "reports/sweep/pareto.json").read_text())
-    swept = [
-        p for p in report["points"] if p["params"].get("k") in (4, 8) and p["params"].get("expansion_factor") in (4, 8)
-    ]
-    assert len({(p["params"]["k"], p["params"]["expansion_factor"]) for p in swept}) == 4
+    swept = [p for p in report["points"] if p["params"].get("k") in (4, 8) and p["params"].get("expansion_factor") == 4]
+    assert len({(p["params"]["k"], p["params"]["expansion_factor"]) for p in swept}) == 2
     assert report["front"] and (project / "reports/sweep/pareto.png").stat().st_size > 1000
     assert "Pareto front" in pareto.stdout
     branch = run(["git", "branch", "--show-current"], project).stdout.strip()
     by_params = {(p["params"]["k"], p["params"]["expansion_factor"]): p["name"] for p in swept if p["name"] != branch}
     diff = json.loads(
-        run(DVC + ["metrics", "diff", by_params[(4, 4)], by_params[(8, 8)], "--all", "--json"], project).stdout
+        run(DVC + ["metrics", "diff", by_params[(4, 4)], by_params[(8, 4)], "--all", "--json"], project).stdout
     )
     changed = diff["reports/metrics/transcoders.json"]
     assert changed["reasoner.summary.mean_l0"]["old"] < changed["reasoner.summary.mean_l0"]["new"]  # k=4 -> k=8
