@@ -37,9 +37,12 @@ from r1interp.readme import Sources, _Differences
 
 WORK_DIR = Path(".seeds")
 SEED_KEY = "organism.seed"
-CLAIM_STAGES = ("compare", "clusters", "interventions", "flaw")  # and what they need; not labels-only stages, the site
+# and what they need; not labels-only stages, the site
+CLAIM_STAGES = ("organism-eval", "compare", "clusters", "interventions", "flaw")
 ABLATION_MARGIN = 0.30  # "specific": the carry group loses >= 30 points more than the random control and no-carry
 ARI_BAR = 0.5  # "the clusters recover the generator's step types"
+COMPETENT = 0.95  # the organisms' bar (issue 17): a reasoner / other groups of the flawed organism at or above it
+FLAW_BELOW = 0.60  # the flawed organism's pattern accuracy must stay under this
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,36 @@ def _flaw(src: Sources, *keys: str) -> Any:
     return src.get(paths.FLAW_METRICS, *keys)
 
 
+def _reasoner_accuracy(src: Sources) -> float:
+    return float(src.get(paths.ORGANISM_METRICS, "reasoner", "accuracy", "overall"))
+
+
+def _flawed_groups(src: Sources) -> dict[str, float]:
+    """The unmodified flawed organism's held-out accuracy per group."""
+    arm = _flaw(src, "arms", "unmodified")
+    return {g: float(r["accuracy"]) for g, r in arm.items() if isinstance(r, dict) and "accuracy" in r}
+
+
+def _flawed_on_target(src: Sources) -> bool:
+    groups = _flawed_groups(src)
+    return groups["flaw"] < FLAW_BELOW and all(a >= COMPETENT for g, a in groups.items() if g != "flaw")
+
+
 CLAIMS = (
+    # the organisms first: a finding about an organism that cannot do the task means little
+    Claim(
+        "reasoner_competent",
+        f"the reasoner solves at least {COMPETENT:.0%} of the held-out problems (accuracy shown)",
+        _reasoner_accuracy,
+        lambda s: _reasoner_accuracy(s) >= COMPETENT,
+    ),
+    Claim(
+        "flawed_organism_on_target",
+        f"the flawed organism fails its pattern (accuracy < {FLAW_BELOW:.0%}) and solves every other group "
+        f"(>= {COMPETENT:.0%}) (lowest other-group accuracy shown)",
+        lambda s: min(a for g, a in _flawed_groups(s).items() if g != "flaw"),
+        _flawed_on_target,
+    ),
     Claim(
         "ffl_reasoner_vs_base",
         "the reasoner's FFLs are more often sign-coherent than the base's (coherent share difference, CI above 0)",

@@ -19,7 +19,16 @@ DIFF_FIELDS = ["comparison", "statistic", "mean_a", "mean_b", "difference", "ci_
 
 
 def _write_reports(
-    root: Path, *, ffl: float, think: float, carry_drop: float, ari: float, steer_ok: bool, organism_seed: int
+    root: Path,
+    *,
+    ffl: float,
+    think: float,
+    carry_drop: float,
+    ari: float,
+    steer_ok: bool,
+    organism_seed: int,
+    reasoner: float = 1.0,
+    flawed: tuple[float, float] = (0.0, 0.99),  # the flaw group, the lowest other group
 ) -> None:
     """The few report files the claims read, with chosen values (CIs +- 0.05 around each difference)."""
     (root / "reports/motifs/compare").mkdir(parents=True, exist_ok=True)
@@ -49,7 +58,11 @@ def _write_reports(
     (root / "reports/metrics/clusters.json").write_text(json.dumps({"kmeans": {"ari_vs_true_step_types": ari}}))
     verdicts = {t: {"meets_bar": steer_ok and t == "steer"} for t in ("steer", "neuron_edit", "cluster_finetune")}
     arms = {t: {"lift": 0.9 if t == "steer" else 0.1} for t in ("steer", "neuron_edit", "cluster_finetune")}
+    acc = {"flaw": flawed[0], "add_carry": 1.0, "add_no_carry": flawed[1], "mul": 0.97}
+    arms["unmodified"] = {g: {"accuracy": a, "ci": [a - 0.05, a], "n": 100} for g, a in acc.items()} | {"lift": 0.0}
     (root / "reports/metrics/flaw.json").write_text(json.dumps({"arms": arms, "verdicts": verdicts}))
+    organism = {"reasoner": {"accuracy": {"add": reasoner, "mul": reasoner, "overall": reasoner}}}
+    (root / "reports/metrics/organism.json").write_text(json.dumps(organism))
     (root / "params.yaml").write_text(yaml.safe_dump({"organism": {"seed": organism_seed, "layers": 4}, "flaw": {}}))
 
 
@@ -60,7 +73,10 @@ def three_seeds(tmp_path: Path) -> Path:
         tmp_path / ".seeds/seed-1", ffl=0.2, think=0.01, carry_drop=0.4, ari=0.61, steer_ok=True, organism_seed=1
     )
     _write_reports(
-        tmp_path / ".seeds/seed-2", ffl=0.26, think=-0.1, carry_drop=0.3, ari=0.45, steer_ok=False, organism_seed=2
+        tmp_path / ".seeds/seed-2",
+        **dict(ffl=0.26, think=-0.1, carry_drop=0.3, ari=0.45, steer_ok=False, organism_seed=2),
+        reasoner=0.95,  # at the bar: competent
+        flawed=(0.6, 0.95),  # the flaw group at its bar: not on target
     )
     return tmp_path
 
@@ -74,6 +90,11 @@ def test_collect_reports_every_claim_per_seed_with_its_verdict(three_seeds: Path
     assert ffl["values"] == {"0": 0.31, "1": 0.2, "2": 0.26} and ffl["holds_in_every_seed"] and ffl["holds_in"] == 3
     assert ffl["mean"] == pytest.approx(0.2567, abs=1e-4) and ffl["sd"] == pytest.approx(0.0551, abs=1e-4)
     assert (ffl["min"], ffl["max"]) == (0.2, 0.31)
+    competent = claims["reasoner_competent"]
+    assert competent["values"] == {"0": 1.0, "1": 1.0, "2": 0.95} and competent["holds_in_every_seed"]
+    target = claims["flawed_organism_on_target"]  # the lowest other group shown; seed 2's flaw group is at 0.60
+    assert target["values"] == {"0": 0.97, "1": 0.97, "2": 0.95}
+    assert target["holds"] == {"0": True, "1": True, "2": False}
     think = claims["ffl_think_vs_answer"]  # seed 1: CI [-0.04, 0.06] includes 0
     assert think["holds"] == {"0": True, "1": False, "2": True} and not think["holds_in_every_seed"]
     # specificity margin at the largest size: carry drop - max(random drop, no-carry drop); the bar is 0.30
