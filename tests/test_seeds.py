@@ -74,7 +74,12 @@ def three_seeds(tmp_path: Path) -> Path:
     )
     _write_reports(
         tmp_path / ".seeds/seed-2",
-        **dict(ffl=0.26, think=-0.1, carry_drop=0.3, ari=0.45, steer_ok=False, organism_seed=2),
+        ffl=0.26,
+        think=-0.1,
+        carry_drop=0.3,
+        ari=0.45,
+        steer_ok=False,
+        organism_seed=2,
         reasoner=0.95,  # at the bar: competent
         flawed=(0.6, 0.95),  # the flaw group at its bar: not on target
     )
