@@ -57,7 +57,9 @@ def _write_reports(
     (root / "reports/metrics/interventions.json").write_text(json.dumps({"ablation_specificity": spec}))
     (root / "reports/metrics/clusters.json").write_text(json.dumps({"kmeans": {"ari_vs_true_step_types": ari}}))
     verdicts = {t: {"meets_bar": steer_ok and t == "steer"} for t in ("steer", "neuron_edit", "cluster_finetune")}
-    arms = {t: {"lift": 0.9 if t == "steer" else 0.1} for t in ("steer", "neuron_edit", "cluster_finetune")}
+    arms: dict[str, dict] = {
+        t: {"lift": 0.9 if t == "steer" else 0.1} for t in ("steer", "neuron_edit", "cluster_finetune")
+    }
     acc = {"flaw": flawed[0], "add_carry": 1.0, "add_no_carry": flawed[1], "mul": 0.97}
     arms["unmodified"] = {g: {"accuracy": a, "ci": [a - 0.05, a], "n": 100} for g, a in acc.items()} | {"lift": 0.0}
     (root / "reports/metrics/flaw.json").write_text(json.dumps({"arms": arms, "verdicts": verdicts}))
