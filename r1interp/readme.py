@@ -1447,7 +1447,11 @@ def flaw_findings(src: Sources) -> list[str]:
     lines.append(
         f"- The unconstrained fine-tune takes the flaw group to {_dec(u['flaw']['accuracy'], 2)} and costs up to "
         f"{_dec(max(u['worst_other_drop'], 0) * 100, 0)} points elsewhere"
-        + (f"; {_join([FLAW_TECHNIQUES[t] for t in met])} fixes the flaw without that cost." if met else ".")
+        + (
+            f"; {_join([FLAW_TECHNIQUES[t] for t in met])} {'fix' if len(met) > 1 else 'fixes'} the flaw without that cost."
+            if met
+            else "."
+        )
     )
     return lines
 

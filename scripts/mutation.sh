@@ -65,7 +65,8 @@ section = (
     'source_paths = ["r1interp"]\n'
     f"only_mutate = {json.dumps(files)}\n"
     'also_copy = ["params.yaml", "dvc.yaml", "configs", "data", "scripts", "stages", "README.md", "docs", "constraints.txt"]\n'
-    'pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider"]\n'
+    # -n 0: no xdist workers (addopts asks for two); mutmut maps tests to mutants only in its own process
+    'pytest_add_cli_args = ["-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]\n'
     f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n\n"
 )
 open(path, "w").write(head + section + tail)

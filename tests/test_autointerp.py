@@ -578,6 +578,14 @@ def test_binary_metrics_hand_computed(truth, pred, counts):
     assert m["answered"] == sum(p is not None for p in pred) and m["samples"] == len(truth)
 
 
+def test_binary_metrics_refuses_answers_that_do_not_line_up_with_the_samples():
+    """One answer per sample: a missing or extra answer would silently shift the score of every later sample."""
+    with pytest.raises(ValueError, match="zip"):
+        binary_metrics([True, False, True], [True, False])
+    with pytest.raises(ValueError, match="zip"):
+        binary_metrics([True, False], [True, False, None])
+
+
 def test_binary_metrics_degenerate_cases():
     # only activating samples, all found: specificity undefined, balanced accuracy = recall
     m = binary_metrics([True] * 3, [True] * 3)
