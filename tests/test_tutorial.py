@@ -766,7 +766,9 @@ def build_time(t: Tutorial, r: Reports):
     assert m, "tutorial claim 'build time': the install line's comment changed"
     readme = (r.root / README if (r.root / README).exists() else ROOT / README).read_text()
     # the generated timing row of the README's results table (python -m r1interp.readme, from reports/timings/)
-    measured = re.search(r"full `dvc repro` with nothing built yet[^|]*\*\* \| \*\*(\d+) s \((\d+\.\d) min\)\*\*", readme)
+    measured = re.search(
+        r"full `dvc repro` with nothing built yet[^|]*\*\* \| \*\*(\d+) s \((\d+\.\d) min\)\*\*", readme
+    )
     assert measured, "README: the results table's full `dvc repro` row moved"
     minutes = str(round(float(measured[2])))
     same("build time", README, m.groupdict(), {"minutes": minutes, "seconds": measured[1]})
