@@ -128,7 +128,9 @@ class OrganismParams:
     max_positions: int = _f(256, ge=32)
     rope_theta: float = _f(10000.0, gt=0.0)
     base: TrainPhaseParams = _f(TrainPhaseParams(steps=400, lr=3e-3, batch_size=64, warmup_steps=50))
-    reasoner: TrainPhaseParams = _f(TrainPhaseParams(steps=800, lr=1e-2, batch_size=32, warmup_steps=100))
+    # 1200 steps, not 800: at 800 the reasoners of organism seeds 1 and 2 solved only 61% / 56% of held-out 2+3-digit
+    # additions without a carry (final loss 0.006 / 0.017); at 1200 every seed 0-2 solves >= 97% of every group
+    reasoner: TrainPhaseParams = _f(TrainPhaseParams(steps=1200, lr=1e-2, batch_size=32, warmup_steps=100))
     reasoner_init: str = _f(
         "base", choices=("base", "scratch"), doc="fine-tune the base (as R1-distill) or train from the same init"
     )

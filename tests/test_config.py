@@ -121,7 +121,7 @@ def test_defaults_parse():
     assert parse_params(None) == p
     assert p.model.profile == "organism"
     assert p.organism.layers == 4
-    assert p.organism.reasoner.steps == 800
+    assert p.organism.reasoner.steps == 1200
     assert p.organism.reasoner.lr == pytest.approx(1e-2)
     assert set(p.corpus.tasks) == {"add", "mul"}
     assert p.corpus.tasks["add"] == TaskParams(2, 3)
