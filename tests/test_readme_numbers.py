@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -73,9 +74,11 @@ def test_a_changed_metric_fails_the_check_naming_its_row(copy, capsys):
 
 
 def test_a_changed_number_in_a_row_label_is_named_too(copy):
-    _edit_json(copy / paths.GRAPHS_METRICS, "faithfulness", "edges", value=1500)
+    edges = json.loads((copy / paths.GRAPHS_METRICS).read_text())["faithfulness"]["edges"]
+    _edit_json(copy / paths.GRAPHS_METRICS, "faithfulness", "edges", value=edges + 1)
     problem = readme.check(copy)
-    assert problem is not None and "graph faithfulness (1,463 sampled edges" in problem and "1,500" in problem
+    assert problem is not None and f"graph faithfulness ({edges:,} sampled edges" in problem
+    assert f"({edges + 1:,} sampled edges" in problem
 
 
 def test_a_missing_metrics_file_is_one_error_naming_it(copy, capsys):
@@ -210,6 +213,13 @@ def _set_cluster_size(path: Path) -> None:
     path.write_text(json.dumps(data))
 
 
+def _other_k(root: Path) -> str:
+    """The k the README's cluster block compares the chosen k with ('k = 5 would give ...')."""
+    found = re.search(r"k = (\d+) would give", (root / readme.README).read_text())
+    assert found, "README: the clusters block names no other k"
+    return found[1]
+
+
 def _set_steering(path: Path) -> None:
     data = json.loads(path.read_text())
     alpha8 = next(e for e in data["steering"] if e["alpha"] == 8.0)
@@ -235,11 +245,11 @@ def _set_steering(path: Path) -> None:
             "findings-motifs",
             "**Reasoner vs base**",
         ),
-        (lambda root: _set_cluster_size(root / paths.TAXONOMY_JSON), "findings-clusters", "final_carry over C1"),
+        (lambda root: _set_cluster_size(root / paths.TAXONOMY_JSON), "findings-clusters", "C1 ("),
         (
-            lambda root: _edit_csv(root / paths.CLUSTER_K_SELECTION, {"k": "6"}, "ari_kmeans", 0.7),
+            lambda root: _edit_csv(root / paths.CLUSTER_K_SELECTION, {"k": _other_k(root)}, "ari_kmeans", 0.99),
             "findings-clusters",
-            "k = 6 would give 0.700",
+            "would give 0.990",
         ),
         (lambda root: _set_steering(root / paths.INTERVENTIONS_METRICS), "findings-interventions", "alpha 8"),
     ],
