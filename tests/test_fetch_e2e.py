@@ -225,10 +225,15 @@ def test_an_interrupted_download_resumes(local_hub, standins, tmp_path):
     local_hub.fail_next("resolve", status=403)  # the first file request fails (a 5xx would be retried)
     with pytest.raises(HubError, match="download failed"):
         fetch_model(spec, dest, log=lambda _: None)
-    assert not dest.exists() and (tmp_path / "models" / ".base.tmp-download").is_dir()
+    staging = tmp_path / "models" / ".base.tmp-download"
+    assert not dest.exists() and staging.is_dir()
+    # the files that came before the failure stopped the download (how many depends on thread scheduling:
+    # huggingface_hub cancels the downloads that had not started yet)
+    kept = {p.relative_to(staging) for p in staging.rglob("*") if p.is_file() and ".cache" not in p.parts}
     start = len(local_hub.requests)
     receipt = fetch_model(spec, dest, log=lambda _: None)
-    assert _resolves(local_hub, start) == 1  # only the file that failed
+    assert _resolves(local_hub, start) == len(receipt["files"]) - len(kept) >= 1  # only what is missing
+    assert {Path(f) for f in receipt["files"]} >= kept
     assert receipt["revision"] == spec.revision and not (tmp_path / "models" / ".base.tmp-download").exists()
     assert (dest / "model.safetensors").read_bytes() == (standins["base"][0] / "model.safetensors").read_bytes()
 
