@@ -193,10 +193,15 @@ def test_claude_labels_through_the_sdk_with_faults_and_resume(project: Path):
         ]:
             assert KEY not in path.read_text()
 
-        # a third run with everything cached sends nothing at all
+        # a third run of the stage alone (-s: with -f alone DVC would force every stage above it too), everything
+        # cached: it sends nothing at all
         with MessagesServer(respond, api_key=KEY) as quiet:
             again = subprocess.run(
-                DVC + ["repro", "-f", "labels"], cwd=project, env=_claude_env(quiet), capture_output=True, text=True
+                DVC + ["repro", "-f", "-s", "labels"],
+                cwd=project,
+                env=_claude_env(quiet),
+                capture_output=True,
+                text=True,
             )
             assert again.returncode == 0, again.stderr[-3000:]
             assert quiet.log == []
