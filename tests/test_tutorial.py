@@ -150,6 +150,11 @@ def f3(x: float) -> str:
     return f"{float(x):.3f}"
 
 
+def word(a: float, b: float, below: str, equal: str, above: str, tolerance: float = 0.0) -> str:
+    """The word the prose uses for how `a` compares with `b` (equal: the same, or closer than `tolerance`)."""
+    return equal if a == b or abs(a - b) < tolerance else below if a < b else above
+
+
 def same(claim: str, source: str, said: dict[str, str], actual: dict[str, str]) -> None:
     wrong = {k: (said[k], actual[k]) for k in actual if said[k] != actual[k]}
     assert not wrong, f"tutorial claim '{claim}' disagrees with {source}: " + "; ".join(
@@ -375,10 +380,6 @@ def graph_node_and_target(t: Tutorial, r: Reports):
     )
 
 
-def coh_share(g: re.Match) -> float:
-    return int(g["n_coh"]) / int(g["n_all"])
-
-
 def _motif_rows(t: Tutorial) -> dict[str, list[str]]:
     _, out = t.console("r1interp motifs")
     return {l.split()[0]: l.split()[1:] for l in out if l.strip() and l.strip() != "..."}
@@ -440,14 +441,14 @@ def motif_node_roles(t: Tutorial, r: Reports):
             "source": "0/0" if source == "0/0" else f"(not 0/0: {source})",
             "i_all": str(ic + ii),
             "i_coh": str(ic),
-            "role": (
-                "mostly a **target**"
-                if tc + ti > ic + ii
-                else "mostly an **intermediate**"
-                if ic + ii > tc + ti
-                else "as often an **intermediate** as a **target**"
+            "role": word(
+                tc + ti,
+                ic + ii,
+                "mostly an **intermediate**",
+                "as often an **intermediate** as a **target**",
+                "mostly a **target**",
             ),
-            "cmp": "less" if 100 * tc / (tc + ti) < 100 * coh_share(g) else "more",
+            "cmp": word(tc / (tc + ti), int(g["n_coh"]) / int(g["n_all"]), "less", "more", "more"),
         },
     )
     assert layer == max(int(k.split("_")[0]) for k in rows if re.fullmatch(r"\d+_\d+_\d+", k)), "not in the last layer"
@@ -595,7 +596,10 @@ def cluster_prose_follows_table(t: Tutorial, r: Reports):
         r"the rest next to nothing \((?P<max>[\d.]+) or less\): the plain sums of (?P<plain>C\d+ and C\d+), the final "
         r"carries of (?P<final>C\d+ and C\d+), the carry-free products of (?P<products>C\d+)\.",
     )
-    ids = lambda text: sorted(re.findall(r"C(\d+)", text))  # noqa: E731
+
+    def ids(text: str) -> list[str]:
+        return sorted(re.findall(r"C(\d+)", text))
+
     small = float(rest["max"])
     named_rest = {
         kind: ids(rest[key])
@@ -730,7 +734,7 @@ def steering(t: Tutorial, r: Reports):
             "random": f2(random),
             "features": steered.pop() if len(steered) == 1 else str(steered),
             # costs less = keeps more accuracy; within 5 points is "about what"
-            "relation": "about what" if abs(steer - random) < 0.05 else "less than" if steer > random else "more than",
+            "relation": word(steer, random, "more than", "about what", "less than", tolerance=0.05),
         },
     )
 
@@ -814,11 +818,7 @@ def scores_quoted(t: Tutorial, r: Reports):
         {
             "detection": scores[1],
             "fuzzing": scores[2],
-            "relation": "the same"
-            if scores[1] == scores[2]
-            else "lower"
-            if float(scores[2]) < float(scores[1])
-            else "higher",
+            "relation": word(float(scores[2]), float(scores[1]), "lower", "the same", "higher"),
         },
     )
 
