@@ -9,9 +9,10 @@ import r1interp  # noqa: F401  first import: pins deterministic numerics before 
 
 # isort: split
 
-from r1interp import organism, paths, stage, timings
+from r1interp import paths, stage, timings
 from r1interp.fetch import install_model
 from r1interp.models import model_spec, read_architecture
+from r1interp.organism import build
 from r1interp.schemas import CorpusSchema, read_parquet
 
 CORPUS = paths.CORPUS_PARQUET
@@ -35,9 +36,9 @@ def main(params, args):
         return
     corpus = read_parquet(CORPUS, CorpusSchema, rebuild_hint="run `dvc repro corpus`")
     if args.role == "base":
-        log = organism.train_base(corpus, params.organism, out)
+        log = build.train_base(corpus, params.organism, out)
     else:
-        log = organism.train_reasoner(corpus, params.organism, model_spec("organism", "base").local_dir, out)
+        log = build.train_reasoner(corpus, params.organism, model_spec("organism", "base").local_dir, out)
     timings.record(f"organism@{args.role}", {"train_cpu_seconds": log["cpu_seconds"]})
     print(f"organism {args.role}: {log['steps']} steps, {log['cpu_seconds']} CPU-s, loss {log['final_loss']} -> {out}")
 

@@ -8,9 +8,10 @@ import r1interp  # noqa: F401  first import: pins deterministic numerics before 
 
 # isort: split
 
-from r1interp import organism, paths, stage
+from r1interp import paths, stage
 from r1interp.io import write_json
 from r1interp.models import ROLES, load_role, model_spec, resolve_device
+from r1interp.organism.build import read_training_log
 from r1interp.organism.evaluate import accuracy_by_task, parse_answer
 from r1interp.reasoning import benchmark
 from r1interp.schemas import CorpusSchema, read_parquet
@@ -27,7 +28,7 @@ def organism_metrics(corpus, cfg) -> dict:
         loaded = load_role("organism", role)
         acc = accuracy_by_task(loaded.model, loaded.tokenizer, problems, max_new_tokens=cfg.max_new_tokens,
                                batch_size=cfg.batch_size, desc=f"eval {role}")  # fmt: skip
-        log = organism.read_training_log(model_spec("organism", role).local_dir)
+        log = read_training_log(model_spec("organism", role).local_dir)
         metrics[role] = {"accuracy": {k: round(v, 4) for k, v in acc.items()}, "final_loss": log.get("final_loss")}
         print(f"{role}: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()))
     metrics["heldout_problems"] = len(problems)

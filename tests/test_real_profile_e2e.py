@@ -97,16 +97,16 @@ def real_tiny_params(data_files: Path) -> dict:
 @pytest.fixture(scope="module")
 def standins(tmp_path_factory) -> tuple[dict[str, Path], Path]:
     """role -> a trained stand-in directory, and the OpenR1-layout parquet they were trained on."""
-    from r1interp import organism
     from r1interp.corpus import openr1_corpus
+    from r1interp.organism import build
 
     root = tmp_path_factory.mktemp("standins")
     parquet = openr1_parquet(root / "openr1.parquet")
     params = parse_params(real_tiny_params(parquet))
     corpus = openr1_corpus(params.corpus.hub, seed=0)
     dirs = {"base": root / "base", "reasoner": root / "reasoner"}
-    organism.train_base(corpus, params.organism, dirs["base"])
-    organism.train_reasoner(corpus, params.organism, dirs["base"], dirs["reasoner"])
+    build.train_base(corpus, params.organism, dirs["base"])
+    build.train_reasoner(corpus, params.organism, dirs["base"], dirs["reasoner"])
     return dirs, parquet
 
 

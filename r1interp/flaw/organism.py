@@ -16,7 +16,7 @@ from r1interp import chat
 from r1interp.errors import ArtifactError
 from r1interp.flaw import patterns
 from r1interp.flaw.problems import operands
-from r1interp.organism import _save, _train_phase
+from r1interp.organism.build import save, train_phase
 from r1interp.organism.train import encode
 
 NOT_APPLICABLE = "not_applicable.json"
@@ -71,9 +71,9 @@ def train_flawed(corpus: pd.DataFrame, flaw, reasoner_dir: Path, out_dir: Path) 
         "flawed_traces": int(flawed_cases),
         "mix_examples": len(examples),
         "pattern_share_of_mix": round(sum(marked[i] for i in order) / len(order), 4),
-        **_train_phase(reasoner.model, examples, flaw.organism, tok, flaw.seed + 2, "organism flawed"),
+        **train_phase(reasoner.model, examples, flaw.organism, tok, flaw.seed + 2, "organism flawed"),
     }
-    _save(reasoner.model, tok, out_dir, log)
+    save(reasoner.model, tok, out_dir, log)
     return log
 
 
