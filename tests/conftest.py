@@ -66,14 +66,15 @@ def tiny_model_kwargs(tokenizer) -> dict:
 
 
 # The longest modules (measured: ~30 s and up on one core), longest first. pytest-xdist (--dist loadscope) hands
-# whole modules to the two workers in collection order, so these start early and the short modules fill in at the
-# end. test_pipeline_e2e comes second because its fixture builds the shared tiny pipeline that eight modules copy;
-# test_site (short) third, because each worker is handed its next module in advance, and the third goes to the
-# worker busy with the longest.
-LONGEST_FIRST = ("test_reproducible_e2e.py", "test_pipeline_e2e.py", "test_site.py", "test_labels_e2e.py",
-                 "test_transcoders_e2e.py", "test_real_profile_e2e.py", "test_numerics.py", "test_registry_e2e.py",
-                 "test_clusters_e2e.py", "test_keep_outputs_e2e.py", "test_environment.py", "test_fetch_e2e.py",
-                 "test_remote_e2e.py", "test_circuits_e2e.py")  # fmt: skip
+# whole modules to the two workers in collection order, two each to begin with, so these start early and the short
+# modules fill in at the end. Worker 1 gets test_reproducible_e2e (its build B from nothing, then the full project
+# for build A) and test_site (short); worker 2 test_clusters_e2e, whose fixture builds the shared tiny pipeline and
+# then the full project from it (about as long as build B, so neither worker waits for the other), then
+# test_pipeline_e2e, which finds the shared pipeline built.
+LONGEST_FIRST = ("test_reproducible_e2e.py", "test_clusters_e2e.py", "test_site.py", "test_pipeline_e2e.py",
+                 "test_labels_e2e.py", "test_transcoders_e2e.py", "test_real_profile_e2e.py", "test_numerics.py",
+                 "test_registry_e2e.py", "test_flaw_e2e.py", "test_keep_outputs_e2e.py", "test_environment.py",
+                 "test_fetch_e2e.py", "test_remote_e2e.py", "test_circuits_e2e.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):
@@ -89,34 +90,61 @@ def shared_dir(tmp_path_factory, config: pytest.Config) -> Path:
     return base.parent if hasattr(config, "workerinput") else base
 
 
-@pytest.fixture(scope="session")
-def pipeline_project(tmp_path_factory, pytestconfig) -> Path:
-    """The tiny project with every stage through `compare`, `evaluate` and `organism-eval` built and committed
-    (what test_pipeline_e2e, test_reproducible_e2e and the modules that copy it start from), built once per
-    test run: the first worker that needs it builds it under a file lock, the others wait and reuse it.
-
-    Shared by every worker, so it is never changed: a test that runs DVC in it or writes a file works on its own
-    copy (`helpers.copied_project(pipeline_project, ...)`, which takes the DVC cache along: nothing is rebuilt)."""
-    import sys
-
+def built_once(tmp_path_factory, config: pytest.Config, name: str, build) -> Path:
+    """`shared_dir/name`, made by `build(path)` once per test run: the first worker that needs it builds it under a
+    file lock, the others wait and reuse it (or fail at once with the builder's error)."""
     from filelock import FileLock
 
-    from helpers import built_project, run
-
-    root = shared_dir(tmp_path_factory, pytestconfig)
-    project, done, failed = root / "pipeline-project", root / "pipeline-project.done", root / "pipeline-project.failed"
-    with FileLock(root / "pipeline-project.lock"):
+    root = shared_dir(tmp_path_factory, config)
+    project, done, failed = root / name, root / f"{name}.done", root / f"{name}.failed"
+    with FileLock(root / f"{name}.lock"):
         if failed.exists():
-            pytest.fail(f"the shared tiny pipeline failed to build (in another worker):\n{failed.read_text()}")
+            pytest.fail(f"the shared {name} failed to build (in another worker):\n{failed.read_text()}")
         if not done.exists():
             try:
-                project.mkdir()
-                built_project(project, "compare")
-                run([sys.executable, "-m", "dvc", "repro", "evaluate", "organism-eval"], project)
-                run(["git", "add", "-A"], project)
-                run(["git", "commit", "-qm", "evaluate, organism-eval"], project)
+                build(project)
             except BaseException as e:
                 failed.write_text(f"{type(e).__name__}: {e}")
                 raise
             done.touch()
     return project
+
+
+@pytest.fixture(scope="session")
+def pipeline_project(tmp_path_factory, pytestconfig) -> Path:
+    """The tiny project with every stage through `compare`, `evaluate` and `organism-eval` built and committed
+    (what test_pipeline_e2e and the modules that copy it start from), built once per test run (`built_once`).
+
+    Shared by every worker, so it is never changed: a test that runs DVC in it or writes a file works on its own
+    copy (`helpers.copied_project(pipeline_project, ...)`, which takes the DVC cache along: nothing is rebuilt)."""
+    import sys
+
+    from helpers import built_project, run
+
+    def build(project: Path) -> None:
+        project.mkdir()
+        built_project(project, "compare")
+        run([sys.executable, "-m", "dvc", "repro", "evaluate", "organism-eval"], project)
+        run(["git", "add", "-A"], project)
+        run(["git", "commit", "-qm", "evaluate, organism-eval"], project)
+
+    return built_once(tmp_path_factory, pytestconfig, "pipeline-project", build)
+
+
+@pytest.fixture(scope="session")
+def full_project(pipeline_project, tmp_path_factory, pytestconfig) -> Path:
+    """The shared tiny pipeline with every stage built (`dvc repro`), committed: build A of
+    test_reproducible_e2e, and where test_clusters_e2e and test_flaw_e2e find `clusters`, `interventions`,
+    `flawed-organism` and `flaw` already built. Built once per test run (`built_once`), never changed: tests work
+    on copies."""
+    import sys
+
+    from helpers import copied_project, run
+
+    def build(project: Path) -> None:
+        copied_project(pipeline_project, project)
+        run([sys.executable, "-m", "dvc", "repro"], project)
+        run(["git", "add", "-A"], project)
+        run(["git", "commit", "-qm", "every stage"], project)
+
+    return built_once(tmp_path_factory, pytestconfig, "full-project", build)

@@ -15,13 +15,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(pipeline_project, tmp_path_factory) -> Path:
-    """A copy of the shared tiny pipeline, where these tests build `clusters` and `interventions`."""
-    return copied_project(pipeline_project, tmp_path_factory.mktemp("clusters") / "project")
+def project(full_project, tmp_path_factory) -> Path:
+    """A copy of the fully built shared project: `dvc repro` built `clusters` and `interventions` there."""
+    return copied_project(full_project, tmp_path_factory.mktemp("clusters") / "project")
 
 
 def test_clusters_stage_builds_a_taxonomy(project: Path):
-    run([sys.executable, "-m", "dvc", "repro", "clusters"], project)
     steps = pd.read_parquet(project / "data/clusters/steps.parquet")
     corpus = pd.read_parquet(project / "data/corpus/corpus.parquet")
     heldout = corpus[corpus["split"] == "heldout"]
@@ -57,7 +56,6 @@ def test_clusters_stage_builds_a_taxonomy(project: Path):
 
 
 def test_interventions_stage_measures_every_arm_with_controls(project: Path):
-    run([sys.executable, "-m", "dvc", "repro", "interventions"], project)
     results = pd.read_csv(project / "reports/interventions/results.csv")
     groups = {"add_carry", "add_no_carry", "mul_carry", "ood_add", "ood_mul"}
     assert groups <= set(results["group"])

@@ -1,9 +1,9 @@
 """Rebuilds mean something: the whole tiny pipeline, built twice from scratch under two different
 instruction-set and thread settings, gives byte-identical outputs (every hash in dvc.lock equal).
 
-Build A runs with this machine's own choices: it is the shared tiny pipeline of conftest.py (built the same
-way, through `compare` and `evaluate`), copied, with the remaining stages built here. Build B emulates another CPU as far as one machine can:
-MKL dispatching to its SSE4.2 kernels, numpy without its AVX2 loops, and a different core count (other
+Build A runs with this machine's own choices: it is the fully built shared project of conftest.py
+(`full_project`: the shared tiny pipeline with every remaining stage built), copied. Build B emulates another
+CPU as far as one machine can: MKL dispatching to its SSE4.2 kernels, numpy without its AVX2 loops, and a different core count (other
 thread-pool sizes in the environment). Without the pins of r1interp/numerics.py those change the bytes
 (tests/test_numerics.py shows the kernels matter); with them, every output must be equal. torch's and
 OpenBLAS's kernel choices cannot be emulated from an environment variable without conflicting with their
@@ -55,12 +55,10 @@ def hashed_outputs(project: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def twin_builds(request, tmp_path_factory) -> tuple[Path, Path]:
     b = make_project(tmp_path_factory.mktemp("repro-b") / "p")
-    _repro(b, OTHER_CPU)  # first: meanwhile another worker builds the shared pipeline
+    _repro(b, OTHER_CPU)  # first: meanwhile the other worker builds the shared pipeline, then the full project
     # asked for only now: as a fixture argument it would be resolved first, and this worker would wait idle
-    pipeline_project = request.getfixturevalue("pipeline_project")
-    a = copied_project(pipeline_project, tmp_path_factory.mktemp("repro-a") / "p")
-    _repro(a, {})
-    return a, b
+    full_project = request.getfixturevalue("full_project")
+    return copied_project(full_project, tmp_path_factory.mktemp("repro-a") / "p"), b
 
 
 @pytest.mark.slow
