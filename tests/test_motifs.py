@@ -6,6 +6,8 @@ import argparse
 import collections
 import itertools
 import json
+import os
+import pickle
 import re
 import subprocess
 import sys
@@ -382,6 +384,19 @@ def _spec(edges, signs, n, layers=None, model="configuration", rounds=1):
     )
 
 
+def test_curveball_sort_path_with_more_row_pairs_than_vertices(monkeypatch):
+    """Four layer-0 sources each send one edge into each of five one-vertex layers: 5 blocks of 4 rows, 10 row
+    pairs per round on 9 vertices. The sort path keys edges by (pair, target); with pair ids past n those keys
+    must still be distinct (here the layer-1 vertex, 8, is numbered right after the layer-5 vertex, 7)."""
+    layer_of = {4: 3, 5: 4, 6: 2, 7: 5, 8: 1}
+    layers = [0, 0, 0, 0] + [layer_of[v] for v in range(4, 9)]
+    edges = [(a, b) for a in range(4) for b in range(4, 9)]
+    spec = _spec(edges, [1, -1] * 10, n=9, layers=layers, model="layer_configuration", rounds=3)
+    dense = [nulls.draw(spec, np.random.default_rng(i))[0].tolist() for i in range(3)]
+    monkeypatch.setattr(nulls, "DENSE_LOOKUP_MAX_NODES", 0)
+    assert [nulls.draw(spec, np.random.default_rng(i))[0].tolist() for i in range(3)] == dense
+
+
 @pytest.mark.parametrize("dense", [True, False])
 def test_curveball_swaps_the_two_edges_into_a_shared_target(dense, monkeypatch):
     """Two rows with the same targets (0 -> 2, 3 and 1 -> 2, 3) have nothing to pool: the only move is the
@@ -416,6 +431,60 @@ def test_curveball_pools_only_the_targets_one_row_has():
     assert all(110 <= c <= 190 for c in outs.values()), outs
 
 
+class _ScriptedRng:
+    """Hands `_curveball` prepared uniforms instead of random ones. Each round draws n_units + 2m of them: one key
+    per row (rows are ordered by group, then by key, and paired in that order), then one flip value per edge id,
+    then one pool-order value per edge id."""
+
+    def __init__(self, *rounds):
+        self.rounds = [np.array(r, dtype=float) for r in rounds]
+
+    def random(self, size):
+        r = self.rounds.pop(0)
+        assert size == len(r)
+        return r
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_curveball_trade_worked_by_hand(dense, monkeypatch):
+    """Rows 0 -> {4}, 1 -> {0, 2, 3, 4}, 2 -> {0, 3, 5, 6}. Keys 0.9, 0.1, 0.5 order the rows 1, 2, 0: row 1 (first)
+    trades with row 2, row 0 sits out. Shared targets: the two edges into 3 swap rows (the first row's edge 1 -> 3
+    has flip value 0.2 < 0.5), those into 0 do not (0.6). 1 -> 2 stays: its target is the partner row's vertex.
+    Pool: 1 -> 4, 2 -> 5, 2 -> 6 with pool values 0.7, 0.3, 0.5; the first row held one pool edge and gets the one
+    with the lowest value (the edge into 5), row 2 the other two."""
+    if not dense:
+        monkeypatch.setattr(nulls, "DENSE_LOOKUP_MAX_NODES", 0)
+    edges = [(2, 3), (1, 3), (1, 4), (0, 4), (2, 5), (2, 6), (1, 2), (1, 0), (2, 0)]  # edge ids 0..8
+    signs = [1, -1, -1, 1, 1, -1, 1, -1, 1]
+    spec = _spec(edges, signs, n=7, layers=[0, 1, 2, 3, 3, 3, 3])  # "configuration" pairs rows across layers
+    keys = [0.9, 0.1, 0.5]
+    flips = [0.8, 0.2, 0.4, 0.3, 0.05, 0.9, 0.1, 0.6, 0.3]  # read only for the first row's shared edges (1, 7)
+    pool = [0.5, 0.5, 0.7, 0.5, 0.3, 0.5, 0.5, 0.9, 0.1]  # read only for the pool edges (2, 4, 5)
+    rng = _ScriptedRng(keys + flips + pool)
+    s, t, sg = nulls.draw(spec, rng)
+    assert rng.rounds == []  # one round, one draw
+    assert s.tolist() == [1, 2, 2, 0, 1, 2, 1, 1, 2]
+    assert np.array_equal(t, spec.tgt) and sg.tolist() == signs
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_layer_curveball_pairs_rows_within_each_block(dense, monkeypatch):
+    """Rows 0..3 (layer 0) send one edge each into layer 1, rows 4 and 5 (layer 1) into layer 2: two blocks. Keys
+    order block (0, 1) as rows 1, 3, 2, 0 (pairs 1-3 and 2-0) and block (1, 2) as 5, 4. Each pair pools its two
+    edges and the first row takes the one with the lower pool value: here every pair swaps."""
+    if not dense:
+        monkeypatch.setattr(nulls, "DENSE_LOOKUP_MAX_NODES", 0)
+    edges = [(0, 4), (1, 5), (2, 6), (3, 7), (4, 8), (5, 9)]
+    layers = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+    spec = _spec(edges, [1, -1, 1, -1, 1, -1], n=10, layers=layers, model="layer_configuration")
+    keys = [0.4, 0.1, 0.3, 0.2, 0.6, 0.5]
+    flips = [0.5] * 6  # nothing is shared
+    pool = [0.1, 0.8, 0.7, 0.2, 0.3, 0.9]
+    s, t, sg = nulls.draw(spec, _ScriptedRng(keys + flips + pool))
+    assert s.tolist() == [2, 3, 0, 1, 5, 4]
+    assert np.array_equal(t, spec.tgt) and np.array_equal(sg, spec.sign)
+
+
 def test_curveball_keeps_the_partner_vertex_column_fixed():
     """0 -> 1 and 1 -> 0 with nothing shared: moving either would make a self-loop, so the graph is fixed."""
     spec = _spec([(0, 1), (1, 0), (0, 2)], [1, -1, 1], n=3)
@@ -435,6 +504,249 @@ def test_curveball_more_rounds_reach_the_other_rows():
         assert sum(a == b for a, b in zip(s.tolist(), [0, 1, 2], strict=True)) >= 1  # one row sat out the only round
     tails_of_3 = {int(nulls.draw(specn, np.random.default_rng(i))[0][0]) for i in range(100)}
     assert tails_of_3 == {0, 1, 2}
+
+
+# ---------------------------------------------------------------- null models: exact small cases
+
+
+def test_erdos_renyi_and_layer_er_fill_a_complete_graph_exactly():
+    """As many edges as allowed pairs: the only simple graph is the complete one, whatever the seed (a pair range
+    too small cannot hold the edges; one too large would draw loops or vertices that do not exist)."""
+    pairs = [(a, b) for a in range(5) for b in range(5) if a != b]
+    signs = [1, -1] * 10
+    er = _spec(pairs, signs, n=5, model="erdos_renyi")
+    layer_er = _spec(pairs, signs, n=5, layers=[0, 0, 0, 1, 1], model="layer_er")  # blocks of 6, 6, 6 and 2 pairs
+    for seed in range(3):
+        s, t, sg = nulls.draw(er, np.random.default_rng(seed))
+        assert sorted(zip(s.tolist(), t.tolist(), strict=True)) == pairs
+        assert sg.tolist() == signs  # keep: the k-th drawn edge takes the k-th sign
+        s, t, sg = nulls.draw(layer_er, np.random.default_rng(seed))
+        assert sorted(zip(s.tolist(), t.tolist(), strict=True)) == pairs
+        assert sorted(sg.tolist()) == sorted(signs)
+
+
+def test_erdos_renyi_ignores_layers():
+    """All six real edges run from layer 0 to layer 1; Erdős–Rényi places its edges among all 20 pairs."""
+    layers = np.array([0, 0, 1, 1, 1])
+    spec = _spec([(0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)], [1] * 6, n=5, layers=layers, model="erdos_renyi")
+    blocks = set()
+    for seed in range(5):
+        s, t, _ = nulls.draw(spec, np.random.default_rng(seed))
+        blocks |= set(zip(layers[s].tolist(), layers[t].tolist(), strict=True))
+    assert blocks == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def test_null_setups_are_cached_per_spec_and_not_pickled():
+    """The per-spec setups are built once; a pickled spec (sent to a worker) arrives without them and draws the
+    same samples."""
+    spec = _spec([(0, 2), (1, 2), (0, 3), (2, 3), (1, 3)], [1, -1, 1, -1, 1], n=4, layers=[0, 0, 1, 2])
+    blocks = nulls._layer_er_setup(spec)
+    assert nulls._layer_er_setup(spec) is blocks
+    setup = nulls._curveball_setup(spec)
+    assert nulls._curveball_setup(spec) is setup
+    clone = pickle.loads(pickle.dumps(spec))
+    assert clone._cache == {} and set(spec._cache) == {"layer_er", "curveball"}  # the original keeps its cache
+    assert (clone.n, clone.model, clone.signs, clone.rounds, clone.families, clone.ffl_induced) == (
+        4,
+        "configuration",
+        "keep",
+        1,
+        ("triad", "ffl"),
+        True,
+    )
+    for name in ("src", "tgt", "sign", "layer"):
+        assert np.array_equal(getattr(clone, name), getattr(spec, name))
+    for seed in range(3):
+        a, b = nulls.draw(spec, np.random.default_rng(seed)), nulls.draw(clone, np.random.default_rng(seed))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_null_spec_refuses_unknown_settings_and_names_the_known_ones():
+    ok = dict(n=3, src=np.array([0]), tgt=np.array([1]), sign=np.array([1]), layer=np.zeros(3, np.int64))
+    for model in nulls.NULL_MODELS:
+        assert nulls.NullSpec(**ok, model=model, rounds=1, families=nulls.FAMILIES).rounds == 1
+    cases = [
+        (
+            dict(model="rewire"),
+            "unknown null model 'rewire'; known: configuration, erdos_renyi, layer_er, layer_configuration",
+        ),
+        (dict(model="configuration", signs="flip"), "unknown sign mode 'flip'; known: keep, shuffle"),
+        (
+            dict(model="configuration", families=("triad", "motif5", "dyad")),
+            "unknown statistic family 'motif5'; known: triad, ffl, census4",
+        ),
+        (dict(model="configuration", rounds=0), "rounds must be >= 1"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            nulls.NullSpec(**ok, **kwargs)
+
+
+def test_make_spec_copies_the_graph_and_passes_every_setting():
+    g = AttributionGraph.from_edges([(0, 2), (1, 2), (2, 3)], weights=[0.5, -1.0, 2.0], layers=[0, 0, 1, 2])
+    spec = nulls.make_spec(g, "layer_er")
+    assert (spec.n, spec.model, spec.signs, spec.rounds, spec.families, spec.ffl_induced) == (
+        4,
+        "layer_er",
+        "keep",
+        nulls.DEFAULT_ROUNDS,
+        ("triad", "ffl"),
+        True,
+    )
+    assert nulls.DEFAULT_ROUNDS == 30
+    assert spec.src.tolist() == [0, 1, 2] and spec.tgt.tolist() == [2, 2, 3]
+    assert spec.sign.tolist() == [1, -1, 1] and spec.layer.tolist() == [0, 0, 1, 2]
+    other = nulls.make_spec(
+        g, "configuration", signs="shuffle", rounds=7, families=["census4", "ffl"], ffl_induced=False
+    )
+    assert (other.model, other.signs, other.rounds, other.families, other.ffl_induced) == (
+        "configuration",
+        "shuffle",
+        7,
+        ("census4", "ffl"),
+        False,
+    )
+
+
+def test_graph_stats_concatenates_the_families_in_spec_order():
+    """FFL 0 -> 1 -> 2 (+ - +) with a tail 2 -> 3 and an isolated vertex 4, counted by hand."""
+    edges = [(0, 1), (1, 2), (0, 2), (2, 3)]
+    spec = nulls.NullSpec(
+        n=5,
+        src=np.array([a for a, _ in edges]),
+        tgt=np.array([b for _, b in edges]),
+        sign=np.array([1, -1, 1, 1]),
+        layer=np.zeros(5, np.int64),
+        model="erdos_renyi",
+        families=("census4", "triad", "ffl"),
+    )
+    assert nulls.family_sizes(spec) == {"census4": 199, "triad": 16, "ffl": 8}
+    triads = {"003": 2, "012": 5, "021C": 2, "030T": 1}  # the 10 triads of 5 vertices
+    ffl = {"+-+": 1}
+    # the only connected 4-set is {0, 1, 2, 3}; its class is named by its canonical code
+    code = census.canonical_code4(edges)
+    quad = [int(name.endswith(f"-{code:03x}")) for name in census.census4_names().values()]
+    assert sum(quad) == 1
+    expected = quad + [triads.get(k, 0) for k in census.TRIAD_LABELS] + [ffl.get(p, 0) for p in signed.FFL_PATTERNS]
+    out = nulls.real_stats(spec)
+    assert out.dtype == np.int64 and out.tolist() == expected
+    assert nulls.graph_stats(spec, spec.src, spec.tgt, spec.sign).tolist() == expected
+    assert nulls.sample_nulls(spec, 0).shape == (0, 223)
+
+
+def test_graph_stats_counts_ffls_induced_or_not_as_the_spec_says():
+    """0 -> 1 -> 2 with 0 -> 2 and the back edge 2 -> 0: one FFL, but not an induced one."""
+    edges = np.array([(0, 1), (1, 2), (0, 2), (2, 0)])
+    for induced, count in ((True, 0), (False, 1)):
+        spec = nulls.NullSpec(
+            n=3,
+            src=edges[:, 0],
+            tgt=edges[:, 1],
+            sign=np.ones(4, np.int64),
+            layer=np.zeros(3, np.int64),
+            model="erdos_renyi",
+            families=("ffl",),
+            ffl_induced=induced,
+        )
+        assert nulls.real_stats(spec).tolist() == [count, 0, 0, 0, 0, 0, 0, 0]
+
+
+class _InlinePool:
+    """Stands in for the process pool: runs `map` here and records what it was given."""
+
+    def __init__(self):
+        self.chunks: list[list[int]] = []
+        self.seeds: list[int] = []
+        self.shutdowns = 0
+
+    def map(self, fn, specs, seeds, chunks):
+        self.chunks += [list(c) for c in chunks]
+        self.seeds += list(seeds)
+        return map(fn, specs, seeds, chunks)
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def _er_spec():
+    edges = [(0, 1), (1, 2), (2, 0), (0, 3), (3, 4), (4, 5), (5, 3), (1, 4)]
+    return _spec(edges, [1, -1, 1, 1, -1, 1, 1, -1], n=6, model="erdos_renyi")
+
+
+def test_sample_nulls_runs_here_with_one_worker_or_too_few_samples(monkeypatch):
+    spec = _er_spec()
+
+    def no_pool(workers):
+        raise AssertionError(f"a process pool of {workers} was made")
+
+    monkeypatch.setattr(nulls, "make_executor", no_pool)
+    expected = np.stack([nulls.sample_one(spec, 0, i) for i in range(5)])
+    assert not np.array_equal(expected, np.stack([nulls.sample_one(spec, 1, i) for i in range(5)]))
+    out = nulls.sample_nulls(spec, 5)  # defaults: seed 0, one worker, from sample 0
+    assert out.dtype == np.int64 and np.array_equal(out, expected)
+    assert np.array_equal(nulls.sample_nulls(spec, 5, workers=1), expected)
+    assert np.array_equal(nulls.sample_nulls(spec, 3, workers=2), expected[:3])  # fewer than 2 samples per worker
+    assert np.array_equal(nulls.sample_nulls(spec, 1), expected[:1])
+    pool = _InlinePool()
+    assert np.array_equal(nulls.sample_nulls(spec, 3, workers=2, executor=pool), expected[:3])
+    assert pool.chunks == []
+    for samples in (0, -1):
+        empty = nulls.sample_nulls(spec, samples, workers=2)
+        assert empty.shape == (0, 24) and empty.dtype == np.int64
+
+
+def test_sample_nulls_deals_chunks_to_the_pool_and_shuts_down_only_its_own(monkeypatch):
+    """About four chunks per worker (ceil(samples / min(samples, 4 * workers)) samples each), every sample once,
+    in order; the result equals the serial one."""
+    spec = _er_spec()
+    own = _InlinePool()
+    made = []
+    monkeypatch.setattr(nulls, "make_executor", lambda workers: made.append(workers) or own)
+    serial = nulls.sample_nulls(spec, 13, seed=3, start=2)
+    pool = _InlinePool()
+    out = nulls.sample_nulls(spec, 10, seed=3, start=2, workers=2, executor=pool)
+    assert np.array_equal(out, serial[:10])
+    assert pool.chunks == [[2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]  # 8 chunks asked, 2 samples each
+    assert pool.seeds == [3] * 5 and pool.shutdowns == 0  # a caller's pool stays up
+    pool = _InlinePool()
+    nulls.sample_nulls(spec, 4, seed=3, workers=2, executor=pool)  # two samples per worker: pooled
+    assert pool.chunks == [[0], [1], [2], [3]]
+    assert made == []  # given a pool, it makes none
+    out = nulls.sample_nulls(spec, 13, seed=3, start=2, workers=3)
+    assert np.array_equal(out, serial) and made == [3] and own.shutdowns == 1
+    assert own.chunks == [[2, 3], [4, 5], [6, 7], [8, 9], [10, 11], [12, 13], [14]]  # 12 asked, 2 each
+
+
+_PINNED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def test_make_executor_pins_blas_threads_only_while_it_starts_spawned_workers(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    seen: dict = {"submits": []}
+
+    def env():
+        return {k: os.environ.get(k) for k in _PINNED}
+
+    class FakePool:
+        def __init__(self, max_workers=None, mp_context=None):
+            seen["max_workers"] = max_workers
+            seen["start_method"] = None if mp_context is None else mp_context.get_start_method()
+            seen["env"] = env()
+
+        def submit(self, fn):
+            seen["submits"].append((fn, env()))
+
+    monkeypatch.setattr(nulls, "ProcessPoolExecutor", FakePool)
+    pool = nulls.make_executor(3)
+    assert isinstance(pool, FakePool)
+    assert (seen["max_workers"], seen["start_method"]) == (3, "spawn")
+    pinned = dict.fromkeys(_PINNED, "1")
+    assert seen["env"] == pinned
+    assert seen["submits"] == [(nulls._warm, pinned)] * 3  # one warm-up task per worker, each started pinned
+    assert env() == {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": None, "MKL_NUM_THREADS": "7"}
+    assert nulls._warm() is None
 
 
 def test_worker_count_does_not_change_results(layered):
