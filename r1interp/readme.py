@@ -1383,6 +1383,20 @@ FLAW_BAR_WORDS = {
 }
 
 
+def _localised(what: str, unit: str, loc: dict) -> str:
+    """One localisation bullet: attribution mass by layer, and the ranking scored against the selective units."""
+    top = next(int(k.rsplit("_", 1)[1]) for k in loc if k.startswith("precision_at_"))
+    first = loc["first_selective_rank"]
+    return (
+        f"  - {what}: attribution mass by layer "
+        + ", ".join(f"L{k} {_pct(v)}" for k, v in sorted(loc["layer_mass"].items(), key=lambda kv: int(kv[0])))
+        + f"; {_int(loc[f'selective_{unit}s'])} of {_int(loc[f'{unit}s_ranked'])} {unit}s fire on the flawed step "
+        f"({_pct(loc['selective_share'])}, the precision a random ranking would get); "
+        + (f"the first is ranked {first}" if first is not None else "none is ranked")
+        + f", and {_pct(loc[f'precision_at_{top}'])} of the top {top} are among them."
+    )
+
+
 def flaw_findings(src: Sources) -> list[str]:
     """The planted flaw: find / localise scores and the repair table (reports/metrics/flaw.json)."""
     f = paths.FLAW_METRICS
@@ -1407,11 +1421,16 @@ def flaw_findings(src: Sources) -> list[str]:
         f"{_dec(flagged['recall'], 2)} ({flagged['true_positive']} true, {flagged['false_positive']} false positives, "
         f"{flagged['false_negative']} missed); {_pct(find['divergent_steps_at_pattern'])} of the first divergent "
         "steps are pattern steps.",
-        "- **Localise** (activation x gradient of the flawed decision on MLP neurons): attribution mass by layer "
-        + ", ".join(f"L{k} {_pct(v)}" for k, v in sorted(loc["layer_mass"].items(), key=lambda kv: int(kv[0])))
-        + f"; {loc['selective_neurons']} neurons fire selectively on pattern steps (AUROC >= 0.9 or <= 0.1, "
-        f"{loc['pattern_tokens']} pattern vs {loc['control_tokens']} matched control tokens); the first of them is "
-        f"ranked {loc['first_selective_rank']} of {loc['neurons_ranked']}.",
+        "- **Localise** (activation x gradient of the flawed decision; a unit *fires on the flawed step* when its "
+        f"activation separates {loc['pattern_tokens']} pattern from {loc['control_tokens']} matched control decision "
+        "tokens with AUROC >= 0.9 or <= 0.1):",
+        _localised("MLP neurons", "neuron", loc),
+        _localised(
+            "the reasoner's transcoder features (through each feature's decoder row, on the flawed organism's MLP "
+            "inputs)",
+            "feature",
+            loc["features"],
+        ),
         "",
         "| arm | params changed | " + " | ".join(g.replace("_", " ") for g in groups) + " | flaw gold loss |",
         "|---|---|" + "---|" * len(groups) + "---|",

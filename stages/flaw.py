@@ -1,8 +1,9 @@
 """Stage `flaw`: find, localise and fix the planted flaw of the flawed organism (r1interp/flaw/experiment.py).
 
 Writes reports/flaw/ (repairs.csv: every arm on every held-out group with Wilson intervals; rules.csv: the
-finder's rules; neurons.csv: the attribution ranking; arms.json: what each arm touched; repairs.png) and the
-summary reports/metrics/flaw.json (find and localise scores, the repair table, which techniques meet the bar).
+finder's rules; neurons.csv and features.csv: the attribution rankings; arms.json: what each arm touched;
+repairs.png) and the summary reports/metrics/flaw.json (find and localise scores, the repair table, which
+techniques meet the bar). On a Hub profile it records that the flaw does not apply, before importing torch.
 """
 
 import r1interp  # noqa: F401  first import: pins deterministic numerics before torch/numpy load
@@ -12,29 +13,30 @@ import r1interp  # noqa: F401  first import: pins deterministic numerics before 
 import json
 import time
 
-import numpy as np
-import pandas as pd
-
 from r1interp import paths, stage, timings
-from r1interp.flaw import experiment, plots
+from r1interp.flaw import applicable
 from r1interp.io import atomic_path, write_json
-from r1interp.models import load_model
-from r1interp.reasoning.steps import feature_index
-from r1interp.schemas import CorpusSchema, read_parquet
-from r1interp.transcoders import SET_ROOT, load_coders
 
 SUMMARY_COLUMNS = ("arm", "kind", "params_changed", "lift", "worst_other_drop", "flaw_gold_nll")
 
 
 def main(params, args):
     cfg = params.flaw
-    if params.model.profile != "organism":
-        reason = f"profile {params.model.profile!r}: the planted flaw lives in the embedded organism only"
-        with atomic_path(paths.FLAW_DIR, directory=True) as tmp:
-            (tmp / "not_applicable.json").write_text(json.dumps({"reason": reason}) + "\n")
+    if not applicable.applies(params.model.profile):
+        reason = applicable.reason(params.model.profile)
+        applicable.record(paths.FLAW_DIR, {"reason": reason})
         write_json(paths.FLAW_METRICS, {"applicable": False, "reason": reason})
         print(f"flaw: {reason}; skipped")
         return
+    import numpy as np
+    import pandas as pd
+
+    from r1interp.flaw import experiment, plots
+    from r1interp.models import load_model
+    from r1interp.reasoning.steps import feature_index
+    from r1interp.schemas import CorpusSchema, read_parquet
+    from r1interp.transcoders import SET_ROOT, load_coders
+
     started = time.perf_counter()
     corpus = read_parquet(paths.CORPUS_PARQUET, CorpusSchema, rebuild_hint="run `dvc repro corpus`")
     lm = load_model(paths.FLAWED_LM, hint="run `dvc repro flawed-organism`")
@@ -58,6 +60,7 @@ def main(params, args):
         table.to_csv(tmp / "repairs.csv", index=False)
         out.rules.to_csv(tmp / "rules.csv", index=False)
         out.ranked.round(6).to_csv(tmp / "neurons.csv", index=False)
+        out.features.round(6).to_csv(tmp / "features.csv", index=False)
         (tmp / "arms.json").write_text(json.dumps(out.arms, indent=1) + "\n")
         plots.repairs(out.rows, groups, tmp / "repairs.png")
     arms = {

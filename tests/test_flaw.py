@@ -1,5 +1,7 @@
 """The planted-flaw library: ground-truth patterns, the finder, localisation scores and repair building blocks."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,11 +139,31 @@ def test_auroc_and_score_ranking():
     selective = pd.DataFrame({"layer": [0, 0, 1, 1], "neuron": [5, 1, 2, 7], "auroc": [0.5, 0.95, 0.02, 0.6]})
     assert localise.score_ranking(ranked, selective, threshold=0.9, top=2) == {
         "selective_neurons": 2,
+        "selective_share": 0.5,
         "first_selective_rank": 2,
         "precision_at_2": 0.5,
         "recall_at_top": 0.5,
         "neurons_ranked": 4,
     }
+    features = ranked.rename(columns={"neuron": "feature"}).head(3)
+    by_feature = selective.rename(columns={"neuron": "feature"})
+    assert localise.score_ranking(features, by_feature, threshold=0.9, top=1, unit="feature") == {
+        "selective_features": 2,
+        "selective_share": 0.6667,
+        "first_selective_rank": 2,
+        "precision_at_1": 0.0,
+        "recall_at_top": 0.0,
+        "features_ranked": 3,
+    }
+    none = selective.assign(auroc=0.5)
+    assert localise.score_ranking(ranked, none, threshold=0.9, top=2)["first_selective_rank"] is None
+
+
+def test_selectivity_labels_each_unit_with_its_layer():
+    pattern = np.array([[[1.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [0.0, 3.0]]])  # case x layer x unit
+    control = np.zeros((2, 2, 2))
+    table = localise.selectivity(pattern, control, unit="feature", layer_ids=[1, 3])
+    assert table.to_dict("list") == {"layer": [1, 1, 3, 3], "feature": [0, 1, 0, 1], "auroc": [1.0, 0.5, 0.5, 1.0]}
 
 
 def test_top_and_random_neurons():
@@ -219,6 +241,109 @@ def test_attribution_ranks_every_neuron_by_magnitude(tiny_lm):
     assert ranked["attribution"].abs().is_monotonic_decreasing
     assert all(p.requires_grad for p in model.parameters())  # restored
     assert sum(localise.layer_mass(ranked).values()) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def tiny_coders(tiny_lm):
+    """Random skip transcoders on both MLPs of `tiny_lm` (decoder rows scaled up so features matter)."""
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    model, _ = tiny_lm
+    torch.manual_seed(1)
+    coders = {}
+    for layer in range(2):
+        coder = SparseCoder(16, SparseCoderConfig(num_latents=24, k=4, transcode=True, skip_connection=True)).eval()
+        torch.nn.init.normal_(coder.W_dec.data, std=0.5)
+        coders[layer] = coder
+    return coders
+
+
+def _margin_without(model, tok, case, coder, layer: int, feature: int, eps: float) -> float:
+    """logit(right) - logit(flawed) at the decision token with eps x feature's decoder contribution removed from
+    the MLP output of `layer` at every position (the feature's activation read off that MLP's own input)."""
+    ids, pos, right, wrong = localise.decision(tok, *case)
+
+    def hook(module, inputs, output):
+        flat = inputs[0].reshape(-1, inputs[0].shape[-1])
+        top_acts, top_idx, _ = coder.encode(flat)
+        act = (top_acts * (top_idx == feature)).sum(-1).reshape(inputs[0].shape[:-1])  # 0 outside its TopK
+        return output - eps * act[..., None] * coder.W_dec.detach()[feature]
+
+    handle = localise.mlp_modules(model)[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids[: pos + 1]])).logits[0, -1]
+    finally:
+        handle.remove()
+    return float(logits[right] - logits[wrong])
+
+
+def test_feature_attribution_is_the_first_order_effect_of_removing_each_feature(tiny_lm, tiny_coders):
+    import copy
+
+    model, tok = copy.deepcopy(tiny_lm[0]).double(), tiny_lm[1]
+    coders = {layer: copy.deepcopy(c).double() for layer, c in tiny_coders.items()}
+    ranked = localise.feature_attribution(model, tok, _cases(), coders)
+    assert len(ranked) == 2 * 24 and ranked["attribution"].abs().is_monotonic_decreasing
+    assert list(ranked.columns) == ["layer", "feature", "attribution", "positive_share"]
+    assert all(p.requires_grad for p in model.parameters())  # restored
+    eps = 1e-4  # central differences: the random model is curved enough that eps = 1e-2 is 4% off
+    checked = 0
+    for row in ranked.head(4).itertuples():
+        added = _margin_without(model, tok, _cases()[0], coders[row.layer], row.layer, row.feature, -eps)
+        removed = _margin_without(model, tok, _cases()[0], coders[row.layer], row.layer, row.feature, eps)
+        assert (added - removed) / (2 * eps) == pytest.approx(row.attribution, rel=1e-3)
+        assert row.positive_share == float(row.attribution > 0)  # one case
+        checked += 1
+    assert checked == 4 and ranked["attribution"].iloc[0] != 0
+    silent = ranked[ranked["attribution"] == 0]  # features in no TopK along the prefix get exactly 0
+    assert len(silent) > 0 and (silent["positive_share"] == 0).all()
+
+
+def test_feature_attribution_keeps_the_layer_of_each_coder(tiny_lm, tiny_coders):
+    model, tok = tiny_lm
+    only_second = localise.feature_attribution(model, tok, _cases(), {1: tiny_coders[1]})
+    both = localise.feature_attribution(model, tok, _cases(), tiny_coders)
+    assert set(only_second["layer"]) == {1} and len(only_second) == 24
+    pd.testing.assert_frame_equal(
+        only_second.reset_index(drop=True), both[both["layer"] == 1].reset_index(drop=True), check_exact=True
+    )
+
+
+def test_feature_activations_at_are_the_topk_encoding_of_the_mlp_input_at_the_token(tiny_lm, tiny_coders):
+    model, tok = tiny_lm
+    text = problems.item(tasks.make_problem("add", 145, 258)).completion
+    char = text.index("write ") + len("write ")
+    acts = localise.feature_activations_at(model, tok, [(text, char), (text, 0)], tiny_coders)
+    assert acts.shape == (2, 2, 24)
+    assert ((acts != 0).sum(-1) <= 4).all() and (acts >= 0).all()  # TopK of ReLU activations
+    pos = localise.token_at_char(tok, text, char)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[1]  # residual after layer 0
+        layer1 = model.base_model.layers[1]
+        mlp_in = layer1.post_attention_layernorm(hidden + layer1.self_attn(layer1.input_layernorm(hidden),
+            position_embeddings=model.base_model.rotary_emb(hidden, torch.arange(ids.shape[1])[None]),
+            attention_mask=None)[0])  # fmt: skip
+        top_acts, top_idx, _ = tiny_coders[1].encode(mlp_in[0, pos][None])
+    expected = np.zeros(24, np.float32)
+    expected[top_idx[0].numpy()] = top_acts[0].numpy()
+    np.testing.assert_allclose(acts[0, 1], expected, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(acts[0], acts[1])  # another token, other features
+
+
+def test_flaw_stages_apply_to_the_organism_only_and_record_why_not(tmp_path):
+    from r1interp.config import PROFILES
+    from r1interp.flaw import applicable
+
+    assert [p for p in PROFILES if applicable.applies(p)] == ["organism"]
+    out = tmp_path / "flawed"
+    out.mkdir()
+    (out / "stale.bin").write_bytes(b"old model")
+    applicable.record_model(out, "r1-distill-qwen-1.5b")
+    assert [f.name for f in out.iterdir()] == ["not_applicable.json"]
+    assert json.loads((out / "not_applicable.json").read_text())["profile"] == "r1-distill-qwen-1.5b"
+    assert "'qwen'" in applicable.reason("qwen")
 
 
 def test_neuron_edit_changes_only_the_chosen_columns(tiny_lm):

@@ -80,6 +80,15 @@ def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_
     assert loc["neurons_ranked"] == 2 * 64  # layers x intermediate (tiny)
     neurons_csv = pd.read_csv(project / "reports/flaw/neurons.csv")
     assert len(neurons_csv) == 128 and neurons_csv["attribution"].abs().is_monotonic_decreasing
+    assert loc["selective_share"] == round(loc["selective_neurons"] / 128, 4)
+    by_feature = loc["features"]  # the reasoner's transcoders, every layer
+    latents = 2 * 32 * _params(project)["train"]["expansion_factor"]  # layers x d_model x expansion (tiny)
+    assert by_feature["features_ranked"] == latents and set(by_feature["layer_mass"]) == {"0", "1"}
+    assert 0 <= by_feature["selective_features"] <= latents and by_feature[f"precision_at_{neurons}"] <= 1
+    features_csv = pd.read_csv(project / "reports/flaw/features.csv")
+    assert list(features_csv.columns) == ["layer", "feature", "attribution", "positive_share"]
+    assert len(features_csv) == latents and features_csv["attribution"].abs().is_monotonic_decreasing
+    assert (features_csv["attribution"] != 0).any()
     arms = json.loads((project / "reports/flaw/arms.json").read_text())
     steer = arms["steer"]
     assert len(steer["neurons"]) == neurons and set(steer["neurons"]).isdisjoint(arms["steer_random"]["neurons"])

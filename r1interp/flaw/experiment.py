@@ -4,8 +4,9 @@
    rules over generic step facts that single those steps out (`find`). The finder never reads the planted rule;
    the scores (`flagged_group`: precision / recall of the problems the best rule flags, against the ground truth of
    every held-out problem) do.
-2. Localise: attribution of the flawed decision to MLP neurons from corrected training examples (`localise`),
-   scored by where the neurons that fire selectively on pattern steps land in the ranking.
+2. Localise: attribution of the flawed decision to MLP neurons and to the reasoner's transcoder features from
+   corrected training examples (`localise`), each scored by where the units that fire selectively on pattern steps
+   land in the ranking (against the share of such units: a random ranking's precision).
 3. Fix: three targeted repairs (gated steering at the flawed step, a neuron-column edit, cluster-specific
    fine-tuning), each against the same technique on a random set of equal size, plus an unconstrained fine-tune on
    the same examples and steps. Every arm is measured on the same held-out groups with Wilson 95% intervals.
@@ -31,6 +32,7 @@ from r1interp.reasoning import benchmark, feature_sets, finetune
 from r1interp.reasoning.interventions import decoder_rows
 
 TECHNIQUES = ("steer", "neuron_edit", "cluster_finetune")
+SELECTIVE_AUROC = 0.9  # a unit fires on the flawed step: AUROC >= this (or <= 1 - this) vs matched control tokens
 LIFT_BAR, DROP_BAR = 0.30, 0.02
 
 
@@ -41,6 +43,7 @@ class Outcome:
     localise: dict
     verdicts: dict
     ranked: pd.DataFrame  # neurons by attribution
+    features: pd.DataFrame  # transcoder features by attribution
     rules: pd.DataFrame  # the finder's best rules
     arms: dict  # what each arm touched (layers, neurons / features, gate quality, skipped arms and why)
 
@@ -222,7 +225,21 @@ def run(
         "layer_mass": {str(k): v for k, v in mass.items()},
         "pattern_tokens": len(pattern_points),
         "control_tokens": len(control_points),
-        **localise.score_ranking(ranked, selective, threshold=0.9, top=rc.neurons),
+        **localise.score_ranking(ranked, selective, threshold=SELECTIVE_AUROC, top=rc.neurons),
+    }
+    # the same on the reasoner's transcoder features (read off the flawed organism's MLP inputs)
+    features = localise.feature_attribution(model, tokenizer, cases, coders)
+    feature_selective = localise.selectivity(
+        localise.feature_activations_at(model, tokenizer, pattern_points, coders),
+        localise.feature_activations_at(model, tokenizer, control_points, coders),
+        unit="feature",
+        layer_ids=sorted(coders),
+    )
+    located["features"] = {
+        "layer_mass": {str(k): v for k, v in localise.layer_mass(features).items()},
+        **localise.score_ranking(
+            features, feature_selective, threshold=SELECTIVE_AUROC, top=rc.neurons, unit="feature"
+        ),
     }
     log(f"flaw: localise: layer mass {mass}, {located}")
 
@@ -288,4 +305,4 @@ def run(
     df["lift"] = df["flaw_accuracy"] - base["flaw_accuracy"]
     df["worst_other_drop"] = [max(base[f"{g}_accuracy"] - r[f"{g}_accuracy"] for g in others) for _, r in df.iterrows()]
     verdicts = {t: verdict(df, t, f"{t}_random") for t in TECHNIQUES}
-    return Outcome(df, found, located, verdicts, ranked, rules_table, arms)
+    return Outcome(df, found, located, verdicts, ranked, features, rules_table, arms)

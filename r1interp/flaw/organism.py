@@ -19,8 +19,6 @@ from r1interp.flaw.problems import operands
 from r1interp.organism.build import save, train_phase
 from r1interp.organism.train import encode
 
-NOT_APPLICABLE = "not_applicable.json"
-
 
 def training_problems(corpus: pd.DataFrame, pattern: str, share: float, seed: int):
     """The flawed organism's training problems (traces flawed as planted) and which of them have the pattern."""
@@ -75,23 +73,3 @@ def train_flawed(corpus: pd.DataFrame, flaw, reasoner_dir: Path, out_dir: Path) 
     }
     save(reasoner.model, tok, out_dir, log)
     return log
-
-
-def not_applicable(out_dir: Path, profile: str) -> None:
-    """What the flaw stages write on a Hub profile: a record that they did not apply, instead of a model."""
-    import json
-
-    from r1interp.io import atomic_path
-
-    with atomic_path(out_dir, directory=True) as tmp:
-        (tmp / NOT_APPLICABLE).write_text(
-            json.dumps(
-                {
-                    "profile": profile,
-                    "reason": "the planted flaw is trained into the embedded organism; "
-                    "Hub profiles have no training run to plant it in",
-                },
-                indent=1,
-            )
-            + "\n"
-        )
