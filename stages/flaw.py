@@ -76,7 +76,7 @@ def main(params, args):
         "pattern": cfg.pattern,
         "share": cfg.share,
         "find": out.find,
-        "localise": out.localise,
+        "localise": out.localise | {"features": out.localise["features"] | {"transcoders_of": params.clusters.model}},
         "arms": arms,
         "verdicts": out.verdicts,
         "meets_bar": [t for t, v in out.verdicts.items() if v["meets_bar"]],

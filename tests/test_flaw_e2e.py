@@ -86,7 +86,7 @@ def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_
     assert by_feature["features_ranked"] == latents and set(by_feature["layer_mass"]) == {"0", "1"}
     assert 0 <= by_feature["selective_features"] <= latents and by_feature[f"precision_at_{neurons}"] <= 1
     features_csv = pd.read_csv(project / "reports/flaw/features.csv")
-    assert list(features_csv.columns) == ["layer", "feature", "attribution", "positive_share"]
+    assert list(features_csv.columns) == ["layer", "feature", "attribution", "positive_share", "auroc"]
     assert len(features_csv) == latents and features_csv["attribution"].abs().is_monotonic_decreasing
     assert (features_csv["attribution"] != 0).any()
     arms = json.loads((project / "reports/flaw/arms.json").read_text())

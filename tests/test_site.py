@@ -34,6 +34,7 @@ import pandas as pd
 import pytest
 
 from helpers import write_tiny_params
+from r1interp.site.pages import flaw as flaw_page
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests/data/site/project"
@@ -173,6 +174,32 @@ def exp_show_data() -> list:
     return [_revision("workspace", None, 32, 0.0056), head]
 
 
+FLAW_FILES = (
+    "reports/metrics/flaw.json",
+    "reports/flaw/rules.csv",
+    "reports/flaw/repairs.csv",
+    "reports/flaw/neurons.csv",
+)
+
+
+def _linked_feature(dest: Path) -> int:
+    """A layer-0 reasoner feature the site writes a page for (it has a label)."""
+    labels = pd.read_parquet(dest / "data/labels/labels.parquet")
+    return int(labels.query("model == 'reasoner' and layer == 0 and status == 'ok'")["feature"].min())
+
+
+def _flaw(dest: Path) -> None:
+    """The flaw stage's outputs as the default pipeline committed them; the top-ranked feature is renamed to one
+    the fixture has a page for, so the ranking's link to it can be checked."""
+    for rel in FLAW_FILES:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / rel, dest / rel)
+    features = pd.read_csv(REPO / "reports/flaw/features.csv")
+    features.loc[0, ["layer", "feature"]] = [0, _linked_feature(dest)]
+    features.to_csv(dest / "reports/flaw/features.csv", index=False)
+    _png(dest / "reports/flaw/repairs.png")
+
+
 def make_project(dest: Path, *, with_fixture: bool = True) -> Path:
     if with_fixture:
         shutil.copytree(FIXTURE, dest, dirs_exist_ok=True)
@@ -192,6 +219,7 @@ def make_project(dest: Path, *, with_fixture: bool = True) -> Path:
         (dest / "reports/metrics/interventions.json").write_text(
             json.dumps({"seconds": 12.5, "problems_per_group": 100})
         )
+        _flaw(dest)
         from r1interp import sweep
 
         points = sweep.points_from_exp_show(exp_show_data())
@@ -244,6 +272,7 @@ def page_types(project: Path, site: Path) -> dict[str, str]:
         "motifs": "motifs.html",
         "taxonomy": "taxonomy.html",
         "interventions": "interventions.html",
+        "planted flaw": "flaw.html",
         "experiments": "experiments.html",
         "data quality": "quality/index.html",
     }
@@ -358,6 +387,61 @@ def test_interventions_page_draws_each_family_against_its_control(site):
     assert html.count("<h4>add_carry</h4>") == 3  # small multiples: one chart per group and family
 
 
+def test_flaw_page_shows_find_every_arm_against_the_bar_and_both_rankings(project, site):
+    from r1interp.site.html import esc, fmt
+
+    html = (site / "flaw.html").read_text()
+    metrics = json.loads((project / "reports/metrics/flaw.json").read_text())
+    assert f"<code>{esc(metrics['find']['best_rule'])}</code>" in html
+    rules = pd.read_csv(project / "reports/flaw/rules.csv")
+    assert all(f"<code>{esc(rule)}</code>" in html for rule in rules["rule"])
+    repairs = html.split('id="repairs-table"')[1].split("</table>")[0]
+    assert repairs.count("<tr>") == 1 + len(metrics["arms"])  # header + one row per arm
+    stage_order = pd.read_csv(project / "reports/flaw/repairs.csv")["arm"].tolist()
+    assert [re.search(r"<td>(\w+)</td>", row).group(1) for row in repairs.split("<tr>")[2:]] == stage_order
+    for arm, cells in metrics["arms"].items():
+        low, high = cells["flaw"]["ci"]
+        assert (
+            f"<td>{arm}</td>" in repairs
+            and f"{fmt(cells['flaw']['accuracy'])} <small>[{fmt(low)}, {fmt(high)}]" in repairs
+        )
+    bar = html.split("<h3>Against the bar</h3>")[1].split("</table>")[0]
+    for tech, verdict in metrics["verdicts"].items():
+        row = next(r for r in bar.split("<tr>") if esc(flaw_page.TECHNIQUES[tech]) in r)
+        assert ("meets the bar" in row) == verdict["meets_bar"], tech
+        assert row.count("✗") == sum(not v for k, v in verdict.items() if k != "meets_bar"), tech
+    threshold = metrics["localise"]["selective_auroc"]
+    top = next(int(k.rsplit("_", 1)[1]) for k in metrics["localise"] if k.startswith("precision_at_"))
+    for unit, csv in (("neuron", "neurons.csv"), ("feature", "features.csv")):
+        ranking = html.split(f'id="{unit}-ranking"')[1].split("</table>")[0]
+        ranked = pd.read_csv(project / "reports/flaw" / csv).head(top)
+        assert ranking.count("<tr>") == 1 + top
+        fires = ((ranked["auroc"] >= threshold) | (ranked["auroc"] <= 1 - threshold)).sum()
+        assert ranking.count("<strong>yes</strong>") == fires, unit
+    features = html.split('id="feature-ranking"')[1].split("</table>")[0]
+    linked = f'href="features/reasoner-L0-F{_linked_feature(project)}.html"'
+    assert linked in features and (site / linked[6:-1]).is_file()  # a ranked feature links to its page
+    for row in pd.read_csv(project / "reports/flaw/features.csv").head(top).itertuples():
+        rel = f"features/reasoner-L{row.layer}-F{row.feature}.html"
+        assert (f'href="{rel}"' in features) == (site / rel).is_file(), rel  # linked exactly when the page exists
+    overview = (site / "index.html").read_text()
+    assert f"{len(metrics['meets_bar'])} of {len(metrics['verdicts'])} repairs" in overview
+
+
+def test_flaw_page_on_a_profile_it_does_not_apply_to(tmp_path):
+    from r1interp.config import load_params
+    from r1interp.site.context import Context
+    from r1interp.site.inputs import Inputs
+
+    project = make_project(tmp_path / "p", with_fixture=False)
+    (project / "reports/metrics").mkdir(parents=True)
+    (project / "reports/metrics/flaw.json").write_text(json.dumps({"applicable": False, "reason": "profile 'x'"}))
+    ctx = Context(out=tmp_path / "site", inputs=Inputs(project), params=load_params(project / "params.yaml"))
+    flaw_page.write(ctx)
+    html = (tmp_path / "site/flaw.html").read_text()
+    assert "does not apply here: profile &#x27;x&#x27;" in html and "repairs-table" not in html
+
+
 def test_partial_pipeline_builds_with_not_built_boxes(partial_site):
     for rel, stage in (
         ("index.html", "organism-eval"),
@@ -365,6 +449,7 @@ def test_partial_pipeline_builds_with_not_built_boxes(partial_site):
         ("motifs.html", "compare"),
         ("taxonomy.html", "clusters"),
         ("interventions.html", "interventions"),
+        ("flaw.html", "flaw"),
         ("features/index.html", "labels"),
         ("quality/index.html", "quality"),
     ):
@@ -540,6 +625,7 @@ def test_partial_site_loads_cleanly(browser, partial_site, servers, scheme, arti
         "motifs.html",
         "taxonomy.html",
         "interventions.html",
+        "flaw.html",
         "experiments.html",
         "quality/index.html",
     ):

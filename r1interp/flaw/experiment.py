@@ -42,8 +42,8 @@ class Outcome:
     find: dict
     localise: dict
     verdicts: dict
-    ranked: pd.DataFrame  # neurons by attribution
-    features: pd.DataFrame  # transcoder features by attribution
+    ranked: pd.DataFrame  # neurons by attribution, with their selectivity AUROC
+    features: pd.DataFrame  # transcoder features by attribution, with their selectivity AUROC
     rules: pd.DataFrame  # the finder's best rules
     arms: dict  # what each arm touched (layers, neurons / features, gate quality, skipped arms and why)
 
@@ -235,6 +235,7 @@ def run(
         unit="feature",
         layer_ids=sorted(coders),
     )
+    located["selective_auroc"] = SELECTIVE_AUROC
     located["features"] = {
         "layer_mass": {str(k): v for k, v in localise.layer_mass(features).items()},
         **localise.score_ranking(
@@ -305,4 +306,7 @@ def run(
     df["lift"] = df["flaw_accuracy"] - base["flaw_accuracy"]
     df["worst_other_drop"] = [max(base[f"{g}_accuracy"] - r[f"{g}_accuracy"] for g in others) for _, r in df.iterrows()]
     verdicts = {t: verdict(df, t, f"{t}_random") for t in TECHNIQUES}
+    # the rankings as written: each unit with its selectivity AUROC (scoring only; never used to rank)
+    ranked = ranked.merge(selective, on=["layer", "neuron"], how="left", validate="one_to_one")
+    features = features.merge(feature_selective, on=["layer", "feature"], how="left", validate="one_to_one")
     return Outcome(df, found, located, verdicts, ranked, features, rules_table, arms)

@@ -22,7 +22,7 @@ from r1interp.io import atomic_path
 from r1interp.site.context import Context
 from r1interp.site.html import esc, fmt
 from r1interp.site.inputs import Inputs, missing
-from r1interp.site.pages import experiments, features, graphs, interventions, motifs, overview, taxonomy
+from r1interp.site.pages import experiments, features, flaw, graphs, interventions, motifs, overview, taxonomy
 
 ASSETS = ("site.css", "site.js", "graph.js")
 QUALITY_DIR = paths.QUALITY_DIR.as_posix()
@@ -63,6 +63,7 @@ def build_site(
         motifs.write(ctx)
         taxonomy.write(ctx)
         interventions.write(ctx)
+        flaw.write(ctx)
         experiments.write(ctx, exp_show)
         _quality(ctx, tmp)
         _favicon(tmp)
@@ -123,6 +124,22 @@ def _footer(root: Path, params: Params) -> str:
     return f"r1interp {esc(__version__)} report · profile <code>{esc(params.model.profile)}</code> · built by <code>dvc repro</code> from the artifacts in dvc.lock"
 
 
+def _flaw_card(inputs: Inputs) -> tuple[str, str, str, str, bool]:
+    metrics = inputs.json(flaw.METRICS, flaw.STAGE)
+    if missing(metrics):
+        return ("Planted flaw", "flaw.html", "–", "find, localise and repair a planted flaw", False)
+    if not metrics.get("applicable", True):
+        return ("Planted flaw", "flaw.html", "not applicable", "the embedded organism only", True)
+    met = metrics.get("meets_bar", [])
+    return (
+        "Planted flaw",
+        "flaw.html",
+        f"{len(met)} of {len(metrics.get('verdicts', {}))} repairs",
+        "meet the bar",
+        True,
+    )
+
+
 def _cards(ctx: Context, gs: graphs.GraphSet) -> list[tuple[str, str, str, str, bool]]:
     inputs = ctx.inputs
     compare = inputs.json(motifs.COMPARE, "compare")
@@ -176,6 +193,7 @@ def _cards(ctx: Context, gs: graphs.GraphSet) -> list[tuple[str, str, str, str, 
             "steering, ablation, weight edits",
             inter_built,
         ),
+        _flaw_card(inputs),
         (
             "Experiments",
             "experiments.html",

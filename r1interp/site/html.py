@@ -26,6 +26,7 @@ NAV = (
     ("motifs", "Motifs", "motifs.html"),
     ("taxonomy", "Taxonomy", "taxonomy.html"),
     ("interventions", "Interventions", "interventions.html"),
+    ("flaw", "Planted flaw", "flaw.html"),
     ("experiments", "Experiments", "experiments.html"),
     ("quality", "Data quality", "quality/index.html"),
 )
