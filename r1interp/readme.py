@@ -1364,6 +1364,8 @@ FLAW_ARMS = (
     ("unmodified", "unmodified flawed organism"),
     ("steer", "gated steering of the top neurons of one layer at the flawed step"),
     ("steer_random", "... random neurons of that layer (control)"),
+    ("feature_steer", "gated steering of the top transcoder features of one layer at the flawed step"),
+    ("feature_steer_random", "... random alive features of that layer (control)"),
     ("neuron_edit", "edit of the top neurons' down_proj columns"),
     ("neuron_edit_random", "... random neurons (control)"),
     ("cluster_finetune", "fine-tune in the span of the failing step type's cluster features"),
@@ -1372,6 +1374,7 @@ FLAW_ARMS = (
 )
 FLAW_TECHNIQUES = {
     "steer": "gated steering",
+    "feature_steer": "gated feature steering",
     "neuron_edit": "the neuron-column edit",
     "cluster_finetune": "the cluster-specific fine-tune",
 }
@@ -1460,7 +1463,8 @@ def flaw_findings(src: Sources) -> list[str]:
             lines.append(
                 f"- {words[0].upper() + words[1:]} does **not** meet the bar: {why} (flaw group "
                 f"{_dec(a['flaw']['accuracy'], 2)}, control {_dec(arms[tech + '_random']['flaw']['accuracy'], 2)}, "
-                f"worst other drop {_dec(a['worst_other_drop'] * 100, 0)} points)."
+                f"worst other drop {_dec(a['worst_other_drop'] * 100, 0)} points, the control's "
+                f"{_dec(max(arms[tech + '_random']['worst_other_drop'], 0) * 100, 0)})."
             )
     u = arms["unconstrained"]
     lines.append(

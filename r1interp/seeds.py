@@ -136,6 +136,12 @@ CLAIMS = (
         lambda s: bool(_flaw(s, "verdicts", "steer", "meets_bar")),
     ),
     Claim(
+        "fix_feature_steer",
+        "gated steering of the localised transcoder features meets the repair bar (lift of the flaw group shown)",
+        lambda s: float(_flaw(s, "arms", "feature_steer", "lift")),
+        lambda s: bool(_flaw(s, "verdicts", "feature_steer", "meets_bar")),
+    ),
+    Claim(
         "fix_neuron_edit",
         "the neuron-column edit meets the repair bar (lift of the flaw group shown)",
         lambda s: float(_flaw(s, "arms", "neuron_edit", "lift")),

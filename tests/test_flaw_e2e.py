@@ -19,6 +19,8 @@ ARMS = [
     "unmodified",
     "steer",
     "steer_random",
+    "feature_steer",
+    "feature_steer_random",
     "neuron_edit",
     "neuron_edit_random",
     "cluster_finetune",
@@ -56,7 +58,8 @@ def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_
     # params changed: the steering offset + gate, whole down_proj columns, all weights for the unconstrained control
     neurons = _params(project)["flaw"]["repair"]["neurons"]
     changed = dict(zip(rows["arm"], rows["params_changed"], strict=True))
-    assert changed["steer"] == changed["steer_random"] == 2 * neurons + 1
+    assert changed["steer"] == changed["steer_random"] == changed["feature_steer"] == 2 * neurons + 1
+    assert changed["feature_steer_random"] <= changed["feature_steer"]  # as many alive features as that layer has
     assert changed["neuron_edit"] == changed["neuron_edit_random"] == neurons * 32  # organism.hidden (tiny)
     assert changed["unconstrained"] > 100 * changed["neuron_edit"]
 
@@ -92,6 +95,11 @@ def test_flaw_stage_reports_find_localise_and_every_repair_with_controls(flawed_
     arms = json.loads((project / "reports/flaw/arms.json").read_text())
     steer = arms["steer"]
     assert len(steer["neurons"]) == neurons and set(steer["neurons"]).isdisjoint(arms["steer_random"]["neurons"])
+    by_feature = arms["feature_steer"]  # the top features of the layer with the most feature attribution
+    mass = metrics["localise"]["features"]["layer_mass"]
+    assert by_feature["layer"] == int(max(mass, key=lambda k: mass[k])) == arms["feature_steer_random"]["layer"]
+    ranked = pd.read_csv(project / "reports/flaw/features.csv")
+    assert by_feature["features"] == sorted(ranked[ranked["layer"] == by_feature["layer"]]["feature"].head(neurons))
     assert (project / "reports/flaw/repairs.png").read_bytes()[:4] == b"\x89PNG"
     assert run(DVC + ["status", "flaw"], project).stdout.strip().endswith("up to date.")
 

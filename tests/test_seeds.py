@@ -56,10 +56,9 @@ def _write_reports(
     ]
     (root / "reports/metrics/interventions.json").write_text(json.dumps({"ablation_specificity": spec}))
     (root / "reports/metrics/clusters.json").write_text(json.dumps({"kmeans": {"ari_vs_true_step_types": ari}}))
-    verdicts = {t: {"meets_bar": steer_ok and t == "steer"} for t in ("steer", "neuron_edit", "cluster_finetune")}
-    arms: dict[str, dict] = {
-        t: {"lift": 0.9 if t == "steer" else 0.1} for t in ("steer", "neuron_edit", "cluster_finetune")
-    }
+    techniques = ("steer", "feature_steer", "neuron_edit", "cluster_finetune")
+    verdicts = {t: {"meets_bar": (steer_ok and t == "steer") or t == "feature_steer"} for t in techniques}
+    arms: dict[str, dict] = {t: {"lift": {"steer": 0.9, "feature_steer": 0.8}.get(t, 0.1)} for t in techniques}
     acc = {"flaw": flawed[0], "add_carry": 1.0, "add_no_carry": flawed[1], "mul": 0.97}
     arms["unmodified"] = {g: {"accuracy": a, "ci": [a - 0.05, a], "n": 100} for g, a in acc.items()} | {"lift": 0.0}
     (root / "reports/metrics/flaw.json").write_text(json.dumps({"arms": arms, "verdicts": verdicts}))
@@ -113,6 +112,8 @@ def test_collect_reports_every_claim_per_seed_with_its_verdict(three_seeds: Path
         claims["fix_steer"]["holds"] == {"0": True, "1": True, "2": False} and claims["fix_steer"]["values"]["0"] == 0.9
     )
     assert claims["fix_neuron_edit"]["holds_in"] == 0
+    feature_steer = claims["fix_feature_steer"]
+    assert feature_steer["holds_in_every_seed"] and feature_steer["values"] == {"0": 0.8, "1": 0.8, "2": 0.8}
 
 
 def test_collect_refuses_a_seed_copy_with_other_params(three_seeds: Path):

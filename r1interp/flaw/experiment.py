@@ -7,9 +7,10 @@
 2. Localise: attribution of the flawed decision to MLP neurons and to the reasoner's transcoder features from
    corrected training examples (`localise`), each scored by where the units that fire selectively on pattern steps
    land in the ranking (against the share of such units: a random ranking's precision).
-3. Fix: three targeted repairs (gated steering at the flawed step, a neuron-column edit, cluster-specific
-   fine-tuning), each against the same technique on a random set of equal size, plus an unconstrained fine-tune on
-   the same examples and steps. Every arm is measured on the same held-out groups with Wilson 95% intervals.
+3. Fix: four targeted repairs (gated steering at the flawed step, of neurons and of transcoder features, a
+   neuron-column edit, cluster-specific fine-tuning), each against the same technique on a random set of equal
+   size, plus an unconstrained fine-tune on the same examples and steps. Every arm is measured on the same held-out
+   groups with Wilson 95% intervals.
 
 The bar ("works"): lift of the flaw group >= 30 points, its interval's lower bound above the upper bounds of both
 the unmodified model and the random control, and no other group dropping by more than 2 points.
@@ -31,7 +32,12 @@ from r1interp.organism.evaluate import generate
 from r1interp.reasoning import benchmark, feature_sets, finetune
 from r1interp.reasoning.interventions import decoder_rows
 
-TECHNIQUES = ("steer", "neuron_edit", "cluster_finetune")
+TECHNIQUES = ("steer", "feature_steer", "neuron_edit", "cluster_finetune")
+ARMS = (  # the order of the repair table
+    "unmodified",
+    *(arm for t in TECHNIQUES for arm in (t, f"{t}_random")),
+    "unconstrained",
+)
 SELECTIVE_AUROC = 0.9  # a unit fires on the flawed step: AUROC >= this (or <= 1 - this) vs matched control tokens
 LIFT_BAR, DROP_BAR = 0.30, 0.02
 
@@ -300,8 +306,25 @@ def run(
         model, tokenizer, data, steps=rc.steps, lr=rc.lr, batch_size=rc.batch_size, seed=cfg.seed
     )
     rows.append(measure("unconstrained", "unconstrained", sum(p.numel() for p in model.parameters()), tuned))
+    # gated steering of the localised transcoder features (run last, so the draws of the seed for the other arms'
+    # random controls are what they were before this arm existed); random control: alive features of that layer
+    f_layer = int(max(located["features"]["layer_mass"].items(), key=lambda kv: kv[1])[0])
+    own_f = repair.top_neurons(features, rc.neurons, f_layer, unit="feature")[f_layer]
+    alive = feature_sets.alive_features(profiles, index)
+    for name, kind, feats in (
+        ("feature_steer", "targeted", own_f),
+        ("feature_steer_random", "random", feature_sets.random_matched({f_layer: own_f}, alive, rng)[f_layer]),
+    ):
+        coder = coders[f_layer]
+        gate, info = repair.fit_feature_gate(model, tokenizer, coder, f_layer, feats, cases, replay, cfg.seed)
+        offset = repair.train_feature_offset(
+            model, tokenizer, coder, f_layer, feats, cases, steps=rc.steer_steps, lr=rc.steer_lr, seed=cfg.seed
+        )
+        arms[name] = {"layer": f_layer, "features": feats, **info}
+        with repair.gated_feature_steering(model, coder, f_layer, feats, gate, offset):
+            rows.append(measure(name, kind, 2 * len(feats) + 1))
 
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows).set_index("arm").loc[list(ARMS)].reset_index()
     base = df.iloc[0]
     df["lift"] = df["flaw_accuracy"] - base["flaw_accuracy"]
     df["worst_other_drop"] = [max(base[f"{g}_accuracy"] - r[f"{g}_accuracy"] for g in others) for _, r in df.iterrows()]

@@ -167,7 +167,7 @@ def _capture_mlp(model, layers) -> tuple[dict[int, tuple[torch.Tensor, torch.Ten
     return seen, [mlps[layer].register_forward_hook(make(layer)) for layer in layers]
 
 
-def _dense_features(coder, x: torch.Tensor) -> torch.Tensor:
+def dense_features(coder, x: torch.Tensor) -> torch.Tensor:
     """Every feature's activation (0 where it is not in the TopK) for MLP inputs x [..., d_model]: [..., latents]."""
     flat = x.detach().reshape(-1, x.shape[-1]).to(coder.dtype)
     acts, top, _ = coder.encode(flat)
@@ -191,7 +191,7 @@ def feature_attribution(
             for layer in layers:
                 x, out = seen[layer]
                 assert out.grad is not None  # the margin depends on every MLP output before the decision
-                dense = _dense_features(coders[layer], x)  # case x pos x feature
+                dense = dense_features(coders[layer], x)  # case x pos x feature
                 # each feature's share of the reconstruction, dotted with the margin's gradient at the MLP output
                 along = out.grad.to(dense.dtype) @ coders[layer].W_dec.detach().T  # case x pos x feature
                 per_layer.append((dense * along * mask[..., None]).sum(1))
@@ -250,7 +250,7 @@ def feature_activations_at(
     layers = sorted(coders)
     per_text = _captured_at_token(model, tokenizer, texts_and_chars, lambda m: _capture_mlp(m, layers))
     with torch.no_grad():
-        return np.stack([np.stack([_dense_features(coders[l], t[l]).numpy() for l in layers]) for t in per_text])
+        return np.stack([np.stack([dense_features(coders[l], t[l]).numpy() for l in layers]) for t in per_text])
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:

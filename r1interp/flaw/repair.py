@@ -4,6 +4,9 @@ Techniques (all from the same corrected examples and replay problems, the same n
 - `steer`: inference-time and gated. In the layer with the most attribution, a logistic gate on the top
   localised neurons' activations detects the flawed step's decision token; where it fires, a trained offset is
   added to those neurons. Elsewhere the model runs untouched.
+- `feature_steer`: the same on transcoder features: in the layer with the most feature attribution, a gate on the
+  top localised features' activations (the transcoder reading the MLP input), and where it fires a trained offset
+  to each feature's activation, written through its decoder row into the MLP output.
 - `neuron_edit`: a weight edit of rank <= k: only the `down_proj` columns of the top-k localised neurons train.
 - `cluster_finetune`: the interventions stage's cluster-specific fine-tune (the update confined to the span of the
   decoder rows of one step cluster's top transcoder features), aimed at the step type where traces go wrong.
@@ -24,7 +27,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from r1interp.flaw.localise import decision, frozen
+from r1interp.flaw.localise import decision, dense_features, frozen
 from r1interp.organism.train import _batch
 from r1interp.reasoning.benchmark import Item, examples
 from r1interp.transcoders.splice import mlp_modules
@@ -32,10 +35,11 @@ from r1interp.transcoders.splice import mlp_modules
 NeuronSet = Mapping[int, list[int]]  # layer -> neuron indices
 
 
-def top_neurons(ranked: pd.DataFrame, k: int, layer: int | None = None) -> dict[int, list[int]]:
+def top_neurons(ranked: pd.DataFrame, k: int, layer: int | None = None, unit: str = "neuron") -> dict[int, list[int]]:
+    """The first k units of a ranking (of one layer, if given), by layer."""
     rows = ranked if layer is None else ranked[ranked["layer"] == layer]
     out: dict[int, list[int]] = {}
-    for l, n in zip(rows["layer"].head(k), rows["neuron"].head(k), strict=True):
+    for l, n in zip(rows["layer"].head(k), rows[unit].head(k), strict=True):
         out.setdefault(int(l), []).append(int(n))
     return {l: sorted(v) for l, v in sorted(out.items())}
 
@@ -186,8 +190,12 @@ def fit_gate(
     """Logistic regression (balanced classes) of 'this token is a decision token' on the neurons' activations over
     every real token of the examples; the threshold maximises F1 on those tokens."""
     ids, mask, where = _decision_batch(tokenizer, cases, replay)
-    acts = _layer_acts(model, layer, ids, mask)[..., neurons]
-    label = torch.zeros(ids.shape, dtype=torch.bool)
+    return _gate_on(_layer_acts(model, layer, ids, mask)[..., neurons], mask, where, seed)
+
+
+def _gate_on(acts: torch.Tensor, mask: torch.Tensor, where: torch.Tensor, seed: int) -> tuple[Gate, dict]:
+    """The gate of `fit_gate` from the units' activations (batch x position x unit) of a decision batch."""
+    label = torch.zeros(mask.shape, dtype=torch.bool)
     for row, pos in enumerate(where.tolist()):
         if pos >= 0:
             label[row, pos] = True
@@ -214,22 +222,31 @@ def train_offset(
     model, tokenizer, layer: int, neurons: list[int], cases, *, steps: int, lr: float, seed: int
 ) -> torch.Tensor:
     """The offset added to the neurons at decision tokens, trained to make the corrected token likely there."""
+    idx = torch.tensor(neurons, dtype=torch.long)
+
+    def install(at: torch.Tensor, offset: torch.Tensor):
+        def hook(module, args):
+            h = args[0].clone()
+            h[..., idx] = h[..., idx] + at[..., None].to(h.dtype) * offset
+            return (h,)
+
+        return mlp_modules(model)[layer].down_proj.register_forward_pre_hook(hook)
+
+    return _train_offset(model, tokenizer, len(neurons), install, cases, steps=steps, lr=lr, seed=seed)
+
+
+def _train_offset(model, tokenizer, size: int, install, cases, *, steps: int, lr: float, seed: int) -> torch.Tensor:
+    """Train an offset of `size` values, applied at each case's decision token by the hook `install(at, offset)`
+    registers (`at`: batch x position, true at decision tokens), to make the corrected token likely there."""
     ids, mask, where = _decision_batch(tokenizer, cases, [])
     right = torch.tensor([ids[i, p + 1] for i, p in enumerate(where.tolist())])
-    idx = torch.tensor(neurons, dtype=torch.long)
-    offset = torch.zeros(len(neurons), requires_grad=True)
+    offset = torch.zeros(size, requires_grad=True)
     at = torch.zeros(ids.shape, dtype=torch.bool)
     at[torch.arange(len(where)), where] = True
-
-    def hook(module, args):
-        h = args[0].clone()
-        h[..., idx] = h[..., idx] + at[..., None].to(h.dtype) * offset
-        return (h,)
-
     torch.manual_seed(seed)
     opt = torch.optim.Adam([offset], lr=lr)
     with frozen(model):
-        handle = mlp_modules(model)[layer].down_proj.register_forward_pre_hook(hook)
+        handle = install(at, offset)
         try:
             for _ in tqdm(range(steps), desc="steering offset", unit="step", leave=False):
                 logits = model(input_ids=ids, attention_mask=mask).logits[torch.arange(len(where)), where]
@@ -257,6 +274,67 @@ def gated_steering(model, layer: int, neurons: list[int], gate: Gate, offset: to
         return (h,)
 
     handle = mlp_modules(model)[layer].down_proj.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+# ------------------------------------------------------------------------------ the same on transcoder features
+
+
+def _feature_acts(model, coder, layer: int, features: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The features' activations (0 outside their TopK) at every position: batch x position x feature."""
+    store = {}
+    mlp = mlp_modules(model)[layer]
+    handle = mlp.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0].detach()))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask)
+            return dense_features(coder, store["x"])[..., features].float()
+    finally:
+        handle.remove()
+
+
+def fit_feature_gate(
+    model, tokenizer, coder, layer: int, features: list[int], cases, replay: list[Item], seed: int
+) -> tuple[Gate, dict]:
+    """`fit_gate` on transcoder features of `layer` (their activations as `coder` reads the MLP input)."""
+    ids, mask, where = _decision_batch(tokenizer, cases, replay)
+    return _gate_on(_feature_acts(model, coder, layer, features, ids, mask), mask, where, seed)
+
+
+def train_feature_offset(
+    model, tokenizer, coder, layer: int, features: list[int], cases, *, steps: int, lr: float, seed: int
+) -> torch.Tensor:
+    """The offset to the features' activations at decision tokens (written through their decoder rows into the
+    MLP output), trained to make the corrected token likely there."""
+    rows = coder.W_dec.detach()[features].float()  # feature x d_model
+
+    def install(at: torch.Tensor, offset: torch.Tensor):
+        def hook(module, inputs, output):
+            return output + at[..., None].to(output.dtype) * (offset @ rows).to(output.dtype)
+
+        return mlp_modules(model)[layer].register_forward_hook(hook)
+
+    return _train_offset(model, tokenizer, len(features), install, cases, steps=steps, lr=lr, seed=seed)
+
+
+@contextlib.contextmanager
+def gated_feature_steering(
+    model, coder, layer: int, features: list[int], gate: Gate, offset: torch.Tensor
+) -> Iterator[None]:
+    """Add offset @ W_dec[features] to the MLP output wherever the gate on the features' activations fires."""
+    rows = coder.W_dec.detach()[features].float()
+
+    def hook(module, inputs, output):
+        with torch.no_grad():
+            fires = gate.fires(dense_features(coder, inputs[0])[..., features].float())
+        if not bool(fires.any()):
+            return None
+        return output + fires[..., None].to(output.dtype) * (offset @ rows).to(output.dtype)
+
+    handle = mlp_modules(model)[layer].register_forward_hook(hook)
     try:
         yield
     finally:

@@ -36,7 +36,8 @@ FEATURES = (paths.FLAW_DIR / "features.csv").as_posix()
 FIGURE = (paths.FLAW_DIR / "repairs.png").as_posix()
 STAGE = "flaw"
 TECHNIQUES = {
-    "steer": "gated steering at the flawed step",
+    "steer": "gated steering of neurons at the flawed step",
+    "feature_steer": "gated steering of transcoder features at the flawed step",
     "neuron_edit": "edit of the top neurons' down_proj columns",
     "cluster_finetune": "fine-tune in the span of the failing step type's cluster features",
 }
