@@ -43,6 +43,9 @@ ABLATION_MARGIN = 0.30  # "specific": the carry group loses >= 30 points more th
 ARI_BAR = 0.5  # "the clusters recover the generator's step types"
 COMPETENT = 0.95  # the organisms' bar (issue 17): a reasoner / other groups of the flawed organism at or above it
 FLAW_BELOW = 0.60  # the flawed organism's pattern accuracy must stay under this
+# "localises": the top-ranked units fire on the flawed step at least this many times as often as a random ranking's
+# (set in stop 27 after seeing seeds 0 and 1: features ~20-27x, neurons ~1.0-1.4x)
+LOCALISE_LIFT = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,18 @@ def _flawed_groups(src: Sources) -> dict[str, float]:
     """The unmodified flawed organism's held-out accuracy per group."""
     arm = _flaw(src, "arms", "unmodified")
     return {g: float(r["accuracy"]) for g, r in arm.items() if isinstance(r, dict) and "accuracy" in r}
+
+
+def _localise_lift(unit: str):
+    """precision of the top-k attributed units for firing on the flawed step / the share of units that do."""
+
+    def lift(src: Sources) -> float:
+        loc = _flaw(src, "localise")
+        loc = loc["features"] if unit == "feature" else loc
+        precision = next(v for k, v in loc.items() if k.startswith("precision_at_"))
+        return float(precision) / max(float(loc["selective_share"]), 1e-9)
+
+    return lift
 
 
 def _flawed_on_target(src: Sources) -> bool:
@@ -128,6 +143,20 @@ CLAIMS = (
         f"the k-means clusters recover the generator's step types (ARI >= {ARI_BAR})",
         lambda s: float(s.get(paths.CLUSTERS_METRICS, "kmeans", "ari_vs_true_step_types")),
         lambda s: float(s.get(paths.CLUSTERS_METRICS, "kmeans", "ari_vs_true_step_types")) >= ARI_BAR,
+    ),
+    Claim(
+        "localise_features",
+        f"the top attributed transcoder features fire on the flawed step at least {LOCALISE_LIFT:g}x as often as a "
+        "random ranking's (lift shown)",
+        _localise_lift("feature"),
+        lambda s: _localise_lift("feature")(s) >= LOCALISE_LIFT,
+    ),
+    Claim(
+        "localise_neurons",
+        f"the top attributed MLP neurons fire on the flawed step at least {LOCALISE_LIFT:g}x as often as a random "
+        "ranking's (lift shown)",
+        _localise_lift("neuron"),
+        lambda s: _localise_lift("neuron")(s) >= LOCALISE_LIFT,
     ),
     Claim(
         "fix_steer",

@@ -61,7 +61,14 @@ def _write_reports(
     arms: dict[str, dict] = {t: {"lift": {"steer": 0.9, "feature_steer": 0.8}.get(t, 0.1)} for t in techniques}
     acc = {"flaw": flawed[0], "add_carry": 1.0, "add_no_carry": flawed[1], "mul": 0.97}
     arms["unmodified"] = {g: {"accuracy": a, "ci": [a - 0.05, a], "n": 100} for g, a in acc.items()} | {"lift": 0.0}
-    (root / "reports/metrics/flaw.json").write_text(json.dumps({"arms": arms, "verdicts": verdicts}))
+    localise = {
+        "precision_at_16": 0.9,
+        "selective_share": 0.6,
+        "features": {"precision_at_16": 0.75 if steer_ok else 0.06, "selective_share": 0.03},
+    }
+    (root / "reports/metrics/flaw.json").write_text(
+        json.dumps({"arms": arms, "verdicts": verdicts, "localise": localise})
+    )
     organism = {"reasoner": {"accuracy": {"add": reasoner, "mul": reasoner, "overall": reasoner}}}
     (root / "reports/metrics/organism.json").write_text(json.dumps(organism))
     (root / "params.yaml").write_text(yaml.safe_dump({"organism": {"seed": organism_seed, "layers": 4}, "flaw": {}}))
@@ -112,6 +119,9 @@ def test_collect_reports_every_claim_per_seed_with_its_verdict(three_seeds: Path
         claims["fix_steer"]["holds"] == {"0": True, "1": True, "2": False} and claims["fix_steer"]["values"]["0"] == 0.9
     )
     assert claims["fix_neuron_edit"]["holds_in"] == 0
+    features, neurons = claims["localise_features"], claims["localise_neurons"]  # precision at top / share
+    assert features["values"] == {"0": 25.0, "1": 25.0, "2": 2.0} and features["holds_in_every_seed"]  # 2x: holds
+    assert neurons["values"] == {"0": 1.5, "1": 1.5, "2": 1.5} and neurons["holds_in"] == 0
     feature_steer = claims["fix_feature_steer"]
     assert feature_steer["holds_in_every_seed"] and feature_steer["values"] == {"0": 0.8, "1": 0.8, "2": 0.8}
 
