@@ -167,6 +167,16 @@ def _capture_mlp(model, layers) -> tuple[dict[int, tuple[torch.Tensor, torch.Ten
     return seen, [mlps[layer].register_forward_hook(make(layer)) for layer in layers]
 
 
+def capture_mlp_inputs(model, layers) -> tuple[dict[int, torch.Tensor], list]:
+    """Hooks that keep the input of the MLP of each of `layers` (what its transcoder reads), detached."""
+    kept: dict[int, torch.Tensor] = {}
+    mlps = mlp_modules(model)
+    return kept, [
+        mlps[layer].register_forward_pre_hook(lambda m, args, layer=layer: kept.__setitem__(layer, args[0].detach()))
+        for layer in layers
+    ]
+
+
 def dense_features(coder, x: torch.Tensor) -> torch.Tensor:
     """Every feature's activation (0 where it is not in the TopK) for MLP inputs x [..., d_model]: [..., latents]."""
     flat = x.detach().reshape(-1, x.shape[-1]).to(coder.dtype)
@@ -221,8 +231,8 @@ def token_at_char(tokenizer, text: str, char: int) -> int:
 def _captured_at_token(
     model, tokenizer, texts_and_chars: list[tuple[str, int]], capture
 ) -> list[dict[int, torch.Tensor]]:
-    """Per text, layer -> what `capture(model)` keeps (a [1, pos, width] tensor, or a tuple whose first item is one)
-    at the token holding the given character."""
+    """Per text, layer -> what `capture(model)` keeps (a [1, pos, width] tensor) at the token holding the given
+    character."""
     out = []
     for text, char in texts_and_chars:
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
@@ -233,7 +243,7 @@ def _captured_at_token(
         finally:
             for h in handles:
                 h.remove()
-        out.append({layer: (v[0] if isinstance(v, tuple) else v)[0, pos] for layer, v in kept.items()})
+        out.append({layer: v[0, pos] for layer, v in kept.items()})
     return out
 
 
@@ -248,7 +258,7 @@ def feature_activations_at(
 ) -> np.ndarray:
     """Every transcoder feature's activation (0 outside its TopK) at one token per text: case x layer x feature."""
     layers = sorted(coders)
-    per_text = _captured_at_token(model, tokenizer, texts_and_chars, lambda m: _capture_mlp(m, layers))
+    per_text = _captured_at_token(model, tokenizer, texts_and_chars, lambda m: capture_mlp_inputs(m, layers))
     with torch.no_grad():
         return np.stack([np.stack([dense_features(coders[l], t[l]).numpy() for l in layers]) for t in per_text])
 

@@ -27,7 +27,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from r1interp.flaw.localise import decision, dense_features, frozen
+from r1interp.flaw.localise import capture_mlp_inputs, decision, dense_features, frozen
 from r1interp.organism.train import _batch
 from r1interp.reasoning.benchmark import Item, examples
 from r1interp.transcoders.splice import mlp_modules
@@ -285,15 +285,14 @@ def gated_steering(model, layer: int, neurons: list[int], gate: Gate, offset: to
 
 def _feature_acts(model, coder, layer: int, features: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The features' activations (0 outside their TopK) at every position: batch x position x feature."""
-    store = {}
-    mlp = mlp_modules(model)[layer]
-    handle = mlp.register_forward_pre_hook(lambda m, args: store.__setitem__("x", args[0].detach()))
+    kept, handles = capture_mlp_inputs(model, [layer])
     try:
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask)
-            return dense_features(coder, store["x"])[..., features].float()
+            return dense_features(coder, kept[layer])[..., features].float()
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
 
 
 def fit_feature_gate(
