@@ -10,4 +10,8 @@ from r1interp import numerics as _numerics  # noqa: E402
 
 _numerics.pin()
 
+from r1interp import lean_imports as _lean_imports  # noqa: E402
+
+_lean_imports.install()  # transformers without scikit-learn: ~2 s less per stage start (lean_imports.py)
+
 __version__ = "0.1.0"

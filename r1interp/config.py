@@ -551,7 +551,9 @@ class FlawRepairParams:
     examples: int = _f(
         64, ge=1, doc="the repair budget: corrected training-split pattern problems (+ as many replayed)"
     )
-    neurons: int = _f(16, ge=1, doc="localised MLP neurons a targeted repair may touch (and each random control)")
+    neurons: int = _f(
+        16, ge=1, doc="localised units a repair may touch (neurons; features for feature steering), and each control"
+    )
     steps: int = _f(60, ge=1, doc="optimizer steps of every weight repair (edit, cluster fine-tune, unconstrained)")
     lr: float = _f(1.0e-2, gt=0.0)
     batch_size: int = _f(32, ge=1)

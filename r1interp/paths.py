@@ -167,7 +167,7 @@ INTERVENTIONS_METRICS = METRICS_DIR / "interventions.json"
 
 # ------------------------------------------------------------------ planted flaw (find and fix)
 FLAWED_LM = Path("models/flawed")  # not under models/lm: stages reading models/lm must not depend on it
-FLAW_DIR = Path("reports/flaw")  # repairs.csv, rules.csv, neurons.csv, find_localise.json, repairs.png
+FLAW_DIR = Path("reports/flaw")  # repairs.csv, rules.csv, neurons.csv, features.csv, arms.json, repairs.png
 FLAW_METRICS = METRICS_DIR / "flaw.json"
 
 # ------------------------------------------------------------------ seed spread (python -m r1interp.seeds)

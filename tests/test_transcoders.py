@@ -18,7 +18,7 @@ from r1interp.transcoders.layout import (
     write_circuit_tracer_config,
     write_circuit_tracer_layer,
 )
-from r1interp.transcoders.splice import coder_forward, mlp_modules, splice
+from r1interp.transcoders.splice import coder_forward, dense_features, mlp_modules, splice
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,20 @@ def saved_coders(tmp_path, tiny_model):
         coders[layer] = _coder(d, 64, 4, seed=layer)
         coders[layer].save_to_disk(root / f"layers.{layer}.mlp")
     return root, coders
+
+
+def test_dense_features_hold_exactly_the_topk_and_decode_to_the_coder_output():
+    coder = _coder(8, 32, 3)
+    x = torch.randn(2, 5, 8)
+    dense = dense_features(coder, x)
+    assert dense.shape == (2, 5, 32)
+    assert ((dense != 0).sum(-1) <= 3).all() and ((dense != 0).sum(-1) >= 1).all()
+    acts, top, _ = coder.encode(x.reshape(-1, 8))
+    flat = dense.reshape(-1, 32)
+    assert torch.equal(flat.gather(1, top), acts)  # each TopK feature at its own activation
+    out, _, _ = coder_forward(coder, x)
+    decoded = dense @ coder.W_dec + coder.b_dec + x @ coder.W_skip.mT  # the dense form of the coder's output
+    torch.testing.assert_close(decoded, out, rtol=1e-5, atol=1e-5)
 
 
 def test_group_layers():

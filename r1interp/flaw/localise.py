@@ -28,7 +28,7 @@ import torch
 
 from r1interp import chat
 from r1interp.organism.train import encode
-from r1interp.transcoders.splice import mlp_modules
+from r1interp.transcoders.splice import dense_features, mlp_modules
 
 
 def _ids(tokenizer, question: str, completion: str) -> list[int]:
@@ -177,14 +177,6 @@ def capture_mlp_inputs(model, layers) -> tuple[dict[int, torch.Tensor], list]:
     ]
 
 
-def dense_features(coder, x: torch.Tensor) -> torch.Tensor:
-    """Every feature's activation (0 where it is not in the TopK) for MLP inputs x [..., d_model]: [..., latents]."""
-    flat = x.detach().reshape(-1, x.shape[-1]).to(coder.dtype)
-    acts, top, _ = coder.encode(flat)
-    dense = torch.zeros(flat.shape[0], coder.num_latents, dtype=acts.dtype).scatter_(1, top, acts)
-    return dense.reshape(*x.shape[:-1], coder.num_latents)
-
-
 def feature_attribution(
     model, tokenizer, cases: list[tuple[str, str, str]], coders: dict[int, Any], batch_size: int = 32
 ) -> pd.DataFrame:
@@ -201,7 +193,7 @@ def feature_attribution(
             for layer in layers:
                 x, out = seen[layer]
                 assert out.grad is not None  # the margin depends on every MLP output before the decision
-                dense = dense_features(coders[layer], x)  # case x pos x feature
+                dense = dense_features(coders[layer], x.detach())  # case x pos x feature
                 # each feature's share of the reconstruction, dotted with the margin's gradient at the MLP output
                 along = out.grad.to(dense.dtype) @ coders[layer].W_dec.detach().T  # case x pos x feature
                 per_layer.append((dense * along * mask[..., None]).sum(1))

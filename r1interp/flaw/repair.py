@@ -27,10 +27,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from r1interp.flaw.localise import capture_mlp_inputs, decision, dense_features, frozen
+from r1interp.flaw.localise import capture_mlp_inputs, decision, frozen
 from r1interp.organism.train import _batch
 from r1interp.reasoning.benchmark import Item, examples
-from r1interp.transcoders.splice import mlp_modules
+from r1interp.transcoders.splice import dense_features, mlp_modules
 
 NeuronSet = Mapping[int, list[int]]  # layer -> neuron indices
 
@@ -289,7 +289,7 @@ def _feature_acts(model, coder, layer: int, features: list[int], ids: torch.Tens
     try:
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask)
-            return dense_features(coder, kept[layer])[..., features].float()
+            return dense_features(coder, kept[layer].detach())[..., features].float()
     finally:
         for h in handles:
             h.remove()
@@ -328,7 +328,7 @@ def gated_feature_steering(
 
     def hook(module, inputs, output):
         with torch.no_grad():
-            fires = gate.fires(dense_features(coder, inputs[0])[..., features].float())
+            fires = gate.fires(dense_features(coder, inputs[0].detach())[..., features].float())
         if not bool(fires.any()):
             return None
         return output + fires[..., None].to(output.dtype) * (offset @ rows).to(output.dtype)

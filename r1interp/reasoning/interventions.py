@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from r1interp.transcoders.splice import mlp_modules
+from r1interp.transcoders.splice import dense_features, mlp_modules
 
 FeatureSet = Mapping[int, list[int]]  # layer -> feature indices
 
@@ -43,11 +43,8 @@ def ablate(model, coders: Mapping[int, object], features: FeatureSet):
         w_dec = coder.W_dec.detach()[idx]  # [n, d_model]
 
         def hook(module, inputs, output):
-            flat = inputs[0].reshape(-1, inputs[0].shape[-1]).to(coder.dtype)
-            acts, top, _ = coder.encode(flat)
             # activation of each chosen feature where it made the TopK, else 0
-            dense = torch.zeros(flat.shape[0], coder.num_latents, dtype=acts.dtype, device=acts.device)
-            chosen_acts = dense.scatter_(1, top, acts)[:, idx.to(acts.device)]  # [tokens, n]
+            chosen_acts = dense_features(coder, inputs[0])[..., idx.to(inputs[0].device)]  # [..., n]
             return output - (chosen_acts @ w_dec).reshape(output.shape).to(output.dtype)
 
         return hook

@@ -72,7 +72,7 @@ def step_profiles(
     progress=None,
 ) -> tuple[list[Step], np.ndarray]:
     """problems: (id, full chat text). Returns the steps and their profiles (steps x layers*features)."""
-    from r1interp.transcoders.splice import mlp_modules
+    from r1interp.transcoders.splice import dense_features, mlp_modules
 
     layers = sorted(coders)
     widths = [coders[layer].num_latents for layer in layers]
@@ -90,13 +90,7 @@ def step_profiles(
             if not found:
                 continue
             model(torch.tensor([ids], device=device))
-            per_layer = []
-            for layer, width in zip(layers, widths, strict=True):
-                x = captured[layer][0]
-                acts, idx, _ = coders[layer].encode(x)
-                dense = torch.zeros(x.shape[0], width, device=x.device).scatter_(-1, idx, acts.float())
-                per_layer.append(dense)
-            full = torch.cat(per_layer, dim=-1)
+            full = torch.cat([dense_features(coders[layer], captured[layer][0]).float() for layer in layers], dim=-1)
             for step in found:
                 rows.append(full[step.token_start : step.token_end].mean(0).cpu().numpy().astype(np.float32))
             steps += found

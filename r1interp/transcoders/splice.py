@@ -28,6 +28,15 @@ def coder_forward(coder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return out.reshape(x.shape).to(x.dtype), top_acts, top_indices
 
 
+def dense_features(coder, x: torch.Tensor) -> torch.Tensor:
+    """Every feature's activation of a sparsify coder for MLP inputs x [..., d_model], 0 where the feature is not in
+    the TopK: [..., latents], in the coder's dtype and on x's device."""
+    flat = x.reshape(-1, x.shape[-1]).to(coder.dtype)
+    acts, top, _ = coder.encode(flat)
+    dense = torch.zeros(flat.shape[0], coder.num_latents, dtype=acts.dtype, device=acts.device).scatter_(1, top, acts)
+    return dense.reshape(*x.shape[:-1], coder.num_latents)
+
+
 @contextlib.contextmanager
 def splice(
     model, replacements: dict[int, object], record: dict | None = None, keep: torch.Tensor | None = None
