@@ -1,5 +1,6 @@
-"""r1interp/lean_imports.py: transformers loads without scikit-learn once r1interp is imported, and our own
-scikit-learn imports still work."""
+"""Start-up costs paid by every stage and every DVC command: transformers loads without scikit-learn once r1interp
+is imported (r1interp/lean_imports.py) and our own scikit-learn imports still work; DVC's YAML loader has its C
+parser (bench/stage_imports.py and bench/dvc_yaml.py measure both)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,15 @@ def test_the_hook_answers_only_for_transformers_flags_module():
     hook = lean_imports._TransformersWithoutSklearn()
     assert hook.find_spec("json", None) is None
     assert hook.find_spec("transformers.utils", None) is None
+
+
+def test_dvc_reads_yaml_with_ruamels_c_parser_and_gets_the_same_values():
+    from ruamel.yaml import YAML
+
+    from helpers import REPO
+
+    fast = YAML(typ="safe")  # what dvc.utils.serialize.parse_yaml builds for params.yaml, dvc.yaml and dvc.lock
+    assert fast.Parser.__name__ == "CParser", "ruamel.yaml.clib is missing: every dvc command parses in Python"
+    for name in ("params.yaml", "dvc.yaml", "dvc.lock"):
+        text = (REPO / name).read_text()
+        assert fast.load(text) == YAML(typ="safe", pure=True).load(text), name
