@@ -65,16 +65,16 @@ def tiny_model_kwargs(tokenizer) -> dict:
     )
 
 
-# The longest modules (measured: ~30 s and up on one core), longest first. pytest-xdist (--dist loadscope) hands
-# whole modules to the two workers in collection order, two each to begin with, so these start early and the short
-# modules fill in at the end. Worker 1 gets test_reproducible_e2e (its build B from nothing, then the full project
-# for build A) and test_site (short); worker 2 test_clusters_e2e, whose fixture builds the shared tiny pipeline and
-# then the full project from it (about as long as build B, so neither worker waits for the other), then
-# test_pipeline_e2e, which finds the shared pipeline built.
-LONGEST_FIRST = ("test_reproducible_e2e.py", "test_clusters_e2e.py", "test_site.py", "test_pipeline_e2e.py",
-                 "test_labels_e2e.py", "test_transcoders_e2e.py", "test_real_profile_e2e.py", "test_numerics.py",
-                 "test_registry_e2e.py", "test_flaw_e2e.py", "test_keep_outputs_e2e.py", "test_environment.py",
-                 "test_fetch_e2e.py", "test_remote_e2e.py", "test_circuits_e2e.py")  # fmt: skip
+# The longest modules (measured: ~30 s and up on one core), in the order that keeps both workers busy.
+# pytest-xdist (--dist loadscope) hands whole modules to the two workers in collection order, two each to begin
+# with, then one more whenever a worker finishes one; the short modules fill in at the end. Worker 1 gets
+# test_clusters_e2e, whose fixture builds the shared tiny pipeline and then the full project from it (every module
+# that needs either waits for it), then test_pipeline_e2e; worker 2 meanwhile runs test_real_profile_e2e, which
+# needs neither (about as long as the shared pipeline's build), then test_transcoders_e2e, which finds it built.
+LONGEST_FIRST = ("test_clusters_e2e.py", "test_real_profile_e2e.py", "test_pipeline_e2e.py", "test_transcoders_e2e.py",
+                 "test_registry_e2e.py", "test_labels_e2e.py", "test_reproducible_e2e.py", "test_keep_outputs_e2e.py",
+                 "test_site.py", "test_environment.py", "test_numerics.py", "test_fetch_e2e.py", "test_remote_e2e.py",
+                 "test_flaw_e2e.py", "test_circuits_e2e.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):
@@ -133,8 +133,8 @@ def pipeline_project(tmp_path_factory, pytestconfig) -> Path:
 
 @pytest.fixture(scope="session")
 def full_project(pipeline_project, tmp_path_factory, pytestconfig) -> Path:
-    """The shared tiny pipeline with every stage built (`dvc repro`), committed: build A of
-    test_reproducible_e2e, and where test_clusters_e2e and test_flaw_e2e find `clusters`, `interventions`,
+    """The shared tiny pipeline with every stage built (`dvc repro`), committed: the build test_reproducible_e2e
+    holds to the reference build, and where test_clusters_e2e and test_flaw_e2e find `clusters`, `interventions`,
     `flawed-organism` and `flaw` already built. Built once per test run (`built_once`), never changed: tests work
     on copies."""
     import sys

@@ -32,7 +32,8 @@ ARMS = [
 @pytest.fixture(scope="module")
 def flawed_project(full_project: Path, tmp_path_factory) -> Path:
     """A copy of the fully built shared project, where `dvc repro` built `flawed-organism` and `flaw`. (That a
-    rebuild gives the same bytes is test_reproducible_e2e's: its two builds from nothing agree on every output.)"""
+    rebuild gives the same bytes is test_reproducible_e2e's: that build agrees with the reference build on every
+    output.)"""
     return copied_project(full_project, tmp_path_factory.mktemp("flaw") / "p")
 
 
