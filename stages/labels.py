@@ -15,8 +15,9 @@ from r1interp import paths, stage, timings
 from r1interp.autointerp.evidence import build_evidence
 from r1interp.autointerp.pipeline import label_and_score, layer_rows, plot_scores, summarize
 from r1interp.io import write_json, write_parquet, write_text
-from r1interp.models import model_spec, token_strings
+from r1interp.models import model_spec
 from r1interp.schemas import ExampleSchema, FeatureSchema, LabelSchema, read_parquet, validate
+from r1interp.vocab import vocabulary
 
 LABELS = paths.LABELS_PARQUET
 SCORES = paths.SCORES_PARQUET
@@ -47,17 +48,11 @@ def labeler_and_scorer(cfg):
     return labeler, ClaudeScorer(client, cfg.claude.scorer_model, cfg.examples_per_prompt), client
 
 
-def vocabulary(profile: str, role: str) -> list[str]:
-    from transformers import AutoTokenizer
-
-    return token_strings(AutoTokenizer.from_pretrained(model_spec(profile, role).local_dir))
-
-
 def label_role(role: str, params, labeler, scorer) -> tuple[pd.DataFrame, pd.DataFrame]:
     cfg, hint = params.labels, "run `dvc repro activations`"
     features = read_parquet(paths.features_parquet(role), FeatureSchema, hint)
     examples = read_parquet(paths.examples_parquet(role), ExampleSchema, hint)
-    evidence = build_evidence(features, examples, vocabulary(params.model.profile, role), cfg)
+    evidence = build_evidence(features, examples, vocabulary(model_spec(params.model.profile, role).local_dir), cfg)
     print(f"{role}: labeling {len(evidence)} features with the {cfg.labeler} labeler", flush=True)
     return label_and_score(evidence, labeler, scorer, cfg.highlight_threshold, cfg.seed)
 

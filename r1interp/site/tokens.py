@@ -1,7 +1,7 @@
 """Token windows as HTML: the vocabulary, and a window with the feature's activation on every token.
 
-Tokens are decoded one id at a time (`models.token_strings`), exactly as the labels stage showed them to
-the labeler, so what a reader sees is what the label was made from. Whitespace is made visible (a
+Tokens are decoded one id at a time (`vocab.vocabulary`), exactly as the labels stage showed them to the
+labeler, so what a reader sees is what the label was made from. Whitespace is made visible (a
 newline is the token the model saw, not a line break) and the activation is the background opacity.
 """
 
@@ -21,15 +21,12 @@ def load_vocab(model_dir: Path) -> list[str] | None:
     """Every token of the model's tokenizer as a string, or None when the model is not built yet."""
     if not (model_dir / "tokenizer_config.json").is_file():
         return None
-    from transformers import AutoTokenizer
-
-    from r1interp.models import token_strings
+    from r1interp.vocab import vocabulary
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return vocabulary(model_dir)
     except Exception as exc:  # tokenizers raise several types for a broken tokenizer.json
         raise ArtifactError(f"{model_dir}: tokenizer cannot be loaded ({type(exc).__name__}: {exc})") from None
-    return token_strings(tokenizer)
 
 
 def token_text(vocab: list[str] | None, token_id: int) -> str:
