@@ -15,6 +15,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
 
+from r1interp import sdpa_mask
+
 
 @dataclass(frozen=True)
 class Example:
@@ -41,6 +43,7 @@ def build_model(
     tokenizer: PreTrainedTokenizerBase,
     seed: int,
 ) -> Qwen2ForCausalLM:
+    sdpa_mask.install()  # the same attention masks, built without vmap
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=vocab_size,
