@@ -71,16 +71,19 @@ def tiny_model_kwargs(tokenizer) -> dict:
     )
 
 
-# The longest modules (measured: ~30 s and up on one core), in the order that keeps both workers busy.
-# pytest-xdist (--dist loadscope) hands whole modules to the two workers in collection order, two each to begin
-# with, then one more whenever a worker finishes one; the short modules fill in at the end. Worker 1 gets
-# test_clusters_e2e, whose fixture builds the shared tiny pipeline and then the full project from it (every module
-# that needs either waits for it), then test_pipeline_e2e; worker 2 meanwhile runs test_real_profile_e2e, which
-# needs neither (about as long as the shared pipeline's build), then test_transcoders_e2e, which finds it built.
-LONGEST_FIRST = ("test_clusters_e2e.py", "test_real_profile_e2e.py", "test_pipeline_e2e.py", "test_transcoders_e2e.py",
-                 "test_registry_e2e.py", "test_labels_e2e.py", "test_reproducible_e2e.py", "test_keep_outputs_e2e.py",
-                 "test_site.py", "test_environment.py", "test_numerics.py", "test_fetch_e2e.py", "test_remote_e2e.py",
-                 "test_flaw_e2e.py", "test_circuits_e2e.py")  # fmt: skip
+# Modules by their measured time (pytest --durations=0 on 2 cores, seconds summed per module), longest first: the
+# order that keeps both workers busy to the end. pytest-xdist (--dist loadscope) hands whole modules to the two
+# workers in collection order, two each to begin with, then one more whenever a worker finishes one; the modules not
+# listed (a few seconds or less) fill in at the end. Worker 1 gets test_clusters_e2e, whose fixture builds the shared
+# tiny pipeline and then the full project from it (every module that needs either waits for it); worker 2 meanwhile
+# runs test_real_profile_e2e, which needs neither (about as long), and each then finds the shared pipeline built.
+LONGEST_FIRST = ("test_clusters_e2e.py", "test_real_profile_e2e.py", "test_registry_e2e.py", "test_transcoders_e2e.py",
+                 "test_site.py", "test_keep_outputs_e2e.py", "test_labels_e2e.py", "test_pipeline_e2e.py",
+                 "test_readme_numbers.py", "test_numerics.py", "test_fetch_e2e.py", "test_tutorial.py",
+                 "test_remote_e2e.py", "test_cli_ux.py", "test_quality.py", "test_reproducible_e2e.py",
+                 "test_claude_client.py", "test_environment.py", "test_stage_contract.py", "test_circuits_e2e.py",
+                 "test_lean_imports.py", "test_flaw_e2e.py", "test_motifs.py", "test_autointerp.py",
+                 "test_hub_server.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):
