@@ -3,8 +3,8 @@
 transformers imports `sklearn.metrics.roc_curve` at module level in `transformers.generation.candidate_generator`
 whenever scikit-learn is installed (it is: the clusters stage and the flaw repairs use it), for one feature we
 never call (assisted decoding with a learned confidence threshold). Loading scikit-learn pulls in scipy.stats:
-about 2 s of every stage process's start on a 2-core machine, where a tiny-profile stage's own work is often
-under a second (measured with `python -X importtime`; bench/stage_imports.py prints the ratio).
+about 1.2 s of every stage process's start on a 2-core machine (bench/stage_imports.py: 8.62 -> 7.40 s, 0.86x),
+where a tiny-profile stage's own work is often under a second.
 
 `install()` (r1interp/__init__.py calls it, before anything can import transformers) registers an import hook
 that, once transformers' `utils.import_utils` module has run, marks scikit-learn as unavailable *to
